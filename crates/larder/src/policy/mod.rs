@@ -1,0 +1,19 @@
+//! The HTTP caching rules larder implements, as small pure functions.
+//!
+//! Nothing in here performs IO, awaits, or reads the system clock: time is
+//! always a parameter. Every rule is unit-tested beside it, with the RFC
+//! section in the test's name or comment.
+
+pub mod cache_control;
+pub mod cache_status;
+pub mod conditional;
+pub mod freshness;
+pub mod headers;
+pub mod key;
+pub mod route;
+pub mod storable;
+
+pub use cache_control::{CacheControl, FieldNames, MaxStale};
+pub use cache_status::{CacheStatus, Fwd};
+pub use route::{ClientCacheControl, Heuristic, Mode, Policy};
+pub use storable::NotStored;

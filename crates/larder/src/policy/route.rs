@@ -1,0 +1,181 @@
+//! A route's caching rules: [`Policy`].
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+
+/// Where a stored response's freshness comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The route's TTL decides freshness, as Django's `cache_page` does. The
+    /// response can still opt out with `no-store`, `private`, `no-cache` or
+    /// `Set-Cookie`.
+    RouteTtl(Duration),
+    /// A shared cache by RFC 9111: freshness comes from `s-maxage` >
+    /// `max-age` > `Expires`, and nothing without explicit freshness is
+    /// stored unless a heuristic is configured.
+    OriginHeaders {
+        /// Heuristic freshness for responses with `Last-Modified` and no
+        /// explicit freshness (RFC 9111 §4.2.2); `None` stores nothing
+        /// without explicit freshness.
+        heuristic: Option<Heuristic>,
+    },
+}
+
+/// Heuristic freshness: `fraction` of the time since `Last-Modified`,
+/// at most `cap` (RFC 9111 §4.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heuristic {
+    /// Percent of `Date − Last-Modified` (RFC 9111 suggests 10).
+    pub percent: u8,
+    /// The longest lifetime a heuristic may give.
+    pub cap: Duration,
+}
+
+impl Default for Heuristic {
+    fn default() -> Self {
+        Heuristic {
+            percent: 10,
+            cap: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The `Cache-Control` a cached route sends to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCacheControl {
+    /// When the handler set none: `max-age` = the remaining freshness
+    /// (the default in route-TTL mode). A handler's own value is kept.
+    RemainingTtl,
+    /// Always this value, replacing the handler's.
+    Fixed(HeaderValue),
+    /// Whatever the handler sent (the default in origin-headers mode).
+    Untouched,
+}
+
+/// One route's caching rules.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::header::ACCEPT_LANGUAGE;
+/// use larder::Policy;
+///
+/// let policy = Policy::ttl(Duration::from_secs(60))
+///     .namespace("items")
+///     .vary([ACCEPT_LANGUAGE]);
+/// assert_eq!(policy.namespace_name(), "items");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub(crate) mode: Mode,
+    pub(crate) namespace: String,
+    pub(crate) vary: Vec<HeaderName>,
+    pub(crate) statuses: Option<Vec<StatusCode>>,
+    pub(crate) client_cache_control: ClientCacheControl,
+    pub(crate) honor_request_directives: bool,
+    pub(crate) allow_authorization: bool,
+    pub(crate) tags: Vec<String>,
+}
+
+impl Policy {
+    /// Route-TTL mode: responses are fresh for `ttl`, whatever the handler's
+    /// `Cache-Control` says about freshness. Only 200 responses are stored
+    /// unless [`Policy::statuses`] says otherwise.
+    pub fn ttl(ttl: Duration) -> Self {
+        Policy {
+            mode: Mode::RouteTtl(ttl),
+            namespace: "default".to_owned(),
+            vary: Vec::new(),
+            statuses: Some(vec![StatusCode::OK]),
+            client_cache_control: ClientCacheControl::RemainingTtl,
+            honor_request_directives: true,
+            allow_authorization: false,
+            tags: Vec::new(),
+        }
+    }
+
+    /// Origin-headers mode: a shared cache by RFC 9111. Freshness comes from
+    /// the response (`s-maxage`, `max-age`, `Expires`); a response without
+    /// explicit freshness is not stored.
+    pub fn origin_headers() -> Self {
+        Policy {
+            mode: Mode::OriginHeaders { heuristic: None },
+            statuses: None,
+            client_cache_control: ClientCacheControl::Untouched,
+            ..Policy::ttl(Duration::ZERO)
+        }
+    }
+
+    /// In origin-headers mode, give responses with `Last-Modified` and no
+    /// explicit freshness a heuristic lifetime. No effect in route-TTL mode.
+    pub fn heuristic(mut self, heuristic: Heuristic) -> Self {
+        if let Mode::OriginHeaders { heuristic: h } = &mut self.mode {
+            *h = Some(heuristic);
+        }
+        self
+    }
+
+    /// The namespace: a group of routes purged together. Default `"default"`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Request header fields whose values select different entries, in
+    /// addition to any `Vary` the response sends. They are added to the
+    /// response's `Vary` so that downstream caches keep the variants apart.
+    pub fn vary(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.vary.extend(names);
+        self.vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        self.vary.dedup();
+        self
+    }
+
+    /// The response statuses that may be stored. Route-TTL default: 200 only.
+    /// Origin-headers default: any final status the response gives explicit
+    /// freshness to, except 206 and 304.
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.statuses = Some(statuses.into_iter().collect());
+        self
+    }
+
+    /// The `Cache-Control` sent to clients.
+    pub fn client_cache_control(mut self, value: ClientCacheControl) -> Self {
+        self.client_cache_control = value;
+        self
+    }
+
+    /// Whether request directives (`no-cache`, `no-store`, `max-age`,
+    /// `only-if-cached`, `Pragma: no-cache`, …) are honoured. Default `true`;
+    /// turn it off where clients that send `no-cache` on every request would
+    /// defeat the cache.
+    pub fn honor_request_directives(mut self, honor: bool) -> Self {
+        self.honor_request_directives = honor;
+        self
+    }
+
+    /// Whether responses to requests carrying `Authorization` may be shared.
+    /// Default `false`: in route-TTL mode such requests bypass the cache; in
+    /// origin-headers mode the response must say `public`, `s-maxage` or
+    /// `must-revalidate` (RFC 9111 §3.5).
+    pub fn allow_authorization(mut self, allow: bool) -> Self {
+        self.allow_authorization = allow;
+        self
+    }
+
+    /// Tags (surrogate keys) attached to every entry this route stores.
+    pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// The route's namespace.
+    pub fn namespace_name(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The route's mode.
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+}
