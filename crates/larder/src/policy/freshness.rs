@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-use super::cache_control::CacheControl;
+use super::cache_control::{CacheControl, MaxStale, MAX_DELTA_SECONDS};
 use super::route::Heuristic;
 
 /// What the `Expires` field says (RFC 9111 §5.3).
@@ -20,28 +20,48 @@ pub enum Expires {
 
 /// Reads `Expires`: several field lines are treated as invalid.
 pub fn expires(headers: &HeaderMap) -> Expires {
-    let _ = headers;
-    todo!()
+    match single_value(headers, http::header::EXPIRES) {
+        Single::Absent => Expires::Absent,
+        // §5.3: a cache must treat an invalid Expires, which includes one we
+        // cannot tell apart from another, as a time in the past.
+        Single::Repeated => Expires::Invalid,
+        Single::One(value) => parse_http_date(value).map_or(Expires::Invalid, Expires::At),
+    }
 }
 
 /// Reads an HTTP-date field (`Date`, `Last-Modified`); `None` when absent,
 /// repeated or invalid.
 pub fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<SystemTime> {
-    let _ = (headers, name);
-    todo!()
+    match single_value(headers, name) {
+        Single::One(value) => parse_http_date(value),
+        Single::Absent | Single::Repeated => None,
+    }
 }
 
 /// Reads `Age` as delta-seconds; an invalid or repeated value is ignored
 /// (RFC 9111 §5.1). Values beyond 2^31 clamp.
 pub fn age_value(headers: &HeaderMap) -> Option<u32> {
-    let _ = headers;
-    todo!()
+    let Single::One(value) = single_value(headers, http::header::AGE) else {
+        return None;
+    };
+    let digits = value.as_bytes().trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let cap = u64::from(MAX_DELTA_SECONDS);
+    // Clamping at every step keeps the accumulator far from u64 overflow.
+    let n = digits
+        .iter()
+        .fold(0u64, |n, &d| (n * 10 + u64::from(d - b'0')).min(cap));
+    u32::try_from(n).ok()
 }
 
 /// Statuses that are heuristically cacheable (RFC 9110 §15.1).
 pub fn heuristically_cacheable(status: StatusCode) -> bool {
-    let _ = status;
-    todo!()
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
 }
 
 /// The freshness lifetime a shared cache gives a response (RFC 9111 §4.2.1):
@@ -57,8 +77,35 @@ pub fn freshness_lifetime(
     heuristic: Option<&Heuristic>,
     response_time: SystemTime,
 ) -> Option<Duration> {
-    let _ = (status, headers, cc, heuristic, response_time);
-    todo!()
+    if let Some(seconds) = cc.s_maxage.or(cc.max_age) {
+        return Some(Duration::from_secs(seconds.into()));
+    }
+    // §4.2.1: without Date, the time the response arrived is the best
+    // estimate of when the origin generated it.
+    let date = || http_date(headers, http::header::DATE).unwrap_or(response_time);
+    let lifetime = match expires(headers) {
+        Expires::At(at) => since(date(), at),
+        Expires::Invalid => Duration::ZERO,
+        Expires::Absent => heuristic_lifetime(status, headers, heuristic?, date())?,
+    };
+    Some(lifetime.min(max_delta()))
+}
+
+/// §4.2.2: a fraction of the time since the resource last changed, for
+/// statuses that allow it, and only when `Last-Modified` says when that was.
+fn heuristic_lifetime(
+    status: StatusCode,
+    headers: &HeaderMap,
+    heuristic: &Heuristic,
+    date: SystemTime,
+) -> Option<Duration> {
+    if !heuristically_cacheable(status) {
+        return None;
+    }
+    let last_modified = http_date(headers, http::header::LAST_MODIFIED)?;
+    let unchanged_for = since(last_modified, date);
+    let lifetime = unchanged_for.saturating_mul(heuristic.percent.into()) / 100;
+    Some(lifetime.min(heuristic.cap))
 }
 
 /// The corrected initial age of a response when it is received
@@ -71,22 +118,32 @@ pub fn initial_age(
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> Duration {
-    let _ = (date, age_value, request_time, response_time);
-    todo!()
+    // A Date ahead of our clock (skew) gives no apparent age rather than a
+    // negative one; a missing Date gives none either.
+    let apparent_age = date.map_or(Duration::ZERO, |date| since(date, response_time));
+    // §4.2.3: the whole round trip is charged to the response, since it
+    // may have aged in transit; age_value is 0 when Age is absent.
+    let response_delay = since(request_time, response_time);
+    let corrected_age_value =
+        Duration::from_secs(age_value.unwrap_or(0).into()).saturating_add(response_delay);
+    apparent_age.max(corrected_age_value)
 }
 
 /// The current age of a stored response (RFC 9111 §4.2.3):
 /// `initial_age + (now − response_time)`, never negative.
 pub fn current_age(initial_age: Duration, response_time: SystemTime, now: SystemTime) -> Duration {
-    let _ = (initial_age, response_time, now);
-    todo!()
+    initial_age.saturating_add(since(response_time, now))
 }
 
 /// Seconds of freshness left: `lifetime − age`, negative when stale.
 /// Saturates instead of overflowing.
+///
+/// Rounds down, so a response stale by a fraction of a second reports `-1`
+/// rather than a `0` that would read as still fresh.
 pub fn remaining_ttl(lifetime: Duration, age: Duration) -> i64 {
-    let _ = (lifetime, age);
-    todo!()
+    let nanos = lifetime.as_nanos() as i128 - age.as_nanos() as i128;
+    let seconds = nanos.div_euclid(1_000_000_000);
+    i64::try_from(seconds).unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// May a stored response be reused for this request without going forward?
@@ -112,6 +169,554 @@ pub fn reuse(
     forbids_stale: bool,
     request: Option<&CacheControl>,
 ) -> Reuse {
-    let _ = (lifetime, age, forbids_stale, request);
-    todo!()
+    let fresh = lifetime > age; // §4.2: fresh while lifetime exceeds age.
+    let Some(request) = request else {
+        return if fresh { Reuse::Fresh } else { Reuse::Forward };
+    };
+    if rejected_by_max_age(request.max_age, age)
+        || rejected_by_min_fresh(request.min_fresh, lifetime, age)
+    {
+        return Reuse::Forward;
+    }
+    if fresh {
+        return Reuse::Fresh;
+    }
+    let staleness = age - lifetime;
+    let accepted = match request.max_stale {
+        Some(MaxStale::Any) => true,
+        Some(MaxStale::Seconds(n)) => staleness <= secs(n),
+        None => false,
+    };
+    if accepted && !forbids_stale {
+        Reuse::Stale
+    } else {
+        Reuse::Forward
+    }
+}
+
+/// §5.2.1.1: the client wants a response no older than `max-age`.
+/// `max-age=0` always goes forward: clients send it to force revalidation,
+/// and an age of exactly zero only happens with a stopped clock.
+fn rejected_by_max_age(max_age: Option<u32>, age: Duration) -> bool {
+    max_age.is_some_and(|n| n == 0 || age > secs(n))
+}
+
+/// §5.2.1.3: the client wants at least `min-fresh` seconds of freshness left.
+fn rejected_by_min_fresh(min_fresh: Option<u32>, lifetime: Duration, age: Duration) -> bool {
+    min_fresh.is_some_and(|n| lifetime.saturating_sub(age) < secs(n))
+}
+
+fn secs(n: u32) -> Duration {
+    Duration::from_secs(n.into())
+}
+
+fn max_delta() -> Duration {
+    secs(MAX_DELTA_SECONDS)
+}
+
+/// `to − from`, or zero when `to` is earlier (clocks disagree).
+fn since(from: SystemTime, to: SystemTime) -> Duration {
+    to.duration_since(from).unwrap_or(Duration::ZERO)
+}
+
+/// How many lines a singleton field has.
+enum Single<'a> {
+    Absent,
+    One(&'a http::HeaderValue),
+    Repeated,
+}
+
+fn single_value(headers: &HeaderMap, name: http::header::HeaderName) -> Single<'_> {
+    let mut values = headers.get_all(name).into_iter();
+    match (values.next(), values.next()) {
+        (None, _) => Single::Absent,
+        (Some(value), None) => Single::One(value),
+        (Some(_), Some(_)) => Single::Repeated,
+    }
+}
+
+/// Any of the three HTTP-date formats (RFC 9110 §5.6.7); `None` otherwise.
+fn parse_http_date(value: &http::HeaderValue) -> Option<SystemTime> {
+    let text = value.to_str().ok()?.trim();
+    httpdate::parse_http_date(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{HeaderName, HeaderValue, AGE, DATE, EXPIRES, LAST_MODIFIED};
+    use std::time::UNIX_EPOCH;
+
+    /// 2023-11-14T22:13:20Z, a whole second so HTTP-dates round-trip.
+    fn t(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + seconds)
+    }
+
+    fn s(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    fn date(at: SystemTime) -> String {
+        httpdate::fmt_http_date(at)
+    }
+
+    fn headers(fields: &[(HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in fields {
+            map.append(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn cc(line: &str) -> CacheControl {
+        CacheControl::parse([&HeaderValue::from_str(line).unwrap()])
+    }
+
+    /// The lifetime of a 200 with the given fields and Cache-Control,
+    /// received at t(0).
+    fn lifetime(fields: &[(HeaderName, &str)], cache_control: &str) -> Option<Duration> {
+        let map = headers(fields);
+        freshness_lifetime(StatusCode::OK, &map, &cc(cache_control), None, t(0))
+    }
+
+    fn heuristic_lifetime_of(
+        status: StatusCode,
+        fields: &[(HeaderName, &str)],
+        heuristic: Heuristic,
+    ) -> Option<Duration> {
+        freshness_lifetime(
+            status,
+            &headers(fields),
+            &CacheControl::default(),
+            Some(&heuristic),
+            t(0),
+        )
+    }
+
+    const TEN_PERCENT_DAY_CAP: Heuristic = Heuristic {
+        percent: 10,
+        cap: Duration::from_secs(24 * 3600),
+    };
+
+    #[test]
+    fn expires_reads_one_valid_http_date_9111_5_3() {
+        assert_eq!(expires(&HeaderMap::new()), Expires::Absent);
+        assert_eq!(
+            expires(&headers(&[(EXPIRES, &date(t(60)))])),
+            Expires::At(t(60))
+        );
+        // RFC 9110 §5.6.7: the obsolete RFC 850 and asctime forms are accepted too.
+        let obsolete = [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+        ];
+        let expected = UNIX_EPOCH + s(784_111_777);
+        for value in obsolete {
+            assert_eq!(
+                expires(&headers(&[(EXPIRES, value)])),
+                Expires::At(expected),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_expires_is_already_expired_9111_5_3() {
+        for value in ["0", "-1", "tomorrow", "", "Sun, 06 Nov 1994 08:49:37"] {
+            assert_eq!(
+                expires(&headers(&[(EXPIRES, value)])),
+                Expires::Invalid,
+                "{value:?}"
+            );
+        }
+        let non_utf8 = HeaderValue::from_bytes(b"Sun, 06 Nov 1994 \xff").unwrap();
+        let mut map = HeaderMap::new();
+        map.insert(EXPIRES, non_utf8);
+        assert_eq!(expires(&map), Expires::Invalid);
+    }
+
+    #[test]
+    fn several_expires_lines_are_invalid_9111_5_3() {
+        let same = date(t(60));
+        let map = headers(&[(EXPIRES, &same), (EXPIRES, &same)]);
+        assert_eq!(expires(&map), Expires::Invalid);
+    }
+
+    #[test]
+    fn http_date_is_none_when_absent_repeated_or_invalid_9110_5_6_7() {
+        let one = date(t(5));
+        assert_eq!(http_date(&headers(&[(DATE, &one)]), DATE), Some(t(5)));
+        assert_eq!(http_date(&HeaderMap::new(), DATE), None);
+        assert_eq!(
+            http_date(&headers(&[(DATE, &one), (DATE, &one)]), DATE),
+            None
+        );
+        assert_eq!(
+            http_date(&headers(&[(LAST_MODIFIED, "yesterday")]), LAST_MODIFIED),
+            None
+        );
+    }
+
+    #[test]
+    fn age_value_reads_delta_seconds_9111_5_1() {
+        let cases = [
+            ("0", Some(0)),
+            ("42", Some(42)),
+            ("2147483648", Some(MAX_DELTA_SECONDS)),
+            ("99999999999999999999999", Some(MAX_DELTA_SECONDS)),
+            ("-1", None),
+            ("1.5", None),
+            ("abc", None),
+            ("", None),
+            ("5, 6", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(age_value(&headers(&[(AGE, value)])), expected, "{value:?}");
+        }
+        assert_eq!(age_value(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn repeated_age_is_ignored_9111_5_1() {
+        assert_eq!(age_value(&headers(&[(AGE, "5"), (AGE, "5")])), None);
+    }
+
+    #[test]
+    fn heuristically_cacheable_statuses_9110_15_1() {
+        let yes = [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+        for code in 100..600 {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(
+                heuristically_cacheable(status),
+                yes.contains(&code),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn s_maxage_beats_max_age_9111_4_2_1() {
+        assert_eq!(lifetime(&[], "max-age=60, s-maxage=10"), Some(s(10)));
+        assert_eq!(lifetime(&[], "s-maxage=100, max-age=10"), Some(s(100)));
+    }
+
+    #[test]
+    fn max_age_beats_expires_9111_4_2_1() {
+        let later = date(t(500));
+        assert_eq!(lifetime(&[(EXPIRES, &later)], "max-age=60"), Some(s(60)));
+        // Even an invalid or repeated Expires is ignored next to max-age.
+        assert_eq!(lifetime(&[(EXPIRES, "0")], "max-age=60"), Some(s(60)));
+        assert_eq!(lifetime(&[(EXPIRES, "0")], "s-maxage=60"), Some(s(60)));
+    }
+
+    #[test]
+    fn expires_minus_date_9111_4_2_1() {
+        let (d, e) = (date(t(100)), date(t(400)));
+        assert_eq!(lifetime(&[(DATE, &d), (EXPIRES, &e)], ""), Some(s(300)));
+    }
+
+    #[test]
+    fn expires_before_date_is_zero_not_negative_9111_4_2_1() {
+        let (d, e) = (date(t(400)), date(t(100)));
+        assert_eq!(
+            lifetime(&[(DATE, &d), (EXPIRES, &e)], ""),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn expires_without_date_uses_response_time_9111_4_2_1() {
+        // Received at t(0), no Date: Expires counts from arrival.
+        assert_eq!(lifetime(&[(EXPIRES, &date(t(90)))], ""), Some(s(90)));
+        // A repeated (so unusable) Date also falls back to arrival.
+        let d = date(t(50));
+        assert_eq!(
+            lifetime(&[(DATE, &d), (DATE, &d), (EXPIRES, &date(t(90)))], ""),
+            Some(s(90))
+        );
+    }
+
+    #[test]
+    fn invalid_or_repeated_expires_means_lifetime_zero_9111_5_3() {
+        assert_eq!(lifetime(&[(EXPIRES, "0")], ""), Some(Duration::ZERO));
+        let e = date(t(90));
+        assert_eq!(
+            lifetime(&[(EXPIRES, &e), (EXPIRES, &e)], ""),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn expires_lifetime_clamps_to_2_pow_31_9111_1_2_2() {
+        let far = "Fri, 31 Dec 9999 23:59:59 GMT";
+        assert_eq!(
+            lifetime(&[(EXPIRES, far)], ""),
+            Some(s(MAX_DELTA_SECONDS.into()))
+        );
+    }
+
+    #[test]
+    fn invalid_max_age_makes_the_response_stale_9111_4_2_1() {
+        let later = date(t(500));
+        assert_eq!(
+            lifetime(&[(EXPIRES, &later)], "max-age=oops"),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn no_explicit_freshness_and_no_heuristic_is_none_9111_4_2_2() {
+        let lm = date(t(0) - s(1000));
+        assert_eq!(lifetime(&[(LAST_MODIFIED, &lm)], "public"), None);
+    }
+
+    #[test]
+    fn heuristic_is_a_percentage_of_date_minus_last_modified_9111_4_2_2() {
+        let (d, lm) = (date(t(0)), date(t(0) - s(1000)));
+        let fields = [(DATE, d.as_str()), (LAST_MODIFIED, lm.as_str())];
+        let got = heuristic_lifetime_of(StatusCode::OK, &fields, TEN_PERCENT_DAY_CAP);
+        assert_eq!(got, Some(s(100)));
+        let quarter = Heuristic {
+            percent: 25,
+            ..TEN_PERCENT_DAY_CAP
+        };
+        assert_eq!(
+            heuristic_lifetime_of(StatusCode::OK, &fields, quarter),
+            Some(s(250))
+        );
+    }
+
+    #[test]
+    fn heuristic_without_date_uses_response_time_9111_4_2_2() {
+        let lm = date(t(0) - s(1000));
+        let got =
+            heuristic_lifetime_of(StatusCode::OK, &[(LAST_MODIFIED, &lm)], TEN_PERCENT_DAY_CAP);
+        assert_eq!(got, Some(s(100)));
+    }
+
+    #[test]
+    fn heuristic_is_capped_9111_4_2_2() {
+        let lm = date(t(0) - s(1_000_000));
+        let capped = Heuristic {
+            percent: 10,
+            cap: s(60),
+        };
+        let got = heuristic_lifetime_of(StatusCode::OK, &[(LAST_MODIFIED, &lm)], capped);
+        assert_eq!(got, Some(s(60)));
+    }
+
+    #[test]
+    fn heuristic_is_never_negative_9111_4_2_2() {
+        // Last-Modified after Date (a confused origin) gives no freshness.
+        let (d, lm) = (date(t(0)), date(t(500)));
+        let got = heuristic_lifetime_of(
+            StatusCode::OK,
+            &[(DATE, &d), (LAST_MODIFIED, &lm)],
+            TEN_PERCENT_DAY_CAP,
+        );
+        assert_eq!(got, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn heuristic_needs_last_modified_9111_4_2_2() {
+        let d = date(t(0));
+        assert_eq!(
+            heuristic_lifetime_of(StatusCode::OK, &[(DATE, &d)], TEN_PERCENT_DAY_CAP),
+            None
+        );
+        assert_eq!(
+            heuristic_lifetime_of(
+                StatusCode::OK,
+                &[(LAST_MODIFIED, "garbage")],
+                TEN_PERCENT_DAY_CAP
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn heuristic_only_for_heuristically_cacheable_statuses_9111_4_2_2() {
+        let lm = date(t(0) - s(1000));
+        let fields = [(LAST_MODIFIED, lm.as_str())];
+        for (status, expected) in [
+            (StatusCode::NOT_FOUND, Some(s(100))),
+            (StatusCode::PERMANENT_REDIRECT, Some(s(100))),
+            (StatusCode::FOUND, None),
+            (StatusCode::INTERNAL_SERVER_ERROR, None),
+            (StatusCode::CREATED, None),
+        ] {
+            assert_eq!(
+                heuristic_lifetime_of(status, &fields, TEN_PERCENT_DAY_CAP),
+                expected,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn expires_beats_heuristic_9111_4_2_1() {
+        let lm = date(t(0) - s(1000));
+        let e = date(t(7));
+        let got = heuristic_lifetime_of(
+            StatusCode::OK,
+            &[(LAST_MODIFIED, &lm), (EXPIRES, &e)],
+            TEN_PERCENT_DAY_CAP,
+        );
+        assert_eq!(got, Some(s(7)));
+        // Even an invalid Expires: it means "already expired", not "absent".
+        let got = heuristic_lifetime_of(
+            StatusCode::OK,
+            &[(LAST_MODIFIED, &lm), (EXPIRES, "0")],
+            TEN_PERCENT_DAY_CAP,
+        );
+        assert_eq!(got, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn initial_age_formula_9111_4_2_3() {
+        // (date, age, request_time, response_time) → initial age
+        let cases = [
+            // Nothing known and no delay: zero.
+            (None, None, t(10), t(10), s(0)),
+            // Age absent still charges the round trip (age_value = 0).
+            (None, None, t(7), t(10), s(3)),
+            // Apparent age from an older Date.
+            (Some(t(0)), None, t(10), t(10), s(10)),
+            // Age header plus response delay beats the apparent age.
+            (Some(t(8)), Some(30), t(7), t(10), s(33)),
+            // Apparent age beats a small Age (origin clock behind ours).
+            (Some(t(0)), Some(2), t(10), t(10), s(10)),
+            // Date in the future (clock skew): apparent age is 0, not negative.
+            (Some(t(100)), None, t(10), t(10), s(0)),
+            (Some(t(100)), Some(5), t(9), t(10), s(6)),
+            // Request time after response time (clock stepped back): no delay.
+            (None, Some(4), t(12), t(10), s(4)),
+            // Clamped Age stays representable.
+            (
+                None,
+                Some(MAX_DELTA_SECONDS),
+                t(10),
+                t(10),
+                s(MAX_DELTA_SECONDS.into()),
+            ),
+        ];
+        for (date, age, request_time, response_time, expected) in cases {
+            assert_eq!(
+                initial_age(date, age, request_time, response_time),
+                expected,
+                "date={date:?} age={age:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn current_age_adds_resident_time_9111_4_2_3() {
+        assert_eq!(current_age(s(5), t(10), t(25)), s(20));
+        // A clock that went backwards adds nothing rather than subtracting.
+        assert_eq!(current_age(s(5), t(10), t(3)), s(5));
+        assert_eq!(current_age(Duration::MAX, t(0), t(10)), Duration::MAX);
+    }
+
+    #[test]
+    fn remaining_ttl_is_negative_when_stale_9211_2_3() {
+        let cases = [
+            (s(100), s(40), 60),
+            (s(100), s(100), 0),
+            (s(100), s(130), -30),
+            (s(0), s(5), -5),
+            // Rounded down: stale by half a second already reads as stale.
+            (s(10), Duration::from_millis(10_500), -1),
+            (s(10), Duration::from_millis(9_500), 0),
+            (Duration::MAX, Duration::ZERO, i64::MAX),
+            (Duration::ZERO, Duration::MAX, i64::MIN),
+        ];
+        for (lifetime, age, expected) in cases {
+            assert_eq!(
+                remaining_ttl(lifetime, age),
+                expected,
+                "{lifetime:?} {age:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reuse_without_request_directives_9111_4_2() {
+        // The route ignores request directives: freshness alone decides.
+        let ignored = cc("max-stale, max-age=0, min-fresh=999");
+        let cases = [
+            (s(60), s(10), Reuse::Fresh),
+            (s(60), s(60), Reuse::Forward),
+            (s(60), s(61), Reuse::Forward),
+        ];
+        for (lifetime, age, expected) in cases {
+            assert_eq!(reuse(lifetime, age, false, None), expected, "{age:?}");
+        }
+        // Same directives, honoured, would have changed the answers.
+        assert_eq!(reuse(s(60), s(10), false, Some(&ignored)), Reuse::Forward);
+    }
+
+    #[test]
+    fn reuse_request_max_age_9111_5_2_1_1() {
+        let cases = [
+            ("max-age=20", s(10), Reuse::Fresh),
+            ("max-age=20", s(20), Reuse::Fresh),
+            ("max-age=20", s(21), Reuse::Forward),
+            // max-age=0 forces revalidation, even at age zero.
+            ("max-age=0", s(0), Reuse::Forward),
+            // max-age rejects before max-stale can accept.
+            ("max-age=20, max-stale", s(100), Reuse::Forward),
+            ("max-age=200, max-stale", s(100), Reuse::Stale),
+        ];
+        for (line, age, expected) in cases {
+            assert_eq!(
+                reuse(s(60), age, false, Some(&cc(line))),
+                expected,
+                "{line} {age:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reuse_request_min_fresh_9111_5_2_1_3() {
+        let cases = [
+            ("min-fresh=10", s(49), Reuse::Fresh),
+            ("min-fresh=10", s(50), Reuse::Fresh),
+            ("min-fresh=10", s(51), Reuse::Forward),
+            ("min-fresh=0", s(59), Reuse::Fresh),
+            // Wanting freshness left excludes serving stale.
+            ("min-fresh=1, max-stale", s(70), Reuse::Forward),
+        ];
+        for (line, age, expected) in cases {
+            assert_eq!(
+                reuse(s(60), age, false, Some(&cc(line))),
+                expected,
+                "{line} {age:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reuse_stale_with_request_max_stale_9111_5_2_1_2() {
+        // (request, age, forbids_stale) → outcome, for a 60 s lifetime.
+        let cases = [
+            ("", s(70), false, Reuse::Forward),
+            ("max-stale", s(10_000), false, Reuse::Stale),
+            ("max-stale=10", s(70), false, Reuse::Stale),
+            ("max-stale=10", s(71), false, Reuse::Forward),
+            ("max-stale=10", s(60), false, Reuse::Stale),
+            // §4.2.4: must-revalidate and friends override max-stale.
+            ("max-stale", s(70), true, Reuse::Forward),
+            ("max-stale=100", s(70), true, Reuse::Forward),
+            // Fresh responses are fresh, whatever forbids_stale says.
+            ("max-stale", s(10), true, Reuse::Fresh),
+        ];
+        for (line, age, forbids_stale, expected) in cases {
+            assert_eq!(
+                reuse(s(60), age, forbids_stale, Some(&cc(line))),
+                expected,
+                "{line:?} {age:?} {forbids_stale}"
+            );
+        }
+    }
 }
