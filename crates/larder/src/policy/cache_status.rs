@@ -1,5 +1,7 @@
 //! The `Cache-Status` response field (RFC 9211).
 
+use std::fmt;
+
 use http::HeaderValue;
 
 /// Why the cache went forward (RFC 9211 §2.2).
@@ -59,24 +61,349 @@ pub struct CacheStatus<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// The largest magnitude an sf-integer may have: 15 decimal digits
+/// (RFC 8941 §3.3.1). Larger values are clamped so the field stays valid.
+const SF_INTEGER_MAX: i64 = 999_999_999_999_999;
+
 impl CacheStatus<'_> {
     /// Serializes this member as a Structured Fields list member
     /// (e.g. `larder; hit; ttl=376` or `larder; fwd=miss; stored`).
     pub fn member(&self) -> String {
-        todo!()
+        self.to_string()
     }
 
     /// Appends this member to an existing `Cache-Status` value from a cache
     /// nearer the origin, or starts a new list (RFC 9211 §2: the list is
     /// ordered from the origin towards the client).
     pub fn append_to(&self, existing: Option<&HeaderValue>) -> HeaderValue {
-        let _ = existing;
-        todo!()
+        let member = self.member();
+        // Trailing commas and whitespace would leave an empty list member
+        // after ours, which no Structured Fields parser accepts.
+        let earlier = existing
+            .map(|value| trim_list_edges(value.as_bytes()))
+            .unwrap_or_default();
+        let mut bytes = Vec::with_capacity(earlier.len() + 2 + member.len());
+        if !earlier.is_empty() {
+            bytes.extend_from_slice(earlier);
+            bytes.extend_from_slice(b", ");
+        }
+        bytes.extend_from_slice(member.as_bytes());
+        // Both parts are valid field-value bytes: `earlier` is a slice of a
+        // HeaderValue and the member is visible ASCII by construction.
+        HeaderValue::from_bytes(&bytes).expect("Cache-Status is built from valid field bytes")
     }
 }
 
+/// Serializes the member, parameters in the order of RFC 9211 §2.1–§2.8.
+/// Parameters are separated by `; ` as in RFC 9211's examples; Structured
+/// Fields parsers accept the space (RFC 8941 §4.2.3.2).
+impl fmt::Display for CacheStatus<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_token_or_string(f, self.name)?;
+        if self.hit {
+            f.write_str("; hit")?;
+        }
+        if let Some(fwd) = self.fwd {
+            write!(f, "; fwd={}", fwd.as_str())?;
+        }
+        if let Some(status) = self.fwd_status {
+            write!(f, "; fwd-status={status}")?;
+        }
+        if let Some(ttl) = self.ttl {
+            write!(f, "; ttl={}", ttl.clamp(-SF_INTEGER_MAX, SF_INTEGER_MAX))?;
+        }
+        if self.stored {
+            f.write_str("; stored")?;
+        }
+        if self.collapsed {
+            f.write_str("; collapsed")?;
+        }
+        if let Some(key) = self.key {
+            f.write_str("; key=")?;
+            write_string(f, key)?;
+        }
+        if let Some(detail) = self.detail {
+            f.write_str("; detail=")?;
+            write_token_or_string(f, detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// `value` as an sf-token when it is one, else as an sf-string
+/// (the cache name and `detail` may be either, RFC 9211 §2, §2.8).
+fn write_token_or_string(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    if is_sf_token(value) {
+        out.write_str(value)
+    } else {
+        write_string(out, value)
+    }
+}
+
+/// `value` as an sf-string (RFC 8941 §4.1.6). sf-strings hold only visible
+/// ASCII and space; anything else (controls, non-ASCII) becomes `?` so the
+/// field stays parseable rather than being dropped by the client whole.
+fn write_string(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.write_char('\\')?;
+                out.write_char(c)?;
+            }
+            ' '..='~' => out.write_char(c)?,
+            _ => out.write_char('?')?,
+        }
+    }
+    out.write_char('"')
+}
+
+/// `bytes` without leading or trailing whitespace and commas.
+fn trim_list_edges(bytes: &[u8]) -> &[u8] {
+    let is_edge = |b: &u8| matches!(b, b' ' | b'\t' | b',');
+    let start = bytes
+        .iter()
+        .position(|b| !is_edge(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_edge(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
 /// True when `name` is a Structured Fields token (and so needs no quoting).
+///
+/// `sf-token = ( ALPHA / "*" ) *( tchar / ":" / "/" )` (RFC 8941 §3.3.4).
 pub fn is_sf_token(name: &str) -> bool {
-    let _ = name;
-    todo!()
+    let mut bytes = name.bytes();
+    let Some(first) = bytes.next() else {
+        return false;
+    };
+    (first.is_ascii_alphabetic() || first == b'*')
+        && bytes.all(|b| is_tchar(b) || b == b':' || b == b'/')
+}
+
+/// `tchar` (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> CacheStatus<'_> {
+        CacheStatus {
+            name,
+            ..CacheStatus::default()
+        }
+    }
+
+    #[test]
+    fn sf_token_grammar_8941_3_3_4() {
+        let cases = [
+            ("larder", true),
+            ("Larder", true),
+            ("*cache", true),
+            ("edge-1.example:8080/a", true),
+            ("a!#$%&'*+-.^_`|~", true),
+            ("", false),
+            ("1cache", false),
+            ("-cache", false),
+            ("my cache", false),
+            ("cache\"", false),
+            ("cache,x", false),
+            ("cache;x", false),
+            ("cache=x", false),
+            ("cach\u{e9}", false),
+            ("cache\t", false),
+        ];
+        for (name, token) in cases {
+            assert_eq!(is_sf_token(name), token, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn rfc_examples_serialize_9211_2() {
+        let hit = CacheStatus {
+            hit: true,
+            ttl: Some(376),
+            ..named("larder")
+        };
+        assert_eq!(hit.member(), "larder; hit; ttl=376");
+        let miss = CacheStatus {
+            fwd: Some(Fwd::Miss),
+            stored: true,
+            ..named("larder")
+        };
+        assert_eq!(miss.member(), "larder; fwd=miss; stored");
+        let uri_miss = CacheStatus {
+            fwd: Some(Fwd::UriMiss),
+            fwd_status: Some(200),
+            stored: true,
+            ..named("larder")
+        };
+        assert_eq!(
+            uri_miss.member(),
+            "larder; fwd=uri-miss; fwd-status=200; stored"
+        );
+        let stale = CacheStatus {
+            fwd: Some(Fwd::Stale),
+            fwd_status: Some(304),
+            ..named("larder")
+        };
+        assert_eq!(stale.member(), "larder; fwd=stale; fwd-status=304");
+        assert_eq!(named("larder").member(), "larder");
+    }
+
+    #[test]
+    fn every_parameter_in_order_9211_2_1_to_2_8() {
+        let all = CacheStatus {
+            name: "larder",
+            hit: true,
+            fwd: Some(Fwd::Request),
+            fwd_status: Some(503),
+            ttl: Some(12),
+            stored: true,
+            collapsed: true,
+            key: Some("GET https://a.example/items"),
+            detail: Some("memory"),
+        };
+        assert_eq!(
+            all.member(),
+            "larder; hit; fwd=request; fwd-status=503; ttl=12; stored; collapsed; \
+             key=\"GET https://a.example/items\"; detail=memory"
+        );
+    }
+
+    #[test]
+    fn fwd_reasons_are_rfc_tokens_9211_2_2() {
+        let cases = [
+            (Fwd::Bypass, "bypass"),
+            (Fwd::Method, "method"),
+            (Fwd::UriMiss, "uri-miss"),
+            (Fwd::VaryMiss, "vary-miss"),
+            (Fwd::Miss, "miss"),
+            (Fwd::Request, "request"),
+            (Fwd::Stale, "stale"),
+        ];
+        for (fwd, token) in cases {
+            let status = CacheStatus {
+                fwd: Some(fwd),
+                ..named("larder")
+            };
+            assert_eq!(status.member(), format!("larder; fwd={token}"));
+        }
+    }
+
+    #[test]
+    fn false_booleans_are_omitted_8941_4_1_1_2() {
+        let status = CacheStatus {
+            hit: false,
+            stored: false,
+            collapsed: false,
+            ttl: Some(0),
+            ..named("larder")
+        };
+        assert_eq!(status.member(), "larder; ttl=0");
+    }
+
+    #[test]
+    fn ttl_is_negative_when_stale_9211_2_4() {
+        let status = CacheStatus {
+            fwd: Some(Fwd::Stale),
+            ttl: Some(-42),
+            ..named("larder")
+        };
+        assert_eq!(status.member(), "larder; fwd=stale; ttl=-42");
+    }
+
+    #[test]
+    fn ttl_clamps_to_sf_integer_range_8941_3_3_1() {
+        let cases = [
+            (i64::MAX, "999999999999999"),
+            (i64::MIN, "-999999999999999"),
+        ];
+        for (ttl, expected) in cases {
+            let status = CacheStatus {
+                ttl: Some(ttl),
+                ..named("larder")
+            };
+            assert_eq!(status.member(), format!("larder; ttl={expected}"));
+        }
+    }
+
+    #[test]
+    fn non_token_name_is_quoted_9211_2() {
+        let cases = [
+            ("CDN Company Here", "\"CDN Company Here\""),
+            ("1st", "\"1st\""),
+            ("", "\"\""),
+            ("say \"hi\"", "\"say \\\"hi\\\"\""),
+            ("back\\slash", "\"back\\\\slash\""),
+            ("caf\u{e9}", "\"caf?\""),
+            ("tab\there\n", "\"tab?here?\""),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(named(name).member(), expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn key_is_always_a_string_and_detail_token_or_string_9211_2_7_2_8() {
+        let status = CacheStatus {
+            key: Some("abc"),
+            detail: Some("two words"),
+            ..named("larder")
+        };
+        assert_eq!(status.member(), "larder; key=\"abc\"; detail=\"two words\"");
+    }
+
+    #[test]
+    fn member_is_always_a_valid_header_value_8941_4_1() {
+        // Every char class a name, key or detail could carry.
+        let nasty: String = (0u32..0x300).filter_map(char::from_u32).collect();
+        let status = CacheStatus {
+            name: &nasty,
+            key: Some(&nasty),
+            detail: Some(&nasty),
+            ..CacheStatus::default()
+        };
+        let value = status.append_to(None);
+        assert!(value.as_bytes().iter().all(|b| (0x20..0x7f).contains(b)));
+    }
+
+    #[test]
+    fn append_puts_own_member_last_9211_2() {
+        let ours = CacheStatus {
+            hit: true,
+            ..named("larder")
+        };
+        let cases = [
+            (
+                "OriginCache; hit; ttl=1100",
+                "OriginCache; hit; ttl=1100, larder; hit",
+            ),
+            ("a, b", "a, b, larder; hit"),
+            ("a, b, ", "a, b, larder; hit"),
+            (" a ,", "a, larder; hit"),
+            ("", "larder; hit"),
+            ("  ", "larder; hit"),
+            (",", "larder; hit"),
+        ];
+        for (existing, expected) in cases {
+            let existing = HeaderValue::from_str(existing).unwrap();
+            assert_eq!(ours.append_to(Some(&existing)), expected, "{existing:?}");
+        }
+        assert_eq!(ours.append_to(None), "larder; hit");
+    }
+
+    #[test]
+    fn append_keeps_opaque_upstream_bytes_9211_2() {
+        // A member we cannot read is not ours to rewrite; it stays verbatim.
+        let existing = HeaderValue::from_bytes(b"\"caf\xe9\"").unwrap();
+        let value = named("larder").append_to(Some(&existing));
+        assert_eq!(value.as_bytes(), b"\"caf\xe9\", larder");
+    }
 }
