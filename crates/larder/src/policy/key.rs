@@ -1,1 +1,435 @@
-//! Cache keys and Vary (RFC 9111 §4.1), as DESIGN.md lays them out.
+//! Cache keys and Vary (RFC 9111 §4.1), laid out as DESIGN.md says.
+//!
+//! A request has a *primary* key, over the URI alone: method class (HEAD is
+//! answered from GET), scheme, lowercased host without its default port, raw
+//! path and raw query, and the namespace. What is stored at the primary key is
+//! either the entry itself (a response without Vary) or a variant index that
+//! names the Vary fields. Each *variant* is stored under the primary key plus
+//! a hash of the request's values for those fields, so deleting the primary
+//! key invalidates every variant of the URI at once.
+
+use http::{HeaderMap, HeaderName, Method, Uri};
+
+/// The header fields a cache must not key on by name alone: their presence
+/// makes the response selection depend on every value (`Vary: *`).
+const VARY_STAR: &str = "*";
+
+/// The key material and store key of a request's URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryKey {
+    /// The canonical text the hash is taken over; stored in the entry and
+    /// compared on read, so a hash collision or a foreign value is a miss.
+    pub material: String,
+    /// The store key: `{prefix}:{namespace}:{hash}`. The hash is wrapped in
+    /// braces so that a Redis Cluster keeps a URI's variants in one slot.
+    pub store_key: String,
+}
+
+/// The method class used for keys: GET and HEAD share GET's entries; other
+/// methods are not looked up (RFC 9111 §4).
+pub fn method_class(method: &Method) -> Option<&'static str> {
+    if method == Method::GET || method == Method::HEAD {
+        Some("GET")
+    } else {
+        None
+    }
+}
+
+/// The scheme of a request: the URI's when it has one, else `http`.
+pub fn scheme(uri: &Uri) -> &str {
+    uri.scheme_str().unwrap_or("http")
+}
+
+/// The request's host: the URI's authority (HTTP/2, absolute-form), else the
+/// `Host` field; lowercased, default port removed. Empty when neither exists.
+pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
+    let raw = match uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    };
+    // userinfo never belongs in a key (and never reaches a well-formed request).
+    let raw = raw.rsplit('@').next().unwrap_or(raw);
+    normalize_host(raw, scheme(uri))
+}
+
+/// Lowercases a host and removes the scheme's default port (RFC 9110 §4.2.3:
+/// `Example.COM:80` and `example.com` name the same origin over http).
+pub fn normalize_host(host: &str, scheme: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return host,
+    };
+    match host.strip_suffix(default_port) {
+        Some(stripped) => stripped.to_owned(),
+        None => host,
+    }
+}
+
+/// Builds the primary key of a request URI. `None` for methods that are not
+/// looked up.
+pub fn primary(
+    prefix: &str,
+    namespace: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<PrimaryKey> {
+    let class = method_class(method)?;
+    Some(primary_for(
+        prefix,
+        namespace,
+        class,
+        scheme(uri),
+        &host(uri, headers),
+        uri,
+    ))
+}
+
+/// Builds the primary key of a URI whose scheme and host are already known
+/// (invalidation of `Location` targets uses this).
+pub fn primary_for(
+    prefix: &str,
+    namespace: &str,
+    class: &str,
+    scheme: &str,
+    host: &str,
+    uri: &Uri,
+) -> PrimaryKey {
+    // The raw path and query, never normalised: the cache must not decide
+    // that two URIs are equal where the origin might not.
+    let query = match uri.query() {
+        Some(q) => format!("?{q}"),
+        None => String::new(),
+    };
+    let material = format!(
+        "larder-key-1\n{namespace}\n{class}\n{scheme}\n{host}\n{}{query}",
+        uri.path()
+    );
+    let hash = hex16(blake3::hash(material.as_bytes()).as_bytes());
+    let store_key = format!("{prefix}:{}:{{{hash}}}", escape_namespace(namespace));
+    PrimaryKey {
+        material,
+        store_key,
+    }
+}
+
+/// The store key of one variant: the primary key plus a hash of the Vary
+/// field names and the request's values for them.
+pub fn variant_key(
+    primary: &PrimaryKey,
+    names: &[HeaderName],
+    values: &[Option<Vec<u8>>],
+) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for (name, value) in names.iter().zip(values) {
+        hasher.update(&(name.as_str().len() as u64).to_le_bytes());
+        hasher.update(name.as_str().as_bytes());
+        match value {
+            None => {
+                hasher.update(&[0]);
+            }
+            Some(v) => {
+                hasher.update(&[1]);
+                hasher.update(&(v.len() as u64).to_le_bytes());
+                hasher.update(v);
+            }
+        }
+    }
+    format!(
+        "{}:{}",
+        primary.store_key,
+        hex16(hasher.finalize().as_bytes())
+    )
+}
+
+/// What a response's `Vary` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vary {
+    /// `Vary: *`, alone or in a list: the response is never reused (RFC 9111 §4.1).
+    Star,
+    /// The named fields, lowercased, sorted, without duplicates.
+    Names(Vec<HeaderName>),
+}
+
+/// Parses every `Vary` field line of a response. Invalid names are skipped.
+pub fn response_vary(headers: &HeaderMap) -> Vary {
+    let mut names = Vec::new();
+    for value in headers.get_all(http::header::VARY) {
+        let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+            continue;
+        };
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == VARY_STAR {
+                return Vary::Star;
+            }
+            if let Ok(name) = HeaderName::from_bytes(item.to_ascii_lowercase().as_bytes()) {
+                names.push(name);
+            }
+        }
+    }
+    sort_names(&mut names);
+    Vary::Names(names)
+}
+
+/// The union of a route's declared vary names and a response's, sorted.
+pub fn merge_vary(declared: &[HeaderName], response: &[HeaderName]) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = declared.iter().chain(response).cloned().collect();
+    sort_names(&mut names);
+    names
+}
+
+fn sort_names(names: &mut Vec<HeaderName>) {
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+}
+
+/// The request's values for the Vary fields, normalised so that
+/// insignificant differences select the same variant (RFC 9111 §4.1): field
+/// lines are combined, list members trimmed, empty members dropped. `None`
+/// when the field is absent (absent matches only absent).
+pub fn vary_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Vec<u8>>> {
+    names
+        .iter()
+        .map(|name| {
+            let mut lines = request.get_all(name).iter().peekable();
+            lines.peek()?;
+            let mut out = Vec::new();
+            for line in lines {
+                for member in line.as_bytes().split(|b| *b == b',') {
+                    let member = member.trim_ascii();
+                    if member.is_empty() {
+                        continue;
+                    }
+                    if !out.is_empty() {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(member);
+                }
+            }
+            Some(out)
+        })
+        .collect()
+}
+
+/// True when a stored response's Vary fields match the request's: every
+/// field named in the stored Vary has the same normalised value, and absent
+/// on both sides is a match (RFC 9111 §4.1).
+pub fn vary_matches(stored: &[(HeaderName, Option<bytes::Bytes>)], request: &HeaderMap) -> bool {
+    stored.iter().all(|(name, value)| {
+        let now = vary_values(std::slice::from_ref(name), request)
+            .pop()
+            .flatten();
+        now.as_deref() == value.as_deref()
+    })
+}
+
+/// Namespaces are free text; the store key keeps only characters that
+/// cannot be mistaken for key structure (`:`, Redis hash-tag braces).
+fn escape_namespace(namespace: &str) -> String {
+    let mut out = String::with_capacity(namespace.len());
+    for b in namespace.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// 128 bits of a hash, as lowercase hex: collision-resistant enough for a
+/// key, and every entry carries its full material for the final check.
+fn hex16(hash: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in &hash[..16] {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE, HOST};
+    use http::HeaderValue;
+
+    fn key(method: &str, uri: &str, host: Option<&str>) -> Option<PrimaryKey> {
+        let mut headers = HeaderMap::new();
+        if let Some(h) = host {
+            headers.insert(HOST, HeaderValue::from_str(h).unwrap());
+        }
+        primary(
+            "larder",
+            "default",
+            &method.parse().unwrap(),
+            &uri.parse().unwrap(),
+            &headers,
+        )
+    }
+
+    #[test]
+    fn head_shares_the_get_entry_9111_4() {
+        assert_eq!(key("HEAD", "/a", Some("x")), key("GET", "/a", Some("x")));
+    }
+
+    #[test]
+    fn unsafe_methods_have_no_key_9111_4() {
+        assert!(key("POST", "/a", Some("x")).is_none());
+        assert!(key("PURGE", "/a", Some("x")).is_none());
+    }
+
+    #[test]
+    fn host_is_case_insensitive_and_default_port_dropped_9110_4_2_3() {
+        let a = key("GET", "/a", Some("Example.COM")).unwrap();
+        assert_eq!(a, key("GET", "/a", Some("example.com:80")).unwrap());
+        assert_ne!(a, key("GET", "/a", Some("example.com:8080")).unwrap());
+        assert_ne!(a, key("GET", "/a", Some("example.org")).unwrap());
+        assert_eq!(normalize_host("A.b:443", "https"), "a.b");
+        assert_eq!(normalize_host("a.b:443", "http"), "a.b:443");
+    }
+
+    #[test]
+    fn absolute_form_authority_wins_over_host_field() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("evil.example"));
+        let uri: Uri = "https://good.example/a".parse().unwrap();
+        assert_eq!(host(&uri, &headers), "good.example");
+        assert_eq!(scheme(&uri), "https");
+    }
+
+    #[test]
+    fn scheme_is_keyed() {
+        let http = key("GET", "http://h/a", None).unwrap();
+        let https = key("GET", "https://h/a", None).unwrap();
+        assert_ne!(http, https);
+    }
+
+    #[test]
+    fn path_and_query_are_raw_not_normalised() {
+        let plain = key("GET", "/a/b?x=1&y=2", Some("h")).unwrap();
+        for other in [
+            "/a%2Fb?x=1&y=2",
+            "/a//b?x=1&y=2",
+            "/a/./b?x=1&y=2",
+            "/a/b?y=2&x=1",
+            "/a/b?x=1&y=2&",
+            "/A/b?x=1&y=2",
+        ] {
+            assert_ne!(plain, key("GET", other, Some("h")).unwrap(), "{other}");
+        }
+        // An empty query differs from no query: the origin may tell them apart.
+        assert_ne!(key("GET", "/a?", Some("h")), key("GET", "/a", Some("h")));
+    }
+
+    #[test]
+    fn namespace_is_keyed_and_escaped() {
+        let uri: Uri = "/a".parse().unwrap();
+        let h = HeaderMap::new();
+        let a = primary("p", "items", &Method::GET, &uri, &h).unwrap();
+        let b = primary("p", "users", &Method::GET, &uri, &h).unwrap();
+        assert_ne!(a.store_key, b.store_key);
+        assert!(a.store_key.starts_with("p:items:{"));
+        let odd = primary("p", "a:{b}", &Method::GET, &uri, &h).unwrap();
+        assert!(
+            odd.store_key.starts_with("p:a%3A%7Bb%7D:{"),
+            "{}",
+            odd.store_key
+        );
+    }
+
+    #[test]
+    fn vary_star_anywhere_in_the_list_9111_4_1() {
+        let mut h = HeaderMap::new();
+        h.append(http::header::VARY, HeaderValue::from_static("accept"));
+        h.append(http::header::VARY, HeaderValue::from_static("origin, *"));
+        assert_eq!(response_vary(&h), Vary::Star);
+    }
+
+    #[test]
+    fn vary_names_lowercased_sorted_deduplicated_9111_4_1() {
+        let mut h = HeaderMap::new();
+        h.append(
+            http::header::VARY,
+            HeaderValue::from_static("Accept-Language, accept-encoding"),
+        );
+        h.append(
+            http::header::VARY,
+            HeaderValue::from_static("ACCEPT-LANGUAGE,, bad name"),
+        );
+        assert_eq!(
+            response_vary(&h),
+            Vary::Names(vec![ACCEPT_ENCODING, ACCEPT_LANGUAGE])
+        );
+        assert_eq!(
+            merge_vary(&[ACCEPT_LANGUAGE], &[ACCEPT_ENCODING, ACCEPT_LANGUAGE]),
+            vec![ACCEPT_ENCODING, ACCEPT_LANGUAGE]
+        );
+    }
+
+    #[test]
+    fn vary_values_absent_differs_from_empty_9111_4_1() {
+        let names = [ACCEPT_LANGUAGE];
+        let absent = vary_values(&names, &HeaderMap::new());
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_LANGUAGE, HeaderValue::from_static(""));
+        let empty = vary_values(&names, &h);
+        assert_eq!(absent, vec![None]);
+        assert_eq!(empty, vec![Some(Vec::new())]);
+        let p = key("GET", "/", Some("h")).unwrap();
+        assert_ne!(
+            variant_key(&p, &names, &absent),
+            variant_key(&p, &names, &empty)
+        );
+    }
+
+    #[test]
+    fn vary_values_normalise_whitespace_and_lines_9111_4_1() {
+        let names = [ACCEPT_LANGUAGE];
+        let mut a = HeaderMap::new();
+        a.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("en,  fr"));
+        let mut b = HeaderMap::new();
+        b.append(ACCEPT_LANGUAGE, HeaderValue::from_static("en"));
+        b.append(ACCEPT_LANGUAGE, HeaderValue::from_static(" fr "));
+        assert_eq!(vary_values(&names, &a), vary_values(&names, &b));
+        let mut c = HeaderMap::new();
+        c.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("fr, en"));
+        assert_ne!(vary_values(&names, &a), vary_values(&names, &c));
+    }
+
+    #[test]
+    fn vary_matches_compares_normalised_values_and_absence_9111_4_1() {
+        let stored = vec![
+            (ACCEPT_LANGUAGE, Some(bytes::Bytes::from_static(b"en,fr"))),
+            (ACCEPT_ENCODING, None),
+        ];
+        let mut req = HeaderMap::new();
+        req.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("en, fr"));
+        assert!(vary_matches(&stored, &req));
+        req.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(
+            !vary_matches(&stored, &req),
+            "present where the stored request had none"
+        );
+        req.remove(ACCEPT_ENCODING);
+        req.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("de"));
+        assert!(!vary_matches(&stored, &req));
+        assert!(vary_matches(&[], &req), "no Vary matches every request");
+    }
+
+    #[test]
+    fn variant_keys_differ_by_value_and_share_the_primary_slot() {
+        let p = key("GET", "/", Some("h")).unwrap();
+        let names = [ACCEPT_LANGUAGE];
+        let en = variant_key(&p, &names, &[Some(b"en".to_vec())]);
+        let fr = variant_key(&p, &names, &[Some(b"fr".to_vec())]);
+        assert_ne!(en, fr);
+        assert!(en.starts_with(&p.store_key));
+    }
+}

@@ -1,8 +1,12 @@
 //! May a response be stored? (RFC 9111 §3), for both modes.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use http::HeaderName;
+use http::{HeaderName, StatusCode};
+
+use super::cache_control::{CacheControl, FieldNames};
+use super::route::{Mode, Policy};
+use super::{freshness, key};
 
 /// Why a response was not stored. Stats count by it and `Cache-Status`
 /// can show it as `detail`.
@@ -93,4 +97,400 @@ pub struct Storable {
     pub forbids_stale: bool,
     /// Header fields named by qualified `private`/`no-cache`, to strip.
     pub strip: Vec<HeaderName>,
+}
+
+/// What the cache knows of a request when deciding to store its response.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The request method.
+    pub method: &'a http::Method,
+    /// The request's header fields.
+    pub headers: &'a http::HeaderMap,
+    /// The request's directives, when the route honours them.
+    pub directives: Option<&'a CacheControl>,
+}
+
+/// Decides whether a response may be stored by a shared cache (RFC 9111 §3),
+/// in the policy's mode, and if so for how long.
+///
+/// `response_time` stands in for a missing `Date`; `initial_age` is the
+/// response's corrected initial age (§4.2.3).
+pub fn may_store(
+    policy: &Policy,
+    request: RequestFacts<'_>,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    directives: &CacheControl,
+    response_time: SystemTime,
+    initial_age: Duration,
+) -> Result<Storable, NotStored> {
+    if key::method_class(request.method).is_none() {
+        return Err(NotStored::Method);
+    }
+    if request.directives.is_some_and(|d| d.no_store) {
+        return Err(NotStored::RequestNoStore);
+    }
+    if !status_storable(policy, status) {
+        return Err(NotStored::Status);
+    }
+    if directives.no_store {
+        return Err(NotStored::NoStore);
+    }
+    if directives.private_all() {
+        return Err(NotStored::Private);
+    }
+    if headers.contains_key(http::header::SET_COOKIE) {
+        return Err(NotStored::SetCookie);
+    }
+    if key::response_vary(headers) == key::Vary::Star {
+        return Err(NotStored::VaryStar);
+    }
+    // Without revalidation a no-cache response could never be reused.
+    if directives.no_cache_all() {
+        return Err(NotStored::NoCache);
+    }
+    if request.headers.contains_key(http::header::AUTHORIZATION)
+        && !authorization_allows_sharing(policy, directives)
+    {
+        return Err(NotStored::Authorization);
+    }
+    let lifetime = match &policy.mode {
+        Mode::RouteTtl(ttl) => *ttl,
+        Mode::OriginHeaders { heuristic } => freshness::freshness_lifetime(
+            status,
+            headers,
+            directives,
+            heuristic.as_ref(),
+            response_time,
+        )
+        .ok_or(NotStored::NoFreshness)?,
+    };
+    let stale_while_revalidate = directives.stale_while_revalidate.map(secs);
+    let stale_if_error = directives.stale_if_error.map(secs);
+    let forbids_stale = directives.forbids_stale();
+    // A response stale on arrival is worth keeping only for a stale window.
+    let usable_stale = !forbids_stale
+        && (stale_while_revalidate.is_some_and(|d| !d.is_zero())
+            || stale_if_error.is_some_and(|d| !d.is_zero()));
+    if initial_age >= lifetime && !usable_stale {
+        return Err(NotStored::Stale);
+    }
+    let mut strip = Vec::new();
+    for names in [&directives.private, &directives.no_cache]
+        .into_iter()
+        .flatten()
+    {
+        if let FieldNames::Only(list) = names {
+            strip.extend(list.iter().cloned());
+        }
+    }
+    Ok(Storable {
+        lifetime,
+        stale_while_revalidate,
+        stale_if_error,
+        forbids_stale,
+        strip,
+    })
+}
+
+/// RFC 9111 §3: a final status the cache understands; the route may narrow
+/// it. 206 and 304 are never stored: larder stores neither ranges nor
+/// validation answers.
+fn status_storable(policy: &Policy, status: StatusCode) -> bool {
+    if status.is_informational()
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return false;
+    }
+    match &policy.statuses {
+        Some(list) => list.contains(&status),
+        None => true,
+    }
+}
+
+/// RFC 9111 §3.5. In route-TTL mode the engine bypasses such requests unless
+/// the route allows them; in origin-headers mode the response must opt in.
+fn authorization_allows_sharing(policy: &Policy, directives: &CacheControl) -> bool {
+    policy.allow_authorization
+        || (matches!(policy.mode, Mode::OriginHeaders { .. })
+            && (directives.public || directives.s_maxage.is_some() || directives.must_revalidate))
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Method};
+    use std::time::UNIX_EPOCH;
+
+    const T: Duration = Duration::from_secs(1_700_000_000);
+
+    struct Case {
+        policy: Policy,
+        method: Method,
+        request: HeaderMap,
+        status: StatusCode,
+        response: HeaderMap,
+        age: Duration,
+    }
+
+    impl Case {
+        fn route() -> Self {
+            Case::with(Policy::ttl(Duration::from_secs(60)))
+        }
+        fn origin() -> Self {
+            Case::with(Policy::origin_headers())
+        }
+        fn with(policy: Policy) -> Self {
+            Case {
+                policy,
+                method: Method::GET,
+                request: HeaderMap::new(),
+                status: StatusCode::OK,
+                response: HeaderMap::new(),
+                age: Duration::ZERO,
+            }
+        }
+        fn req(mut self, name: &'static str, value: &'static str) -> Self {
+            self.request.append(name, HeaderValue::from_static(value));
+            self
+        }
+        fn resp(mut self, name: &'static str, value: &'static str) -> Self {
+            self.response.append(name, HeaderValue::from_static(value));
+            self
+        }
+        fn status(mut self, status: u16) -> Self {
+            self.status = StatusCode::from_u16(status).unwrap();
+            self
+        }
+        fn run(&self) -> Result<Storable, NotStored> {
+            let req_cc = CacheControl::from_request(&self.request);
+            let honoured = self.policy.honor_request_directives.then_some(&req_cc);
+            let cc = CacheControl::from_headers(&self.response);
+            may_store(
+                &self.policy,
+                RequestFacts {
+                    method: &self.method,
+                    headers: &self.request,
+                    directives: honoured,
+                },
+                self.status,
+                &self.response,
+                &cc,
+                UNIX_EPOCH + T,
+                self.age,
+            )
+        }
+    }
+
+    #[test]
+    fn route_ttl_stores_a_plain_200_for_the_ttl() {
+        let s = Case::route().run().unwrap();
+        assert_eq!(s.lifetime, Duration::from_secs(60));
+        // The route decides freshness even against the handler's max-age.
+        let s = Case::route()
+            .resp("cache-control", "max-age=5")
+            .run()
+            .unwrap();
+        assert_eq!(s.lifetime, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn only_get_and_head_are_stored_9111_3() {
+        let mut c = Case::route();
+        c.method = Method::POST;
+        assert_eq!(c.run(), Err(NotStored::Method));
+        c.method = Method::HEAD;
+        assert!(c.run().is_ok());
+    }
+
+    #[test]
+    fn route_ttl_stores_only_its_statuses() {
+        assert_eq!(Case::route().status(404).run(), Err(NotStored::Status));
+        assert_eq!(Case::route().status(500).run(), Err(NotStored::Status));
+        let p = Policy::ttl(Duration::from_secs(5)).statuses([StatusCode::NOT_FOUND]);
+        assert!(Case::with(p).status(404).run().is_ok());
+    }
+
+    #[test]
+    fn partial_not_modified_and_informational_never_stored_9111_3() {
+        for status in [100, 206, 304] {
+            let p = Policy::origin_headers();
+            let c = Case::with(p)
+                .status(status)
+                .resp("cache-control", "max-age=60");
+            assert_eq!(c.run(), Err(NotStored::Status), "{status}");
+        }
+    }
+
+    #[test]
+    fn no_store_in_request_or_response_9111_3() {
+        assert_eq!(
+            Case::route().req("cache-control", "no-store").run(),
+            Err(NotStored::RequestNoStore)
+        );
+        assert_eq!(
+            Case::route().resp("cache-control", "no-store").run(),
+            Err(NotStored::NoStore)
+        );
+        // A route that ignores request directives ignores request no-store too.
+        let p = Policy::ttl(Duration::from_secs(5)).honor_request_directives(false);
+        assert!(Case::with(p).req("cache-control", "no-store").run().is_ok());
+    }
+
+    #[test]
+    fn unqualified_private_is_not_shared_9111_5_2_2_7() {
+        assert_eq!(
+            Case::route().resp("cache-control", "private").run(),
+            Err(NotStored::Private)
+        );
+        assert_eq!(
+            Case::origin()
+                .resp("cache-control", "private, max-age=60")
+                .run(),
+            Err(NotStored::Private)
+        );
+    }
+
+    #[test]
+    fn qualified_private_and_no_cache_strip_those_fields_9111_5_2_2() {
+        let s = Case::route()
+            .resp("cache-control", "private=\"x-user\", no-cache=\"x-trace\"")
+            .run()
+            .unwrap();
+        let mut names: Vec<_> = s.strip.iter().map(|n| n.as_str().to_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["x-trace", "x-user"]);
+    }
+
+    #[test]
+    fn set_cookie_is_never_shared() {
+        assert_eq!(
+            Case::route().resp("set-cookie", "s=1").run(),
+            Err(NotStored::SetCookie)
+        );
+        assert_eq!(
+            Case::origin()
+                .resp("cache-control", "public, max-age=60")
+                .resp("set-cookie", "s=1")
+                .run(),
+            Err(NotStored::SetCookie)
+        );
+    }
+
+    #[test]
+    fn vary_star_is_never_stored_9111_4_1() {
+        assert_eq!(
+            Case::route().resp("vary", "accept, *").run(),
+            Err(NotStored::VaryStar)
+        );
+    }
+
+    #[test]
+    fn unqualified_no_cache_is_not_stored_without_revalidation_9111_5_2_2_4() {
+        assert_eq!(
+            Case::route().resp("cache-control", "no-cache").run(),
+            Err(NotStored::NoCache)
+        );
+    }
+
+    #[test]
+    fn authorization_not_shared_by_default_9111_3_5() {
+        assert_eq!(
+            Case::route().req("authorization", "Bearer x").run(),
+            Err(NotStored::Authorization)
+        );
+        let allowed = Policy::ttl(Duration::from_secs(5)).allow_authorization(true);
+        assert!(Case::with(allowed)
+            .req("authorization", "Bearer x")
+            .run()
+            .is_ok());
+    }
+
+    #[test]
+    fn authorization_shared_when_the_response_opts_in_9111_3_5() {
+        let c = || Case::origin().req("authorization", "Bearer x");
+        assert_eq!(
+            c().resp("cache-control", "max-age=60").run(),
+            Err(NotStored::Authorization)
+        );
+        for cc in [
+            "public, max-age=60",
+            "s-maxage=60",
+            "must-revalidate, max-age=60",
+        ] {
+            assert!(c().resp("cache-control", cc).run().is_ok(), "{cc}");
+        }
+    }
+
+    #[test]
+    fn origin_mode_needs_explicit_freshness_9111_3() {
+        assert_eq!(Case::origin().run(), Err(NotStored::NoFreshness));
+        assert_eq!(
+            Case::origin().resp("cache-control", "public").run(),
+            Err(NotStored::NoFreshness)
+        );
+        let s = Case::origin()
+            .resp("cache-control", "max-age=30, s-maxage=90")
+            .run()
+            .unwrap();
+        assert_eq!(s.lifetime, Duration::from_secs(90));
+        assert!(s.forbids_stale, "s-maxage forbids stale use (9111 §4.2.4)");
+    }
+
+    #[test]
+    fn origin_mode_heuristic_only_when_configured_9111_4_2_2() {
+        let lm = "Tue, 14 Nov 2023 12:13:20 GMT"; // 1_699_964_000: 36_000 s before T
+        assert_eq!(
+            Case::origin().resp("last-modified", lm).run(),
+            Err(NotStored::NoFreshness)
+        );
+        let p = Policy::origin_headers().heuristic(crate::policy::Heuristic::default());
+        let s = Case::with(p).resp("last-modified", lm).run().unwrap();
+        assert_eq!(s.lifetime, Duration::from_secs(3_600));
+    }
+
+    #[test]
+    fn stale_on_arrival_is_not_stored_unless_a_stale_window_applies_9111_4_2() {
+        let mut c = Case::origin().resp("cache-control", "max-age=10");
+        c.age = Duration::from_secs(10);
+        assert_eq!(c.run(), Err(NotStored::Stale));
+        let mut c = Case::origin().resp("cache-control", "max-age=10, stale-if-error=60");
+        c.age = Duration::from_secs(10);
+        assert!(c.run().is_ok());
+        let mut c = Case::origin().resp(
+            "cache-control",
+            "max-age=10, stale-if-error=60, must-revalidate",
+        );
+        c.age = Duration::from_secs(10);
+        assert_eq!(c.run(), Err(NotStored::Stale));
+    }
+
+    #[test]
+    fn stale_windows_come_from_the_response_5861() {
+        let s = Case::route()
+            .resp(
+                "cache-control",
+                "stale-while-revalidate=30, stale-if-error=300",
+            )
+            .run()
+            .unwrap();
+        assert_eq!(s.stale_while_revalidate, Some(Duration::from_secs(30)));
+        assert_eq!(s.stale_if_error, Some(Duration::from_secs(300)));
+        assert!(!s.forbids_stale);
+    }
+
+    #[test]
+    fn every_reason_has_a_distinct_index_and_token() {
+        let mut tokens: Vec<_> = NotStored::ALL.iter().map(|r| r.as_str()).collect();
+        tokens.dedup();
+        assert_eq!(tokens.len(), NotStored::ALL.len());
+        for (i, r) in NotStored::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
 }

@@ -1,0 +1,140 @@
+//! In-process request coalescing: concurrent misses on one key run the
+//! handler once.
+//!
+//! The first request to miss a key becomes its leader; the others follow,
+//! waiting for what the leader found. A leader whose future is dropped
+//! (client gone, handler panicked) tells its followers so, and they try
+//! again rather than wait for nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use crate::entry::Entry;
+
+/// What a leader found.
+#[derive(Clone)]
+pub(crate) enum Landed {
+    /// The response was stored; followers may serve it if their Vary
+    /// fields match.
+    Stored(Arc<Entry>),
+    /// The response must not be shared: followers fetch their own.
+    Uncacheable,
+    /// The leader went away before finishing.
+    Abandoned,
+}
+
+type Slot = watch::Sender<Option<Landed>>;
+
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+pub(crate) enum Join {
+    Leader(Leader),
+    Follower(watch::Receiver<Option<Landed>>),
+}
+
+impl Flights {
+    pub fn join(self: &Arc<Self>, key: &str) -> Join {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = map.get(key) {
+            return Join::Follower(slot.subscribe());
+        }
+        let slot = Arc::new(watch::Sender::new(None));
+        map.insert(key.to_owned(), slot.clone());
+        Join::Leader(Leader {
+            flights: self.clone(),
+            key: key.to_owned(),
+            slot,
+            landed: false,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.map.lock().unwrap().len()
+    }
+}
+
+/// Held by the one request fetching a key. Dropping it unfinished tells the
+/// followers that it was abandoned.
+pub(crate) struct Leader {
+    flights: Arc<Flights>,
+    key: String,
+    slot: Arc<Slot>,
+    landed: bool,
+}
+
+impl Leader {
+    pub fn land(mut self, landed: Landed) {
+        self.finish(landed);
+    }
+
+    fn finish(&mut self, landed: Landed) {
+        self.landed = true;
+        {
+            let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map
+                .get(&self.key)
+                .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+            {
+                map.remove(&self.key);
+            }
+        }
+        self.slot.send_replace(Some(landed));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if !self.landed {
+            self.finish(Landed::Abandoned);
+        }
+    }
+}
+
+/// Waits for the leader; a closed channel counts as abandoned.
+pub(crate) async fn follow(mut rx: watch::Receiver<Option<Landed>>) -> Landed {
+    match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.clone().unwrap_or(Landed::Abandoned),
+        Err(_) => Landed::Abandoned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_leader_many_followers() {
+        let flights = Arc::new(Flights::default());
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!("first must lead")
+        };
+        let Join::Follower(rx) = flights.join("k") else {
+            panic!("second must follow")
+        };
+        assert!(matches!(flights.join("other"), Join::Leader(_)));
+        let waiter = tokio::spawn(follow(rx));
+        leader.land(Landed::Uncacheable);
+        assert!(matches!(waiter.await.unwrap(), Landed::Uncacheable));
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn dropped_leader_abandons_and_frees_the_key() {
+        let flights = Arc::new(Flights::default());
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!()
+        };
+        let Join::Follower(rx) = flights.join("k") else {
+            panic!()
+        };
+        drop(leader);
+        assert!(matches!(follow(rx).await, Landed::Abandoned));
+        assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+}

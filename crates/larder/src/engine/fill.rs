@@ -1,0 +1,508 @@
+//! What happens to a forwarded request's response: stored and shared,
+//! passed through, or used to invalidate.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::{request, HeaderMap, Method, Response, StatusCode, Uri};
+use http_body::Body;
+
+use super::body::{buffer, Buffered, CacheBody};
+use super::coalesce::{Landed, Leader};
+use super::respond::{self, Answer, CACHE_STATUS};
+use super::stats::Counters;
+use super::Cache;
+use crate::entry::{Entry, Record, VariantIndex};
+use crate::policy::conditional::{self, Precondition};
+use crate::policy::key::{self, PrimaryKey};
+use crate::policy::storable::{self, RequestFacts, Storable};
+use crate::policy::{
+    freshness, headers as fields, CacheControl, CacheStatus, Fwd, NotStored, Policy,
+};
+
+/// A forwarded request's plan for its response: returned by
+/// [`Cache::lookup`] inside [`Lookup::Forward`](super::Lookup::Forward).
+///
+/// Dropping a `Fill` without completing it (the client went away, the
+/// handler panicked) releases any request waiting on it.
+pub struct Fill {
+    pub(crate) cache: Cache,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) plan: Plan,
+    pub(crate) fwd: Fwd,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) directives: Option<CacheControl>,
+    pub(crate) request_time: SystemTime,
+}
+
+pub(crate) enum Plan {
+    /// Forward and hand back the response untouched but for headers.
+    Pass(Option<NotStored>),
+    /// An unsafe method: a 2xx/3xx answer invalidates the URI (RFC 9111 §4.4).
+    Invalidate,
+    /// Store the response if it may be stored, and share it with followers.
+    Store {
+        primary: PrimaryKey,
+        index: Option<VariantIndex>,
+        leader: Option<Leader>,
+    },
+}
+
+impl Plan {
+    pub fn store(primary: PrimaryKey, index: Option<VariantIndex>, leader: Option<Leader>) -> Self {
+        Plan::Store {
+            primary,
+            index,
+            leader,
+        }
+    }
+}
+
+impl std::fmt::Debug for Fill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fill")
+            .field("fwd", &self.fwd)
+            .field("stores", &self.stores())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Request fields the cache answers itself when it stores: the handler must
+/// produce the full representation.
+const CONDITIONAL_FIELDS: [header::HeaderName; 6] = [
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+
+impl Fill {
+    /// True when the response may be stored (the request is cacheable).
+    pub fn stores(&self) -> bool {
+        matches!(self.plan, Plan::Store { .. })
+    }
+
+    /// Adjusts the request before the handler sees it. When the response
+    /// may be stored, the handler must produce the full representation that
+    /// every later request will get: HEAD becomes GET, and conditional and
+    /// range fields are removed (the cache answers them itself).
+    pub fn prepare(&self, parts: &mut request::Parts) {
+        if !self.stores() {
+            return;
+        }
+        if parts.method == Method::HEAD {
+            parts.method = Method::GET;
+        }
+        for name in CONDITIONAL_FIELDS {
+            parts.headers.remove(name);
+        }
+    }
+
+    /// Takes the handler's response: stores it when it may be stored and
+    /// returns what the client gets.
+    pub async fn complete<B>(self, response: Response<B>) -> Response<CacheBody<B>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Send,
+    {
+        match self.plan {
+            Plan::Pass(reason) => {
+                if let Some(reason) = reason {
+                    self.cache.inner.counters.not_stored(reason);
+                }
+                self.forwarded(response.map(CacheBody::stream), reason, false)
+            }
+            Plan::Invalidate => {
+                self.invalidate(response.status(), response.headers()).await;
+                self.forwarded(response.map(CacheBody::stream), None, false)
+            }
+            Plan::Store { .. } => self.store(response).await,
+        }
+    }
+
+    async fn store<B>(mut self, response: Response<B>) -> Response<CacheBody<B>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Send,
+    {
+        let Plan::Store {
+            primary,
+            index,
+            leader,
+        } = std::mem::replace(&mut self.plan, Plan::Pass(None))
+        else {
+            unreachable!("store() is only called for Plan::Store")
+        };
+        let response_time = self.cache.inner.clock.now();
+        let (parts, body) = response.into_parts();
+        let directives = CacheControl::from_headers(&parts.headers);
+        let date = freshness::http_date(&parts.headers, header::DATE);
+        let initial_age = freshness::initial_age(
+            date,
+            freshness::age_value(&parts.headers),
+            self.request_time,
+            response_time,
+        );
+        let facts = RequestFacts {
+            method: &self.method,
+            headers: &self.headers,
+            directives: self.directives.as_ref(),
+        };
+        let decision = storable::may_store(
+            &self.policy,
+            facts,
+            parts.status,
+            &parts.headers,
+            &directives,
+            response_time,
+            initial_age,
+        );
+        let storable = match decision {
+            Ok(s) => s,
+            Err(reason) => {
+                // Never hand a private or uncacheable answer to a follower.
+                if let Some(l) = leader {
+                    l.land(Landed::Uncacheable);
+                }
+                self.cache.inner.counters.not_stored(reason);
+                let response = Response::from_parts(parts, CacheBody::stream(body));
+                return self.forwarded(response, Some(reason), true);
+            }
+        };
+        let body = match buffer(body, self.cache.inner.max_body).await {
+            Buffered::Complete(bytes) => bytes,
+            Buffered::Unstorable { body, reason } => {
+                if let Some(l) = leader {
+                    l.land(Landed::Uncacheable);
+                }
+                self.cache.inner.counters.not_stored(reason);
+                return self.forwarded(Response::from_parts(parts, body), Some(reason), true);
+            }
+        };
+
+        let status = parts.status;
+        let entry = self.entry(
+            &primary,
+            parts.headers,
+            status,
+            body,
+            storable,
+            response_time,
+            initial_age,
+        );
+        let stored = self.write(&primary, index, &entry).await;
+        let entry = Arc::new(entry);
+        if let Some(l) = leader {
+            l.land(Landed::Stored(entry.clone()));
+        }
+        let answer = Answer {
+            fwd: Some(self.fwd),
+            fwd_status: Some(status.as_u16()),
+            stored,
+            legacy: "MISS",
+            ..Answer::default()
+        };
+        let now = self.cache.inner.clock.now();
+        let entry = Arc::unwrap_or_clone(entry);
+        respond::from_entry(
+            &self.cache,
+            &self.policy,
+            entry,
+            &self.method,
+            &self.headers,
+            answer,
+            now,
+        )
+        .map(CacheBody::full)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &self,
+        primary: &PrimaryKey,
+        mut headers: HeaderMap,
+        status: StatusCode,
+        body: bytes::Bytes,
+        storable: Storable,
+        response_time: SystemTime,
+        initial_age: Duration,
+    ) -> Entry {
+        fields::strip_hop_by_hop(&mut headers);
+        fields::strip_named(&mut headers, &storable.strip);
+        // Both are written anew for every response the cache sends.
+        headers.remove(header::AGE);
+        headers.remove(CACHE_STATUS);
+        // RFC 9110 §6.6.1: a recipient caching a response without Date adds one.
+        if !headers.contains_key(header::DATE) {
+            let date = httpdate::fmt_http_date(response_time);
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                headers.insert(header::DATE, v);
+            }
+        }
+        if !headers.contains_key(header::ETAG) {
+            headers.insert(header::ETAG, conditional::content_etag(&body));
+        }
+        let response_vary = match key::response_vary(&headers) {
+            key::Vary::Names(names) => names,
+            key::Vary::Star => Vec::new(), // refused by may_store already
+        };
+        let names = key::merge_vary(&self.policy.vary, &response_vary);
+        if names.len() > response_vary.len() {
+            // Downstream caches must keep the route's variants apart too.
+            let list = names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(v) = HeaderValue::from_str(&list) {
+                headers.insert(header::VARY, v);
+            }
+        }
+        let values = key::vary_values(&names, &self.headers);
+        let vary = names
+            .into_iter()
+            .zip(values)
+            .map(|(n, v)| (n, v.map(bytes::Bytes::from)))
+            .collect();
+        Entry {
+            material: primary.material.clone(),
+            variant_nonce: 0,
+            vary,
+            status,
+            headers,
+            body,
+            response_time,
+            initial_age,
+            lifetime: storable.lifetime,
+            stale_while_revalidate: storable.stale_while_revalidate.unwrap_or_default(),
+            stale_if_error: storable.stale_if_error.unwrap_or_default(),
+            forbids_stale: storable.forbids_stale,
+            tags: self.policy.tags.clone(),
+        }
+    }
+
+    /// Writes the entry (and, when it varies, the URI's variant index).
+    /// Returns whether it was stored; a store error is counted and logged,
+    /// never returned.
+    async fn write(&self, primary: &PrimaryKey, seen: Option<VariantIndex>, entry: &Entry) -> bool {
+        let store = &self.cache.inner.store;
+        let ttl = store_ttl(entry);
+        let names: Vec<_> = entry.vary.iter().map(|(n, _)| n.clone()).collect();
+        let result = if names.is_empty() {
+            store
+                .put(
+                    &primary.store_key,
+                    Record::Entry(entry.clone()).encode(),
+                    ttl,
+                )
+                .await
+        } else {
+            let nonce = match seen {
+                Some(index) if index.names == names => index.nonce,
+                _ => new_nonce(),
+            };
+            let index = VariantIndex {
+                material: primary.material.clone(),
+                names: names.clone(),
+                nonce,
+            };
+            let mut variant = entry.clone();
+            variant.variant_nonce = nonce;
+            let values: Vec<_> = entry
+                .vary
+                .iter()
+                .map(|(_, v)| v.as_ref().map(|b| b.to_vec()))
+                .collect();
+            let variant_key = key::variant_key(primary, &names, &values);
+            // The variant first: an index never points at nothing for longer
+            // than it must.
+            match store
+                .put(&variant_key, Record::Entry(variant).encode(), ttl)
+                .await
+            {
+                Ok(()) => {
+                    store
+                        .put(&primary.store_key, Record::Variants(index).encode(), ttl)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match result {
+            Ok(()) => {
+                Counters::bump(&self.cache.inner.counters.stores);
+                true
+            }
+            Err(e) => {
+                self.cache.store_error("put", e);
+                false
+            }
+        }
+    }
+
+    /// Hands the handler's response on, with `Cache-Status`. When the cache
+    /// removed the request's preconditions, it answers them here from the
+    /// response's own validators.
+    fn forwarded<B: Body>(
+        &self,
+        mut response: Response<CacheBody<B>>,
+        reason: Option<NotStored>,
+        preconditions_removed: bool,
+    ) -> Response<CacheBody<B>> {
+        let status = response.status();
+        if preconditions_removed && status == StatusCode::OK {
+            let headers = response.headers();
+            let last_modified = freshness::http_date(headers, header::LAST_MODIFIED);
+            match conditional::evaluate(
+                &self.method,
+                &self.headers,
+                headers.get(header::ETAG),
+                last_modified,
+            ) {
+                Precondition::Proceed => {}
+                Precondition::NotModified => {
+                    let mut headers = conditional::not_modified_headers(headers);
+                    // A cookie set by this answer still belongs to this client.
+                    for cookie in response.headers().get_all(header::SET_COOKIE) {
+                        headers.append(header::SET_COOKIE, cookie.clone());
+                    }
+                    response = Response::new(CacheBody::empty());
+                    *response.status_mut() = StatusCode::NOT_MODIFIED;
+                    *response.headers_mut() = headers;
+                }
+                Precondition::Failed => {
+                    response = Response::new(CacheBody::empty());
+                    *response.status_mut() = StatusCode::PRECONDITION_FAILED;
+                }
+            }
+        }
+        if preconditions_removed && self.method == Method::HEAD {
+            // The handler answered the GET the cache asked for.
+            *response.body_mut() = CacheBody::empty();
+        }
+        let detail = reason
+            .filter(|_| self.cache.inner.detail)
+            .map(NotStored::as_str);
+        let cache_status = CacheStatus {
+            name: &self.cache.inner.name,
+            fwd: Some(self.fwd),
+            fwd_status: Some(status.as_u16()),
+            detail,
+            ..CacheStatus::default()
+        };
+        let legacy = if matches!(self.fwd, Fwd::Bypass | Fwd::Method) {
+            "BYPASS"
+        } else {
+            "MISS"
+        };
+        if reason.is_some() {
+            tracing::debug!(reason = reason.map(NotStored::as_str), uri = %self.uri, "larder: response not stored");
+        }
+        respond::stamp(&self.cache, response.headers_mut(), &cache_status, legacy);
+        response
+    }
+
+    /// RFC 9111 §4.4: a successful unsafe request invalidates the stored
+    /// responses for its URI, and for same-origin `Location` and
+    /// `Content-Location`.
+    async fn invalidate(&self, status: StatusCode, response: &HeaderMap) {
+        if !(status.is_success() || status.is_redirection()) {
+            return;
+        }
+        let scheme = key::scheme(&self.uri).to_owned();
+        let host = key::host(&self.uri, &self.headers);
+        let mut targets = vec![self.uri.clone()];
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            if let Some(uri) = response
+                .get(name)
+                .and_then(|v| same_origin(v, &scheme, &host))
+            {
+                targets.push(uri);
+            }
+        }
+        let inner = &self.cache.inner;
+        for uri in targets {
+            let primary = key::primary_for(
+                &inner.prefix,
+                &self.policy.namespace,
+                "GET",
+                &scheme,
+                &host,
+                &uri,
+            );
+            match inner.store.delete(&primary.store_key).await {
+                Ok(()) => Counters::bump(&inner.counters.invalidations),
+                Err(e) => self.cache.store_error("delete", e),
+            }
+        }
+    }
+}
+
+/// A `Location`-like field value naming the same origin: an absolute path,
+/// or an absolute URI with the same scheme and host (RFC 9111 §4.4 forbids
+/// invalidating other origins, which would let one site purge another's).
+fn same_origin(value: &HeaderValue, scheme: &str, host: &str) -> Option<Uri> {
+    let uri: Uri = value.to_str().ok()?.parse().ok()?;
+    match uri.authority() {
+        None if uri.path().starts_with('/') && uri.scheme().is_none() => Some(uri),
+        Some(authority) => {
+            let their_scheme = uri.scheme_str()?;
+            let same =
+                their_scheme == scheme && key::normalize_host(authority.as_str(), scheme) == host;
+            same.then_some(uri)
+        }
+        None => None,
+    }
+}
+
+/// How long the store keeps an entry: its remaining freshness plus the
+/// longest stale window, so a stale entry is there to serve when allowed.
+fn store_ttl(entry: &Entry) -> Duration {
+    let fresh = entry.lifetime.saturating_sub(entry.initial_age);
+    let stale = entry.stale_while_revalidate.max(entry.stale_if_error);
+    (fresh + stale).max(Duration::from_secs(1))
+}
+
+/// A nonce for a new variant index: unpredictable enough that two indexes
+/// written for one URI differ, without a dependency on a random crate.
+fn new_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_location_only_9111_4_4() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert!(same_origin(&v("/a/b"), "http", "h").is_some());
+        assert!(same_origin(&v("http://H:80/a"), "http", "h").is_some());
+        assert!(same_origin(&v("https://h/a"), "http", "h").is_none());
+        assert!(same_origin(&v("http://other/a"), "http", "h").is_none());
+        assert!(same_origin(&v("relative"), "http", "h").is_none());
+    }
+
+    #[test]
+    fn nonces_differ() {
+        assert_ne!(new_nonce(), new_nonce());
+    }
+}

@@ -1,0 +1,387 @@
+//! Deciding what to do with a request: answer from the cache, or forward.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{request, HeaderMap, HeaderName, Method, Response};
+
+use super::coalesce::{follow, Join, Landed};
+use super::fill::{Fill, Plan};
+use super::respond::{self, Answer};
+use super::stats::Counters;
+use super::Cache;
+use crate::entry::{Entry, Record, VariantIndex};
+use crate::policy::freshness::{self, Reuse};
+use crate::policy::key::{self, PrimaryKey};
+use crate::policy::{CacheControl, Fwd, Mode, NotStored, Policy};
+
+/// What the cache decided for a request.
+pub enum Lookup {
+    /// Answer with this response; the handler is not called.
+    Respond(Response<Bytes>),
+    /// Call the handler (after [`Fill::prepare`]) and give its response to
+    /// [`Fill::complete`].
+    Forward(Box<Fill>),
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Respond(r) => f.debug_tuple("Respond").field(&r.status()).finish(),
+            Lookup::Forward(_) => f.write_str("Forward"),
+        }
+    }
+}
+
+/// What the store held for a request.
+pub(crate) struct Found {
+    pub entry: Option<Entry>,
+    pub index: Option<VariantIndex>,
+    pub fwd: Fwd,
+}
+
+impl Found {
+    fn miss(fwd: Fwd, index: Option<VariantIndex>) -> Self {
+        Found {
+            entry: None,
+            index,
+            fwd,
+        }
+    }
+}
+
+impl Cache {
+    /// Decides what to do with a request under a route's policy.
+    ///
+    /// Adapters call this first; on [`Lookup::Forward`] they call the
+    /// handler and pass its response to [`Fill::complete`].
+    ///
+    /// ```
+    /// # tokio_test();
+    /// # fn tokio_test() { tokio::runtime::Runtime::new().unwrap().block_on(run()) }
+    /// # async fn run() {
+    /// use std::time::Duration;
+    /// use larder::{Cache, Lookup, Policy};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let policy = std::sync::Arc::new(Policy::ttl(Duration::from_secs(60)));
+    /// let (mut parts, ()) = http::Request::get("http://example.com/a").body(()).unwrap().into_parts();
+    /// match cache.lookup(&parts, &policy).await {
+    ///     Lookup::Respond(response) => println!("from cache: {}", response.status()),
+    ///     Lookup::Forward(fill) => {
+    ///         fill.prepare(&mut parts);
+    ///         let response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from("hi")));
+    ///         let response = fill.complete(response).await;
+    ///         assert_eq!(response.status(), 200);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn lookup(&self, parts: &request::Parts, policy: &Arc<Policy>) -> Lookup {
+        let now = self.inner.clock.now();
+        let Some(primary) = key::primary(
+            &self.inner.prefix,
+            &policy.namespace,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+        ) else {
+            Counters::bump(&self.inner.counters.bypasses);
+            let plan = if is_safe(&parts.method) {
+                Plan::Pass(Some(NotStored::Method))
+            } else {
+                Plan::Invalidate
+            };
+            return Lookup::Forward(Box::new(self.fill(
+                parts,
+                policy,
+                plan,
+                Fwd::Method,
+                None,
+                now,
+            )));
+        };
+        let directives = policy
+            .honor_request_directives
+            .then(|| CacheControl::from_request(&parts.headers));
+
+        if matches!(policy.mode, Mode::RouteTtl(_))
+            && !policy.allow_authorization
+            && parts.headers.contains_key(http::header::AUTHORIZATION)
+        {
+            return self.bypass(parts, policy, NotStored::Authorization, Fwd::Bypass, now);
+        }
+        if directives.as_ref().is_some_and(|d| d.no_store) {
+            return self.bypass(parts, policy, NotStored::RequestNoStore, Fwd::Request, now);
+        }
+        if directives.as_ref().is_some_and(CacheControl::no_cache_all) {
+            // Skip the read, store the fresh answer (RFC 9111 §5.2.1.4).
+            Counters::bump(&self.inner.counters.misses);
+            let plan = Plan::store(primary, None, None);
+            return Lookup::Forward(Box::new(self.fill(
+                parts,
+                policy,
+                plan,
+                Fwd::Request,
+                directives,
+                now,
+            )));
+        }
+
+        let found = self.find(&primary, &policy.vary, &parts.headers).await;
+        let mut fwd = found.fwd;
+        if let Some(entry) = found.entry {
+            let age = freshness::current_age(entry.initial_age, entry.response_time, now);
+            match freshness::reuse(
+                entry.lifetime,
+                age,
+                entry.forbids_stale,
+                directives.as_ref(),
+            ) {
+                Reuse::Fresh => {
+                    Counters::bump(&self.inner.counters.hits);
+                    let answer = Answer::hit();
+                    return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                }
+                Reuse::Stale => {
+                    Counters::bump(&self.inner.counters.stale_hits);
+                    let answer = Answer::stale_hit();
+                    return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                }
+                Reuse::Forward => {
+                    fwd = if age >= entry.lifetime {
+                        Fwd::Stale
+                    } else {
+                        Fwd::Request
+                    };
+                }
+            }
+        }
+        if directives.as_ref().is_some_and(|d| d.only_if_cached) {
+            Counters::bump(&self.inner.counters.misses);
+            return Lookup::Respond(respond::gateway_timeout(self, fwd));
+        }
+        Counters::bump(&self.inner.counters.misses);
+        self.coalesce(parts, policy, primary, found.index, fwd, directives, now)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn coalesce(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        primary: PrimaryKey,
+        index: Option<VariantIndex>,
+        fwd: Fwd,
+        directives: Option<CacheControl>,
+        now: SystemTime,
+    ) -> Lookup {
+        // Requests that differ in a declared vary field never wait on each
+        // other: they could not share the answer.
+        let flight_key = if policy.vary.is_empty() {
+            primary.store_key.clone()
+        } else {
+            let values = key::vary_values(&policy.vary, &parts.headers);
+            key::variant_key(&primary, &policy.vary, &values)
+        };
+        // A leader that goes away hands the key to the next request; a few
+        // rounds of that and we stop waiting.
+        for _ in 0..3 {
+            let rx = match self.inner.flights.join(&flight_key) {
+                Join::Leader(leader) => {
+                    let plan = Plan::store(primary, index, Some(leader));
+                    return Lookup::Forward(Box::new(
+                        self.fill(parts, policy, plan, fwd, directives, now),
+                    ));
+                }
+                Join::Follower(rx) => rx,
+            };
+            let landed = tokio::time::timeout(self.inner.coalesce_wait, follow(rx)).await;
+            match landed {
+                Ok(Landed::Stored(entry)) if key::vary_matches(&entry.vary, &parts.headers) => {
+                    Counters::bump(&self.inner.counters.collapsed);
+                    let entry = Arc::unwrap_or_clone(entry);
+                    let now = self.inner.clock.now();
+                    let answer = Answer::collapsed(fwd);
+                    return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                }
+                Ok(Landed::Abandoned) => continue,
+                // Uncacheable, another variant, or waited too long: fetch our own.
+                _ => break,
+            }
+        }
+        let plan = Plan::store(primary, index, None);
+        Lookup::Forward(Box::new(
+            self.fill(parts, policy, plan, fwd, directives, now),
+        ))
+    }
+
+    fn bypass(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        reason: NotStored,
+        fwd: Fwd,
+        now: SystemTime,
+    ) -> Lookup {
+        Counters::bump(&self.inner.counters.bypasses);
+        Lookup::Forward(Box::new(self.fill(
+            parts,
+            policy,
+            Plan::Pass(Some(reason)),
+            fwd,
+            None,
+            now,
+        )))
+    }
+
+    fn fill(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        plan: Plan,
+        fwd: Fwd,
+        directives: Option<CacheControl>,
+        request_time: SystemTime,
+    ) -> Fill {
+        Fill {
+            cache: self.clone(),
+            policy: policy.clone(),
+            plan,
+            fwd,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            directives,
+            request_time,
+        }
+    }
+
+    fn answer(
+        &self,
+        entry: Entry,
+        policy: &Policy,
+        parts: &request::Parts,
+        answer: Answer<'_>,
+        now: SystemTime,
+    ) -> Response<Bytes> {
+        respond::from_entry(
+            self,
+            policy,
+            entry,
+            &parts.method,
+            &parts.headers,
+            answer,
+            now,
+        )
+    }
+
+    /// Reads what the store holds for the request: one round trip when the
+    /// route declares its vary fields, a second only when the response
+    /// varied on fields the route did not declare.
+    pub(crate) async fn find(
+        &self,
+        primary: &PrimaryKey,
+        declared: &[HeaderName],
+        headers: &HeaderMap,
+    ) -> Found {
+        let store = &self.inner.store;
+        let mut keys = vec![primary.store_key.clone()];
+        if !declared.is_empty() {
+            let values = key::vary_values(declared, headers);
+            keys.push(key::variant_key(primary, declared, &values));
+        }
+        let mut got = match store.get_many(&keys).await {
+            Ok(got) => got,
+            Err(e) => {
+                self.store_error("get", e);
+                return Found::miss(Fwd::Miss, None);
+            }
+        };
+        let prefetched = got.get_mut(1).and_then(Option::take);
+        let Some(bytes) = got.into_iter().next().flatten() else {
+            return Found::miss(Fwd::UriMiss, None);
+        };
+        let index = match self.decode(&primary.store_key, bytes).await {
+            Some(Record::Entry(entry)) => {
+                let usable = entry.material == primary.material
+                    && declared
+                        .iter()
+                        .all(|d| entry.vary.iter().any(|(n, _)| n == d));
+                if !usable {
+                    return Found::miss(Fwd::UriMiss, None);
+                }
+                if !key::vary_matches(&entry.vary, headers) {
+                    return Found::miss(Fwd::VaryMiss, None);
+                }
+                return Found {
+                    entry: Some(entry),
+                    index: None,
+                    fwd: Fwd::Miss,
+                };
+            }
+            Some(Record::Variants(index)) => index,
+            None => return Found::miss(Fwd::UriMiss, None),
+        };
+        if index.material != primary.material || !declared.iter().all(|d| index.names.contains(d)) {
+            return Found::miss(Fwd::UriMiss, None);
+        }
+        let variant = if index.names == declared {
+            prefetched
+        } else {
+            let values = key::vary_values(&index.names, headers);
+            let variant_key = key::variant_key(primary, &index.names, &values);
+            match store.get(&variant_key).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.store_error("get", e);
+                    None
+                }
+            }
+        };
+        let Some(bytes) = variant else {
+            return Found::miss(Fwd::VaryMiss, Some(index));
+        };
+        let values = key::vary_values(&index.names, headers);
+        let variant_key = key::variant_key(primary, &index.names, &values);
+        match self.decode(&variant_key, bytes).await {
+            Some(Record::Entry(entry))
+                if entry.material == primary.material
+                    && entry.variant_nonce == index.nonce
+                    && key::vary_matches(&entry.vary, headers) =>
+            {
+                Found {
+                    entry: Some(entry),
+                    index: Some(index),
+                    fwd: Fwd::Miss,
+                }
+            }
+            _ => Found::miss(Fwd::VaryMiss, Some(index)),
+        }
+    }
+
+    /// Decodes a stored value; a corrupt or foreign one is deleted and
+    /// counted, and reads as nothing.
+    async fn decode(&self, store_key: &str, bytes: Bytes) -> Option<Record> {
+        match Record::decode(bytes, self.max_record_bytes()) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                Counters::bump(&self.inner.counters.corrupt_entries);
+                if let Some(suppressed) = self.inner.error_log.allow() {
+                    tracing::warn!(error = %e, key = store_key, suppressed, "larder: unreadable entry deleted");
+                }
+                if let Err(e) = self.inner.store.delete(store_key).await {
+                    self.store_error("delete", e);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Safe methods other than GET/HEAD do not invalidate (RFC 9110 §9.2.1).
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::OPTIONS | Method::TRACE)
+}

@@ -1,0 +1,244 @@
+//! The engine: the one place where policy meets a store.
+//!
+//! [`Cache::lookup`] decides the [`Lookup`] of a request: answer it from the
+//! cache, or forward it to the handler with a [`Fill`] that knows what to do
+//! with the response. Adapters (the tower layer, the attribute macro, the
+//! proxy) only translate their framework's types to these calls.
+
+mod body;
+mod coalesce;
+mod fill;
+mod lookup;
+mod respond;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+
+use crate::clock::{Clock, SystemClock};
+use crate::policy::cache_status::is_sf_token;
+use crate::store::{MemoryStore, Store, StoreError};
+
+pub use body::CacheBody;
+pub use fill::Fill;
+pub use lookup::Lookup;
+pub use stats::Stats;
+
+/// The default in-memory capacity when no store is given: 64 MiB.
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// The default largest body the cache buffers and stores: 8 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+
+/// An HTTP response cache: a store, and how to use it.
+///
+/// Cheap to clone; clones share the store, the in-flight requests and the
+/// stats.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{routing::get, Router};
+/// use larder::{Cache, MemoryStore, Policy};
+///
+/// let cache = Cache::builder().store(MemoryStore::new(256 << 20)).build();
+/// let app: Router = Router::new().route(
+///     "/items",
+///     get(|| async { "items" }).layer(cache.layer(Policy::ttl(Duration::from_secs(900)))),
+/// );
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Arc<dyn Store>,
+    pub prefix: String,
+    pub name: String,
+    pub clock: Arc<dyn Clock>,
+    pub max_body: usize,
+    pub legacy_header: Option<HeaderName>,
+    pub detail: bool,
+    pub coalesce_wait: Duration,
+    pub flights: Arc<coalesce::Flights>,
+    pub counters: stats::Counters,
+    pub error_log: stats::RateLimitedLog,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.inner.name)
+            .field("prefix", &self.inner.prefix)
+            .field("max_body", &self.inner.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// Starts building a cache. Without a store it uses a
+    /// [`MemoryStore`] of [`DEFAULT_MEMORY_BYTES`].
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// What the cache has done so far.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The name the cache uses in `Cache-Status`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub(crate) fn store_error(&self, op: &'static str, err: StoreError) {
+        stats::Counters::bump(&self.inner.counters.store_errors);
+        if let Some(suppressed) = self.inner.error_log.allow() {
+            tracing::warn!(
+                error = %err,
+                op,
+                suppressed,
+                "larder: store failed; serving as a miss"
+            );
+        }
+    }
+
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        // Room for headers and framing on top of the body.
+        self.inner.max_body.saturating_add(1 << 20)
+    }
+}
+
+/// Builds a [`Cache`].
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::{Cache, MemoryStore};
+///
+/// let cache = Cache::builder()
+///     .store(MemoryStore::new(128 << 20))
+///     .prefix("myapp")
+///     .name("myapp-cache")
+///     .max_body_bytes(2 << 20)
+///     .legacy_status_header("x-cache")
+///     .build();
+/// assert_eq!(cache.name(), "myapp-cache");
+/// ```
+pub struct CacheBuilder {
+    store: Option<Arc<dyn Store>>,
+    prefix: String,
+    name: String,
+    clock: Arc<dyn Clock>,
+    max_body: usize,
+    legacy_header: Option<HeaderName>,
+    detail: bool,
+    coalesce_wait: Duration,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            store: None,
+            prefix: "larder".to_owned(),
+            name: "larder".to_owned(),
+            clock: Arc::new(SystemClock),
+            max_body: DEFAULT_MAX_BODY_BYTES,
+            legacy_header: None,
+            detail: false,
+            coalesce_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Where entries are kept.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A store shared with other code (for example to inspect it in tests).
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The first part of every store key. Default `larder`; give each
+    /// application sharing a store its own.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The cache's name in `Cache-Status`. Default `larder`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Where time comes from. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The largest body the cache buffers and stores. Larger bodies, and
+    /// bodies of unknown length that grow past it, stream through to the
+    /// client uncached. Default [`DEFAULT_MAX_BODY_BYTES`].
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
+    }
+
+    /// Also send a legacy status header (such as `x-cache: HIT`) beside
+    /// `Cache-Status`. Ignored, with a logged error, if `name` is not a
+    /// valid header name.
+    pub fn legacy_status_header(mut self, name: &str) -> Self {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => self.legacy_header = Some(n),
+            Err(_) => tracing::error!(name, "larder: invalid legacy status header name ignored"),
+        }
+        self
+    }
+
+    /// Add `detail=<reason>` to `Cache-Status` when a response is not
+    /// stored. Off by default: it tells clients about the cache's rules.
+    pub fn cache_status_detail(mut self, on: bool) -> Self {
+        self.detail = on;
+        self
+    }
+
+    /// How long a request waits for another request's fetch of the same
+    /// key before fetching for itself. Default 30 s.
+    pub fn coalesce_wait(mut self, wait: Duration) -> Self {
+        self.coalesce_wait = wait;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Cache {
+        if self.name.is_empty() || (!is_sf_token(&self.name) && !self.name.is_ascii()) {
+            tracing::warn!(name = %self.name, "larder: cache name will be quoted in Cache-Status");
+        }
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new(DEFAULT_MEMORY_BYTES)));
+        Cache {
+            inner: Arc::new(Inner {
+                store,
+                prefix: self.prefix,
+                name: self.name,
+                clock: self.clock,
+                max_body: self.max_body,
+                legacy_header: self.legacy_header,
+                detail: self.detail,
+                coalesce_wait: self.coalesce_wait,
+                flights: Arc::default(),
+                counters: stats::Counters::default(),
+                error_log: stats::RateLimitedLog::new(Duration::from_secs(10)),
+            }),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Building the responses the cache sends: from an entry, and the few it
+//! makes up itself (304, 412, 504).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Response, StatusCode};
+
+use super::stats::Counters;
+use super::Cache;
+use crate::entry::Entry;
+use crate::policy::conditional::{self, Precondition};
+use crate::policy::freshness;
+use crate::policy::{CacheStatus, ClientCacheControl, Fwd, Policy};
+
+/// The `Cache-Status` response field (RFC 9211).
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// How a response came to be, for `Cache-Status` and the legacy header.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Answer<'a> {
+    pub hit: bool,
+    pub fwd: Option<Fwd>,
+    pub fwd_status: Option<u16>,
+    pub stored: bool,
+    pub collapsed: bool,
+    pub detail: Option<&'a str>,
+    pub legacy: &'static str,
+}
+
+impl Answer<'_> {
+    pub fn hit() -> Self {
+        Answer {
+            hit: true,
+            legacy: "HIT",
+            ..Answer::default()
+        }
+    }
+
+    pub fn stale_hit() -> Self {
+        Answer {
+            hit: true,
+            legacy: "STALE",
+            ..Answer::default()
+        }
+    }
+
+    pub fn collapsed(fwd: Fwd) -> Self {
+        Answer {
+            fwd: Some(fwd),
+            collapsed: true,
+            legacy: "HIT",
+            ..Answer::default()
+        }
+    }
+}
+
+/// Sends a stored response: its own headers, then `Age`, the route's
+/// `Cache-Control` toward clients, `Cache-Status`; a 304 or 412 when the
+/// request's preconditions say so; no body for HEAD.
+pub(crate) fn from_entry(
+    cache: &Cache,
+    policy: &Policy,
+    entry: Entry,
+    method: &Method,
+    request: &HeaderMap,
+    answer: Answer<'_>,
+    now: SystemTime,
+) -> Response<Bytes> {
+    let age = freshness::current_age(entry.initial_age, entry.response_time, now);
+    let ttl = freshness::remaining_ttl(entry.lifetime, age);
+    let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED)
+        .or_else(|| freshness::http_date(&entry.headers, header::DATE))
+        .unwrap_or(entry.response_time);
+    let precondition = conditional::evaluate(
+        method,
+        request,
+        entry.headers.get(header::ETAG),
+        Some(last_modified),
+    );
+    let (status, mut headers, body) = match precondition {
+        Precondition::Proceed => {
+            let body = if method == Method::HEAD {
+                Bytes::new()
+            } else {
+                entry.body
+            };
+            (entry.status, entry.headers, body)
+        }
+        Precondition::NotModified => {
+            Counters::bump(&cache.inner.counters.not_modified);
+            let headers = conditional::not_modified_headers(&entry.headers);
+            (StatusCode::NOT_MODIFIED, headers, Bytes::new())
+        }
+        Precondition::Failed => (
+            StatusCode::PRECONDITION_FAILED,
+            HeaderMap::new(),
+            Bytes::new(),
+        ),
+    };
+    if status != StatusCode::PRECONDITION_FAILED {
+        client_cache_control(policy, &mut headers, ttl);
+    }
+    headers.insert(header::AGE, seconds(age));
+    let cache_status = CacheStatus {
+        name: &cache.inner.name,
+        hit: answer.hit,
+        fwd: answer.fwd,
+        fwd_status: answer.fwd_status,
+        ttl: Some(ttl),
+        stored: answer.stored,
+        collapsed: answer.collapsed,
+        key: None,
+        detail: answer.detail,
+    };
+    stamp(cache, &mut headers, &cache_status, answer.legacy);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// `only-if-cached` and nothing usable stored: 504 (RFC 9111 §5.2.1.7).
+pub(crate) fn gateway_timeout(cache: &Cache, fwd: Fwd) -> Response<Bytes> {
+    let mut headers = HeaderMap::new();
+    let status = CacheStatus {
+        name: &cache.inner.name,
+        fwd: Some(fwd),
+        detail: Some("only-if-cached"),
+        ..CacheStatus::default()
+    };
+    stamp(cache, &mut headers, &status, "MISS");
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// Applies the route's `Cache-Control` toward clients.
+pub(crate) fn client_cache_control(policy: &Policy, headers: &mut HeaderMap, ttl: i64) {
+    match &policy.client_cache_control {
+        ClientCacheControl::Untouched => {}
+        ClientCacheControl::Fixed(value) => {
+            headers.insert(header::CACHE_CONTROL, value.clone());
+        }
+        ClientCacheControl::RemainingTtl => {
+            if !headers.contains_key(header::CACHE_CONTROL) {
+                let value = format!("max-age={}", ttl.max(0));
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(header::CACHE_CONTROL, v);
+                }
+            }
+        }
+    }
+}
+
+/// Appends the cache's `Cache-Status` member and the legacy header.
+pub(crate) fn stamp(
+    cache: &Cache,
+    headers: &mut HeaderMap,
+    status: &CacheStatus<'_>,
+    legacy: &'static str,
+) {
+    let value = status.append_to(headers.get(&CACHE_STATUS));
+    headers.insert(CACHE_STATUS, value);
+    if let Some(name) = &cache.inner.legacy_header {
+        headers.insert(name.clone(), HeaderValue::from_static(legacy));
+    }
+}
+
+fn seconds(d: Duration) -> HeaderValue {
+    HeaderValue::from(d.as_secs())
+}

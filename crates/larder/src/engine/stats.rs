@@ -1,0 +1,151 @@
+//! Counters the engine keeps, and the snapshot users read.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::policy::NotStored;
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub hits: AtomicU64,
+    pub stale_hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub bypasses: AtomicU64,
+    pub collapsed: AtomicU64,
+    pub not_modified: AtomicU64,
+    pub stores: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub corrupt_entries: AtomicU64,
+    pub not_stored: [AtomicU64; NotStored::ALL.len()],
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn not_stored(&self, reason: NotStored) {
+        self.not_stored[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            hits: self.hits.load(Relaxed),
+            stale_hits: self.stale_hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            bypasses: self.bypasses.load(Relaxed),
+            collapsed: self.collapsed.load(Relaxed),
+            not_modified: self.not_modified.load(Relaxed),
+            stores: self.stores.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            store_errors: self.store_errors.load(Relaxed),
+            corrupt_entries: self.corrupt_entries.load(Relaxed),
+            not_stored: std::array::from_fn(|i| self.not_stored[i].load(Relaxed)),
+        }
+    }
+}
+
+/// What a [`Cache`](crate::Cache) has done since it was built.
+///
+/// ```
+/// use larder::{Cache, NotStored};
+///
+/// let stats = Cache::builder().build().stats();
+/// assert_eq!(stats.hits, 0);
+/// assert_eq!(stats.not_stored(NotStored::SetCookie), 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests answered from a fresh stored response.
+    pub hits: u64,
+    /// Requests answered from a stale stored response the request accepted.
+    pub stale_hits: u64,
+    /// Cacheable requests that went to the handler.
+    pub misses: u64,
+    /// Requests the cache did not handle (method, route rule, request directive).
+    pub bypasses: u64,
+    /// Requests answered with another request's fetch (coalesced).
+    pub collapsed: u64,
+    /// Requests answered 304 Not Modified by the cache.
+    pub not_modified: u64,
+    /// Responses stored.
+    pub stores: u64,
+    /// URIs invalidated by unsafe methods.
+    pub invalidations: u64,
+    /// Store operations that failed (each served as a miss).
+    pub store_errors: u64,
+    /// Stored values that could not be decoded (each served as a miss and deleted).
+    pub corrupt_entries: u64,
+    not_stored: [u64; NotStored::ALL.len()],
+}
+
+impl Stats {
+    /// Responses not stored for `reason`.
+    pub fn not_stored(&self, reason: NotStored) -> u64 {
+        self.not_stored[reason.index()]
+    }
+}
+
+/// Logs at most once per interval, counting what it held back, so a dead
+/// store cannot flood the logs at request rate.
+pub(crate) struct RateLimitedLog {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RateLimitedLog {
+    pub fn new(interval: Duration) -> Self {
+        RateLimitedLog {
+            interval,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Returns the number of messages suppressed since the last one when
+    /// this one should be logged, `None` when it should be held back.
+    pub fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < self.interval => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let suppressed = state.1;
+                *state = (Some(now), 0);
+                Some(suppressed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limited_log_holds_back_within_the_interval() {
+        let log = RateLimitedLog::new(Duration::from_secs(3600));
+        assert_eq!(log.allow(), Some(0));
+        assert_eq!(log.allow(), None);
+        assert_eq!(log.allow(), None);
+        let open = RateLimitedLog::new(Duration::ZERO);
+        assert_eq!(open.allow(), Some(0));
+        assert_eq!(open.allow(), Some(0));
+    }
+
+    #[test]
+    fn not_stored_counts_by_reason() {
+        let c = Counters::default();
+        c.not_stored(NotStored::Private);
+        c.not_stored(NotStored::Private);
+        c.not_stored(NotStored::SetCookie);
+        let s = c.snapshot();
+        assert_eq!(s.not_stored(NotStored::Private), 2);
+        assert_eq!(s.not_stored(NotStored::SetCookie), 1);
+        assert_eq!(s.not_stored(NotStored::NoStore), 0);
+    }
+}

@@ -1,0 +1,121 @@
+//! The tower layer: caching for any tower HTTP service.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use larder::{Cache, Policy};
+//!
+//! async fn list_items() -> &'static str {
+//!     "[\"apple\", \"pear\"]" // imagine a slow database query here
+//! }
+//!
+//! let cache = Cache::builder().build(); // in-memory, 64 MiB
+//! let app: Router = Router::new()
+//!     // One route, cached for 15 minutes:
+//!     .route("/items", get(list_items).layer(cache.layer(Policy::ttl(Duration::from_secs(900)))))
+//!     // Or every route of a router, origin-headers mode (RFC 9111 shared cache):
+//!     .layer(cache.layer(Policy::origin_headers()));
+//! ```
+//!
+//! Put the layer on the whole method router (`get(list).post(create).layer(..)`)
+//! or on the router, so that a successful POST, PUT, PATCH or DELETE reaches
+//! it and invalidates the URI's cached GET (RFC 9111 §4.4).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{Cache, CacheBody, Lookup, Policy};
+
+impl Cache {
+    /// A tower layer that caches what the wrapped service answers, under
+    /// `policy`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum::{routing::get, Router};
+    /// use larder::{Cache, Policy};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hi" }).layer(cache.layer(Policy::ttl(Duration::from_secs(60)))));
+    /// ```
+    pub fn layer(&self, policy: Policy) -> CacheLayer {
+        CacheLayer {
+            cache: self.clone(),
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+/// Applies a [`Cache`] with one [`Policy`] to a service. Made by
+/// [`Cache::layer`].
+#[derive(Clone, Debug)]
+pub struct CacheLayer {
+    cache: Cache,
+    policy: Arc<Policy>,
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CacheService {
+            inner,
+            cache: self.cache.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// A service whose responses are cached. Made by [`CacheLayer`].
+#[derive(Clone, Debug)]
+pub struct CacheService<S> {
+    inner: S,
+    cache: Cache,
+    policy: Arc<Policy>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Send,
+{
+    type Response = Response<CacheBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The service that was polled ready is the one we must call; keep a
+        // fresh clone in its place for the next request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let cache = self.cache.clone();
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            match cache.lookup(&parts, &policy).await {
+                Lookup::Respond(response) => Ok(response.map(CacheBody::full)),
+                Lookup::Forward(fill) => {
+                    fill.prepare(&mut parts);
+                    let response = inner.call(Request::from_parts(parts, body)).await?;
+                    Ok(fill.complete(response).await)
+                }
+            }
+        })
+    }
+}
