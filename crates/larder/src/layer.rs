@@ -109,7 +109,7 @@ where
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             match cache.lookup(&parts, &policy).await {
-                Lookup::Respond(response) => Ok(response.map(CacheBody::full)),
+                Lookup::Respond(response) => Ok(CacheBody::for_response(response)),
                 Lookup::Forward(fill) => {
                     fill.prepare(&mut parts);
                     let response = inner.call(Request::from_parts(parts, body)).await?;

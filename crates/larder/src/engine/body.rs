@@ -25,6 +25,10 @@ pub struct CacheBody<B: Body> {
 
 enum Kind<B: Body> {
     Full(Option<Bytes>),
+    /// No body, and no claim about its length: a 304, or a HEAD answer,
+    /// whose `Content-Length` (if any) describes the GET's body. An exact
+    /// size hint of 0 would make frameworks write `Content-Length: 0`.
+    NoBody,
     Stream {
         read: VecDeque<Frame<Bytes>>,
         rest: Option<Pin<Box<B>>>,
@@ -47,6 +51,29 @@ impl<B: Body> CacheBody<B> {
         }
     }
 
+    /// The body for a response the cache built: bodiless statuses (304,
+    /// 412 without content) and HEAD answers get [`CacheBody::no_body`].
+    pub fn for_response(response: http::Response<Bytes>) -> http::Response<Self> {
+        let bodiless = response.status() == http::StatusCode::NOT_MODIFIED
+            || (response.body().is_empty()
+                && response
+                    .headers()
+                    .contains_key(http::header::CONTENT_LENGTH));
+        response.map(|b| {
+            if bodiless {
+                Self::no_body()
+            } else {
+                Self::full(b)
+            }
+        })
+    }
+
+    /// No body and no size hint, for responses whose `Content-Length`
+    /// describes another message's body (304, HEAD).
+    pub(crate) fn no_body() -> Self {
+        CacheBody { kind: Kind::NoBody }
+    }
+
     /// The handler's body, untouched.
     pub fn stream(body: B) -> Self {
         Self::resume(VecDeque::new(), Some(Box::pin(body)), None)
@@ -66,6 +93,7 @@ impl<B: Body> CacheBody<B> {
 impl<B: Body> std::fmt::Debug for CacheBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
+            Kind::NoBody => f.write_str("CacheBody::NoBody"),
             Kind::Full(b) => f
                 .debug_struct("CacheBody::Full")
                 .field("len", &b.as_ref().map_or(0, Bytes::len))
@@ -90,6 +118,7 @@ impl<B: Body> Body for CacheBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match &mut self.get_mut().kind {
+            Kind::NoBody => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream { read, rest, error } => {
                 if let Some(frame) = read.pop_front() {
@@ -119,6 +148,7 @@ impl<B: Body> Body for CacheBody<B> {
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
+            Kind::NoBody => true,
             Kind::Full(b) => b.is_none(),
             Kind::Stream { read, rest, error } => {
                 read.is_empty()
@@ -130,6 +160,7 @@ impl<B: Body> Body for CacheBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
+            Kind::NoBody => SizeHint::new(),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Stream { read, rest, .. } => {
                 let read: u64 = read

@@ -188,6 +188,16 @@ impl Fill {
         };
 
         let status = parts.status;
+        // Fields named by private="..."/no-cache="..." are not stored, but
+        // the client whose request produced them still gets them.
+        let own_fields: Vec<_> = storable
+            .strip
+            .iter()
+            .flat_map(|name| {
+                let values = parts.headers.get_all(name).iter();
+                values.map(move |v| (name.clone(), v.clone()))
+            })
+            .collect();
         let entry = self.entry(
             &primary,
             parts.headers,
@@ -211,7 +221,7 @@ impl Fill {
         };
         let now = self.cache.inner.clock.now();
         let entry = Arc::unwrap_or_clone(entry);
-        respond::from_entry(
+        let mut response = respond::from_entry(
             &self.cache,
             &self.policy,
             entry,
@@ -219,8 +229,13 @@ impl Fill {
             &self.headers,
             answer,
             now,
-        )
-        .map(CacheBody::full)
+        );
+        if response.status() != StatusCode::PRECONDITION_FAILED {
+            for (name, value) in own_fields {
+                response.headers_mut().append(name, value);
+            }
+        }
+        CacheBody::for_response(response)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -246,6 +261,8 @@ impl Fill {
                 headers.insert(header::DATE, v);
             }
         }
+        // The body is exactly known: say so, for HEAD answers too.
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         if !headers.contains_key(header::ETAG) {
             headers.insert(header::ETAG, conditional::content_etag(&body));
         }
@@ -373,7 +390,7 @@ impl Fill {
                     for cookie in response.headers().get_all(header::SET_COOKIE) {
                         headers.append(header::SET_COOKIE, cookie.clone());
                     }
-                    response = Response::new(CacheBody::empty());
+                    response = Response::new(CacheBody::no_body());
                     *response.status_mut() = StatusCode::NOT_MODIFIED;
                     *response.headers_mut() = headers;
                 }
@@ -385,7 +402,7 @@ impl Fill {
         }
         if preconditions_removed && self.method == Method::HEAD {
             // The handler answered the GET the cache asked for.
-            *response.body_mut() = CacheBody::empty();
+            *response.body_mut() = CacheBody::no_body();
         }
         let detail = reason
             .filter(|_| self.cache.inner.detail)
