@@ -7,6 +7,8 @@
 //! again rather than wait for nothing.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -27,9 +29,14 @@ pub(crate) enum Landed {
 
 type Slot = watch::Sender<Option<Landed>>;
 
-#[derive(Default)]
+const LANDING_BUCKETS: usize = 64;
+
 pub(crate) struct Flights {
     map: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Landings counted per bucket of keys. A request reads its bucket
+    /// before it reads the store; if a flight landed since, the store may
+    /// hold what it missed, and a new leader checks again before fetching.
+    landings: [AtomicU64; LANDING_BUCKETS],
 }
 
 pub(crate) enum Join {
@@ -37,7 +44,21 @@ pub(crate) enum Join {
     Follower(watch::Receiver<Option<Landed>>),
 }
 
+impl Default for Flights {
+    fn default() -> Self {
+        Flights {
+            map: Mutex::default(),
+            landings: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
 impl Flights {
+    /// The landing count of `key`'s bucket: take it before reading the store.
+    pub fn landings(&self, key: &str) -> u64 {
+        self.landings[bucket(key)].load(Ordering::Acquire)
+    }
+
     pub fn join(self: &Arc<Self>, key: &str) -> Join {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = map.get(key) {
@@ -84,6 +105,7 @@ impl Leader {
                 map.remove(&self.key);
             }
         }
+        self.flights.landings[bucket(&self.key)].fetch_add(1, Ordering::Release);
         self.slot.send_replace(Some(landed));
     }
 }
@@ -94,6 +116,12 @@ impl Drop for Leader {
             self.finish(Landed::Abandoned);
         }
     }
+}
+
+fn bucket(key: &str) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) % LANDING_BUCKETS
 }
 
 /// Waits for the leader; a closed channel counts as abandoned.
@@ -119,7 +147,9 @@ mod tests {
         };
         assert!(matches!(flights.join("other"), Join::Leader(_)));
         let waiter = tokio::spawn(follow(rx));
+        let before = flights.landings("k");
         leader.land(Landed::Uncacheable);
+        assert_eq!(flights.landings("k"), before + 1);
         assert!(matches!(waiter.await.unwrap(), Landed::Uncacheable));
         assert_eq!(flights.in_flight(), 0);
     }

@@ -129,6 +129,10 @@ impl Cache {
             )));
         }
 
+        // Taken before the read: a fetch of this key that lands after it
+        // may have stored what the read is about to miss.
+        let flight_key = flight_key(&primary, policy, &parts.headers);
+        let landings = self.inner.flights.landings(&flight_key);
         let found = self.find(&primary, &policy.vary, &parts.headers).await;
         let mut fwd = found.fwd;
         if let Some(entry) = found.entry {
@@ -162,39 +166,64 @@ impl Cache {
             Counters::bump(&self.inner.counters.misses);
             return Lookup::Respond(respond::gateway_timeout(self, fwd));
         }
-        Counters::bump(&self.inner.counters.misses);
-        self.coalesce(parts, policy, primary, found.index, fwd, directives, now)
-            .await
+        let miss = Miss {
+            primary,
+            index: found.index,
+            fwd,
+            directives,
+            flight_key,
+            landings,
+        };
+        self.coalesce(parts, policy, miss, now).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn coalesce(
         &self,
         parts: &request::Parts,
         policy: &Arc<Policy>,
-        primary: PrimaryKey,
-        index: Option<VariantIndex>,
-        fwd: Fwd,
-        directives: Option<CacheControl>,
+        miss: Miss,
         now: SystemTime,
     ) -> Lookup {
-        // Requests that differ in a declared vary field never wait on each
-        // other: they could not share the answer.
-        let flight_key = if policy.vary.is_empty() {
-            primary.store_key.clone()
-        } else {
-            let values = key::vary_values(&policy.vary, &parts.headers);
-            key::variant_key(&primary, &policy.vary, &values)
-        };
+        let Miss {
+            primary,
+            mut index,
+            fwd,
+            directives,
+            flight_key,
+            mut landings,
+        } = miss;
         // A leader that goes away hands the key to the next request; a few
         // rounds of that and we stop waiting.
         for _ in 0..3 {
             let rx = match self.inner.flights.join(&flight_key) {
                 Join::Leader(leader) => {
+                    if self.inner.flights.landings(&flight_key) != landings {
+                        // Another fetch landed after our read: look again
+                        // rather than run the handler a second time.
+                        let found = self.find(&primary, &policy.vary, &parts.headers).await;
+                        index = found.index;
+                        if let Some(entry) = found.entry.filter(|e| {
+                            let age = freshness::current_age(e.initial_age, e.response_time, now);
+                            let r = freshness::reuse(
+                                e.lifetime,
+                                age,
+                                e.forbids_stale,
+                                directives.as_ref(),
+                            );
+                            r == Reuse::Fresh
+                        }) {
+                            let entry = Arc::new(entry);
+                            leader.land(Landed::Stored(entry.clone()));
+                            Counters::bump(&self.inner.counters.collapsed);
+                            let answer = Answer::collapsed(fwd);
+                            let entry = Arc::unwrap_or_clone(entry);
+                            return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                        }
+                    }
+                    Counters::bump(&self.inner.counters.misses);
                     let plan = Plan::store(primary, index, Some(leader));
-                    return Lookup::Forward(Box::new(
-                        self.fill(parts, policy, plan, fwd, directives, now),
-                    ));
+                    let fill = self.fill(parts, policy, plan, fwd, directives, now);
+                    return Lookup::Forward(Box::new(fill));
                 }
                 Join::Follower(rx) => rx,
             };
@@ -207,11 +236,15 @@ impl Cache {
                     let answer = Answer::collapsed(fwd);
                     return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                 }
-                Ok(Landed::Abandoned) => continue,
+                Ok(Landed::Abandoned) => {
+                    landings = self.inner.flights.landings(&flight_key);
+                    continue;
+                }
                 // Uncacheable, another variant, or waited too long: fetch our own.
                 _ => break,
             }
         }
+        Counters::bump(&self.inner.counters.misses);
         let plan = Plan::store(primary, index, None);
         Lookup::Forward(Box::new(
             self.fill(parts, policy, plan, fwd, directives, now),
@@ -378,6 +411,28 @@ impl Cache {
                 None
             }
         }
+    }
+}
+
+/// A request that missed, on its way to the handler or to another's fetch.
+struct Miss {
+    primary: PrimaryKey,
+    index: Option<VariantIndex>,
+    fwd: Fwd,
+    directives: Option<CacheControl>,
+    flight_key: String,
+    landings: u64,
+}
+
+/// The key concurrent misses coalesce on. Requests that differ in a
+/// declared vary field never wait on each other: they could not share the
+/// answer.
+fn flight_key(primary: &PrimaryKey, policy: &Policy, headers: &HeaderMap) -> String {
+    if policy.vary.is_empty() {
+        primary.store_key.clone()
+    } else {
+        let values = key::vary_values(&policy.vary, headers);
+        key::variant_key(primary, &policy.vary, &values)
     }
 }
 

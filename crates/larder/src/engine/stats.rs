@@ -56,7 +56,7 @@ impl Counters {
 /// assert_eq!(stats.hits, 0);
 /// assert_eq!(stats.not_stored(NotStored::SetCookie), 0);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Requests answered from a fresh stored response.
     pub hits: u64,
@@ -79,6 +79,33 @@ pub struct Stats {
     /// Stored values that could not be decoded (each served as a miss and deleted).
     pub corrupt_entries: u64,
     not_stored: [u64; NotStored::ALL.len()],
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Reasons<'a>(&'a Stats);
+        impl std::fmt::Debug for Reasons<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let nonzero = NotStored::ALL.iter().filter(|r| self.0.not_stored(**r) > 0);
+                f.debug_map()
+                    .entries(nonzero.map(|r| (r.as_str(), self.0.not_stored(*r))))
+                    .finish()
+            }
+        }
+        f.debug_struct("Stats")
+            .field("hits", &self.hits)
+            .field("stale_hits", &self.stale_hits)
+            .field("misses", &self.misses)
+            .field("bypasses", &self.bypasses)
+            .field("collapsed", &self.collapsed)
+            .field("not_modified", &self.not_modified)
+            .field("stores", &self.stores)
+            .field("invalidations", &self.invalidations)
+            .field("store_errors", &self.store_errors)
+            .field("corrupt_entries", &self.corrupt_entries)
+            .field("not_stored", &Reasons(self))
+            .finish()
+    }
 }
 
 impl Stats {
@@ -147,5 +174,10 @@ mod tests {
         assert_eq!(s.not_stored(NotStored::Private), 2);
         assert_eq!(s.not_stored(NotStored::SetCookie), 1);
         assert_eq!(s.not_stored(NotStored::NoStore), 0);
+        let debug = format!("{s:?}");
+        assert!(
+            debug.contains(r#"not_stored: {"private": 2, "set-cookie": 1}"#),
+            "{debug}"
+        );
     }
 }
