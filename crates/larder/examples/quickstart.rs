@@ -1,0 +1,116 @@
+//! Quickstart: cache slow axum routes with larder's tower layer.
+//!
+//! Shows a per-route TTL cache (`GET /items`), invalidation by a POST to the
+//! same URI, a route that varies on `Accept-Language` (`GET /greeting`), the
+//! `Cache-Status`/`Age`/`x-cache` headers, conditional requests, and the
+//! cache's stats. Run it, then try the curl commands it prints:
+//!
+//! ```text
+//! cargo run -p larder --example quickstart
+//! ```
+//!
+//! Set `LARDER_QUICKSTART_ADDR` (default `127.0.0.1:3000`) to listen elsewhere.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use axum::http::header::{ACCEPT_LANGUAGE, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use larder::{Cache, Policy};
+
+/// How many times the slow query really ran (for `/items` and `/uncached`):
+/// a cache hit leaves it unchanged.
+static HANDLER_CALLS: AtomicU64 = AtomicU64::new(0);
+/// Items "added" by `POST /items`.
+static ADDED: AtomicU64 = AtomicU64::new(0);
+
+/// Stands in for a 200 ms database query.
+async fn slow_items() -> impl IntoResponse {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = HANDLER_CALLS.fetch_add(1, Relaxed) + 1;
+    let mut items = vec!["\"apple\"".to_owned(), "\"pear\"".to_owned()];
+    items.extend((1..=ADDED.load(Relaxed)).map(|n| format!("\"item-{n}\"")));
+    let body = format!(
+        "{{\"items\":[{}],\"handler_calls\":{calls}}}\n",
+        items.join(",")
+    );
+    ([(CONTENT_TYPE, "application/json")], body)
+}
+
+async fn add_item() -> impl IntoResponse {
+    let n = ADDED.fetch_add(1, Relaxed) + 1;
+    (StatusCode::CREATED, format!("added item-{n}\n"))
+}
+
+async fn greeting(headers: HeaderMap) -> &'static str {
+    let lang = headers
+        .get(ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match lang.get(..2) {
+        Some("fr") => "Bonjour\n",
+        Some("de") => "Hallo\n",
+        _ => "Hello\n",
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // In-memory store (64 MiB); `x-cache: HIT|MISS` beside the standard
+    // `Cache-Status` for tools that expect the legacy header.
+    let cache = Cache::builder().legacy_status_header("x-cache").build();
+    let minute = Duration::from_secs(60);
+
+    let stats_cache = cache.clone();
+    let app = Router::new()
+        // The layer wraps the whole method router, not just `get(..)`, so a
+        // successful POST /items reaches the cache and invalidates the GET.
+        .route(
+            "/items",
+            get(slow_items)
+                .post(add_item)
+                .layer(cache.layer(Policy::ttl(minute).namespace("items"))),
+        )
+        .route("/uncached", get(slow_items))
+        // Each Accept-Language value gets its own entry; `Vary` tells
+        // downstream caches to do the same.
+        .route(
+            "/greeting",
+            get(greeting).layer(cache.layer(Policy::ttl(minute).vary([ACCEPT_LANGUAGE]))),
+        )
+        .route(
+            "/stats",
+            get(move || async move { format!("{:?}\n", stats_cache.stats()) }),
+        );
+
+    let addr =
+        std::env::var("LARDER_QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+    let url = format!("http://{addr}");
+    println!(
+        "larder quickstart listening on {url}
+
+Try:
+  curl -i {url}/items        # twice: a 200 ms MISS, then a fast HIT with `age`
+  curl -i {url}/uncached     # always 200 ms, never cached
+  curl -i -H 'Cache-Control: no-cache' {url}/items   # forces a fresh fetch
+  curl -i -H 'If-None-Match: <etag from above>' {url}/items   # 304
+  curl -I {url}/items        # HEAD: headers of the cached GET, no body
+  curl -i -H 'Accept-Language: fr' {url}/greeting   # one entry per language
+  curl -X POST {url}/items   # adds an item and invalidates the cached GET
+  curl -i {url}/items        # MISS again, handler_calls went up
+  curl {url}/stats"
+    );
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .expect("server error");
+}
