@@ -1,0 +1,237 @@
+//! Bodies past the limit stream through; bad stored bytes and failing
+//! stores are misses, never errors; hits copy no body bytes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use common::*;
+use http::Method;
+use http_body::Frame;
+use larder::entry::Record;
+use larder::policy::key;
+use larder::store::{Store, StoreError, StoreFuture};
+use larder::{Cache, Lookup, NotStored, Policy};
+
+fn minute() -> Policy {
+    Policy::ttl(Duration::from_secs(60))
+}
+
+/// 20 MiB in 64 KiB chunks, with no length known up front; each chunk's
+/// bytes depend on its index so reordering or loss would show.
+fn streamed_20_mib() -> Body {
+    let chunks = (0..320u32).map(|i| {
+        let chunk: Vec<u8> = (0..65_536u32)
+            .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+            .collect();
+        Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(chunk)))
+    });
+    Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+        chunks,
+    )))
+}
+
+#[tokio::test]
+async fn a_20_mib_streamed_body_passes_through_intact_and_uncached() {
+    let w = World::with(|b| b.max_body_bytes(8 << 20).cache_status_detail(true));
+    let calls = w.counter();
+    let app = Router::new().route(
+        "/big",
+        get(move || {
+            let calls = calls.clone();
+            async move {
+                bump(&calls);
+                streamed_20_mib()
+            }
+        })
+        .layer(w.cache.layer(minute())),
+    );
+    let expected = http_body_util::BodyExt::collect(streamed_20_mib())
+        .await
+        .unwrap()
+        .to_bytes();
+    for round in 1..=2 {
+        let reply = get_reply(&app, "/big").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body.len(), 20 << 20);
+        assert!(reply.body == expected, "body differs in round {round}");
+        assert!(
+            reply.cache_status().contains("detail=too-large"),
+            "{}",
+            reply.cache_status()
+        );
+    }
+    assert_eq!(w.calls(), 2);
+    assert_eq!(w.cache.stats().not_stored(NotStored::TooLarge), 2);
+    assert_eq!(w.cache.stats().stores, 0);
+}
+
+#[tokio::test]
+async fn a_body_at_the_limit_is_stored() {
+    let w = World::with(|b| b.max_body_bytes(1024));
+    let app = Router::new().route(
+        "/k",
+        get(|| async { vec![7u8; 1024] }).layer(w.cache.layer(minute())),
+    );
+    get_reply(&app, "/k").await;
+    let hit = get_reply(&app, "/k").await;
+    assert!(hit.is_hit());
+    assert_eq!(hit.body.len(), 1024);
+}
+
+fn primary_key(uri: &str) -> String {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", http::HeaderValue::from_static(HOST));
+    key::primary(
+        "larder",
+        "default",
+        &Method::GET,
+        &uri.parse().unwrap(),
+        &headers,
+    )
+    .unwrap()
+    .store_key
+}
+
+#[tokio::test]
+async fn garbage_under_an_entry_key_is_a_miss_and_is_deleted() {
+    let w = World::new();
+    let calls = w.counter();
+    let app = Router::new().route(
+        "/items",
+        get(move || {
+            let calls = calls.clone();
+            async move { format!("v{}", bump(&calls)) }
+        })
+        .layer(w.cache.layer(minute())),
+    );
+    get_reply(&app, "/items").await;
+    let key = primary_key("/items");
+    assert!(
+        w.store.get(&key).await.unwrap().is_some(),
+        "the test computes the engine's key"
+    );
+    let garbage: [&[u8]; 4] = [
+        b"",
+        b"\xff\xfe garbage",
+        b"LRDR\x01\x01\xff\xff\xff\xff",
+        b"LRDR\x09",
+    ];
+    for (i, bytes) in garbage.into_iter().enumerate() {
+        w.store
+            .put(&key, Bytes::from_static(bytes), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let reply = get_reply(&app, "/items").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), format!("v{}", i + 2));
+        assert!(!reply.is_hit());
+        // The miss stored a good entry again in its place.
+        assert!(get_reply(&app, "/items").await.is_hit());
+    }
+    assert_eq!(w.cache.stats().corrupt_entries, 4);
+}
+
+#[tokio::test]
+async fn an_entry_of_another_uri_under_this_key_is_not_served() {
+    let w = World::new();
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route("/b", get(|| async { "b" }))
+        .layer(w.cache.layer(minute()));
+    get_reply(&app, "/a").await;
+    // Move /a's entry under /b's key: a hash collision, as far as the
+    // engine can tell. It must compare the full key material.
+    let a = w.store.get(&primary_key("/a")).await.unwrap().unwrap();
+    w.store
+        .put(&primary_key("/b"), a, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let b = get_reply(&app, "/b").await;
+    assert_eq!(b.text(), "b");
+    assert!(!b.is_hit());
+}
+
+/// A store that fails every operation, as a dead Redis would.
+struct DeadStore;
+
+impl Store for DeadStore {
+    fn get<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
+    fn put<'a>(&'a self, _key: &'a str, _value: Bytes, _ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
+    fn delete<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_fails_open() {
+    let w = World::with(|b| b.store(DeadStore));
+    let calls = w.counter();
+    let app = Router::new().route(
+        "/items",
+        get(move || {
+            let calls = calls.clone();
+            async move { format!("v{}", bump(&calls)) }
+        })
+        .post(|| async { "posted" })
+        .layer(w.cache.layer(minute())),
+    );
+    for i in 1..=3 {
+        let reply = get_reply(&app, "/items").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), format!("v{i}"));
+        assert!(
+            !reply.cache_status().contains("stored"),
+            "{}",
+            reply.cache_status()
+        );
+    }
+    let post = send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
+    assert_eq!(post.text(), "posted");
+    // Three failed reads, three failed writes, one failed invalidation.
+    assert_eq!(w.cache.stats().store_errors, 7);
+    assert_eq!(w.cache.stats().stores, 0);
+}
+
+#[tokio::test]
+async fn a_hit_copies_no_body_bytes() {
+    let store = Arc::new(larder::MemoryStore::new(1 << 20));
+    let cache = Cache::builder().shared_store(store.clone()).build();
+    let policy = Arc::new(minute());
+    let request = || {
+        let (parts, ()) = http::Request::get("/k")
+            .header("host", HOST)
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+    };
+    let Lookup::Forward(fill) = cache.lookup(&request(), &policy).await else {
+        panic!("cold cache must forward")
+    };
+    let body = http_body_util::Full::new(Bytes::from(vec![42u8; 1024]));
+    fill.complete(http::Response::new(body)).await;
+
+    let stored = store.get(&primary_key("/k")).await.unwrap().unwrap();
+    let Record::Entry(_) = Record::decode(stored.clone(), usize::MAX).unwrap() else {
+        panic!("expected an entry")
+    };
+    let Lookup::Respond(hit) = cache.lookup(&request(), &policy).await else {
+        panic!("warm cache must answer")
+    };
+    assert_eq!(hit.body().len(), 1024);
+    // The body handed out points into the bytes the store holds.
+    assert!(
+        stored.as_ptr_range().contains(&hit.body().as_ptr()),
+        "the hit copied the body"
+    );
+}
