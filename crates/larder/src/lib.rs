@@ -1,4 +1,56 @@
 //! larder: an HTTP response cache for Rust web services.
+//!
+//! Put a [`Cache`] in front of slow routes with a tower layer. Responses are
+//! stored with the semantics of a shared HTTP cache (RFC 9111), announced with
+//! `Cache-Status` (RFC 9211), and concurrent misses on one key run the handler
+//! once.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{routing::get, Router};
+//! use larder::{Cache, MemoryStore, Policy};
+//!
+//! async fn list_items() -> &'static str {
+//!     // imagine a slow database query here
+//!     "[\"apple\", \"pear\"]"
+//! }
+//!
+//! async fn add_item() -> &'static str {
+//!     "added"
+//! }
+//!
+//! # async fn run() {
+//! let cache = Cache::builder().store(MemoryStore::new(256 << 20)).build();
+//! let app: Router = Router::new().route(
+//!     "/items",
+//!     get(list_items)
+//!         .post(add_item) // a successful POST invalidates the cached GET
+//!         .layer(cache.layer(Policy::ttl(Duration::from_secs(900)))),
+//! );
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! # let _ = (listener, app);
+//! // axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+//!
+//! # The pieces
+//!
+//! - [`Policy`]: one route's rules. [`Policy::ttl`] caches for a fixed time,
+//!   as Django's `cache_page` does; [`Policy::origin_headers`] is a shared
+//!   cache that follows the response's `Cache-Control` and `Expires`.
+//! - [`Cache`]: a store and how to use it; [`Cache::layer`] makes the tower
+//!   layer, [`Cache::stats`] tells what it did.
+//! - [`store`]: where entries live. [`MemoryStore`] is the embedded default.
+//! - [`policy`]: the HTTP caching rules as pure functions, usable on their own.
+//! - [`Cache::lookup`] and [`Fill`]: the engine's two calls, for adapters to
+//!   other frameworks.
+//!
+//! # What clients see
+//!
+//! Every response the cache touched carries `Cache-Status`, e.g.
+//! `larder; hit; ttl=376` or `larder; fwd=uri-miss; fwd-status=200; ttl=900; stored`;
+//! stored responses carry `Age`. A store that fails, or an entry that cannot
+//! be read, makes a miss, never an error.
 #![warn(missing_docs)]
 
 pub mod clock;
