@@ -8,17 +8,39 @@ use std::time::{Duration, SystemTime};
 
 /// A source of the current time.
 ///
+/// Code that takes a `Clock` can be tested with a [`ManualClock`]:
+///
 /// ```
-/// use larder::clock::{Clock, SystemClock};
-/// let now = SystemClock.now();
-/// assert!(now > std::time::UNIX_EPOCH);
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use larder::clock::{Clock, ManualClock};
+///
+/// fn epoch_seconds(clock: &dyn Clock) -> u64 {
+///     clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+/// }
+/// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+/// assert_eq!(epoch_seconds(&clock), 1_700_000_000);
 /// ```
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// use larder::clock::{Clock, ManualClock};
+    ///
+    /// assert_eq!(ManualClock::new(UNIX_EPOCH).now(), UNIX_EPOCH);
+    /// ```
     fn now(&self) -> SystemTime;
 }
 
 /// The system's wall clock: the default.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use larder::clock::{Clock, SystemClock};
+///
+/// // Some time after 2023-11-14.
+/// assert!(SystemClock.now() > UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -45,6 +67,13 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock stopped at `start`.
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// use larder::clock::{Clock, ManualClock};
+    ///
+    /// assert_eq!(ManualClock::new(UNIX_EPOCH).now(), UNIX_EPOCH);
+    /// ```
     pub fn new(start: SystemTime) -> Self {
         ManualClock {
             now: Arc::new(Mutex::new(start)),
@@ -52,12 +81,32 @@ impl ManualClock {
     }
 
     /// Moves the clock forward; every clone sees the change.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use larder::clock::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new(UNIX_EPOCH);
+    /// let shared = clock.clone();
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(shared.now(), UNIX_EPOCH + Duration::from_secs(5));
+    /// ```
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
         *now += by;
     }
 
-    /// Sets the clock to `to`.
+    /// Sets the clock to `to`, forwards or backwards; every clone sees the
+    /// change.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use larder::clock::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(100));
+    /// clock.set(UNIX_EPOCH + Duration::from_secs(40));
+    /// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(40));
+    /// ```
     pub fn set(&self, to: SystemTime) {
         *self.now.lock().unwrap_or_else(|e| e.into_inner()) = to;
     }

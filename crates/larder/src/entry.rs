@@ -7,6 +7,9 @@
 //! stored bytes without copying it. Decoding treats its input as untrusted:
 //! every length is checked, unknown versions and kinds are rejected, and
 //! nothing panics.
+//!
+//! Times and durations are stored as whole milliseconds (finer parts are
+//! truncated; a `response_time` before 1970 is stored as 1970).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +19,16 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 const MAGIC: &[u8; 4] = b"LRDR";
 /// The format version written by this build. Decoding rejects others, so a
 /// format change is a cold cache, never a misread.
+///
+/// ```
+/// use larder::entry::{DecodeError, Record, VariantIndex, FORMAT_VERSION};
+///
+/// let index = VariantIndex { material: "m".into(), names: vec![], nonce: 1 };
+/// let mut bytes = Record::Variants(index).encode().to_vec();
+/// bytes[4] = FORMAT_VERSION + 1; // the version follows the 4-byte magic
+/// let decoded = Record::decode(bytes.into(), 1 << 20);
+/// assert_eq!(decoded, Err(DecodeError::Version(FORMAT_VERSION + 1)));
+/// ```
 pub const FORMAT_VERSION: u8 = 1;
 
 const KIND_ENTRY: u8 = 1;
@@ -26,11 +39,37 @@ const MAX_VARY: usize = 64;
 const MAX_TAGS: usize = 1024;
 
 /// A stored response, ready to be sent again.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use bytes::Bytes;
+/// use http::{HeaderMap, StatusCode};
+/// use larder::entry::{Entry, Record};
+///
+/// let entry = Entry {
+///     material: "larder-key-1\ndefault\nGET\nhttp\nexample.com\n/items".into(),
+///     variant_nonce: 0,
+///     vary: vec![],
+///     status: StatusCode::OK,
+///     headers: HeaderMap::new(),
+///     body: Bytes::from_static(b"[]"),
+///     response_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+///     initial_age: Duration::ZERO,
+///     lifetime: Duration::from_secs(60),
+///     stale_while_revalidate: Duration::ZERO,
+///     stale_if_error: Duration::ZERO,
+///     forbids_stale: false,
+///     tags: vec!["items".into()],
+/// };
+/// let bytes = Record::Entry(entry.clone()).encode();
+/// assert_eq!(Record::decode(bytes, 1 << 20), Ok(Record::Entry(entry)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The primary key material; compared with the request's on read.
     pub material: String,
-    /// For a variant: the nonce of the variant index it belongs to. An index
+    /// For a variant: the nonce of the variant index it belongs to (0 for an
+    /// entry stored directly at a primary key). An index
     /// written anew (after invalidation or eviction) has a new nonce, so
     /// variants left from before are never reachable again.
     pub variant_nonce: u64,
@@ -38,8 +77,9 @@ pub struct Entry {
     pub vary: Vec<(HeaderName, Option<Bytes>)>,
     /// The response status.
     pub status: StatusCode,
-    /// Header fields as they will be sent, without hop-by-hop fields, `Age`
-    /// and `Cache-Status`, which the cache writes per response.
+    /// Header fields as they will be sent, without hop-by-hop fields, fields
+    /// named by a qualified `private` or `no-cache`, and `Age` and
+    /// `Cache-Status`, which the cache writes per response.
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
@@ -49,9 +89,13 @@ pub struct Entry {
     pub initial_age: Duration,
     /// The freshness lifetime.
     pub lifetime: Duration,
-    /// How long past expiry it may be served while one refresh runs (RFC 5861).
+    /// The response's `stale-while-revalidate` window (RFC 5861 §3), zero
+    /// when absent. The store keeps the entry this much longer past expiry;
+    /// serving it stale while a refresh runs is not implemented yet.
     pub stale_while_revalidate: Duration,
-    /// How long past expiry it may be served when the origin fails (RFC 5861).
+    /// The response's `stale-if-error` window (RFC 5861 §4), zero when
+    /// absent. The store keeps the entry this much longer past expiry;
+    /// serving it stale when the origin fails is not implemented yet.
     pub stale_if_error: Duration,
     /// True when it may never be served stale (RFC 9111 §4.2.4).
     pub forbids_stale: bool,
@@ -61,6 +105,15 @@ pub struct Entry {
 
 /// What a URI's primary key holds when its responses vary: the Vary field
 /// names and the nonce its variants must carry.
+///
+/// ```
+/// use http::header::ACCEPT_ENCODING;
+/// use larder::entry::{Record, VariantIndex};
+///
+/// let index = VariantIndex { material: "m".into(), names: vec![ACCEPT_ENCODING], nonce: 42 };
+/// let bytes = Record::Variants(index.clone()).encode();
+/// assert_eq!(Record::decode(bytes, 1 << 20), Ok(Record::Variants(index)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariantIndex {
     /// The primary key material.
@@ -72,6 +125,14 @@ pub struct VariantIndex {
 }
 
 /// One stored value.
+///
+/// ```
+/// use larder::entry::{Record, VariantIndex};
+///
+/// let index = VariantIndex { material: "m".into(), names: vec![], nonce: 7 };
+/// let decoded = Record::decode(Record::Variants(index).encode(), 1 << 20).unwrap();
+/// assert!(matches!(decoded, Record::Variants(VariantIndex { nonce: 7, .. })));
+/// ```
 // Records are short-lived (decoded, then taken apart), so the size gap
 // between an entry and an index costs nothing worth a box.
 #[allow(clippy::large_enum_variant)]
@@ -84,6 +145,18 @@ pub enum Record {
 }
 
 /// Why stored bytes could not be decoded. Any of these is a miss.
+///
+/// ```
+/// use bytes::Bytes;
+/// use larder::entry::{DecodeError, Record, VariantIndex};
+///
+/// let index = VariantIndex { material: "m".into(), names: vec![], nonce: 7 };
+/// let bytes = Record::Variants(index).encode();
+/// let cut = bytes.slice(..bytes.len() - 1);
+/// assert_eq!(Record::decode(cut, 1 << 20), Err(DecodeError::Truncated));
+/// let gif = Bytes::from_static(b"GIF89a");
+/// assert_eq!(Record::decode(gif, 1 << 20), Err(DecodeError::BadMagic));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// Not larder's bytes.
@@ -104,7 +177,18 @@ pub enum DecodeError {
 }
 
 impl Record {
-    /// Encodes the record in the current format version.
+    /// Encodes the record in the current format version: the magic `LRDR`,
+    /// [`FORMAT_VERSION`], the record kind, then the fields. Times and
+    /// durations keep whole milliseconds.
+    ///
+    /// ```
+    /// use larder::entry::{Record, VariantIndex, FORMAT_VERSION};
+    ///
+    /// let index = VariantIndex { material: "m".into(), names: vec![], nonce: 7 };
+    /// let bytes = Record::Variants(index).encode();
+    /// assert_eq!(&bytes[..4], b"LRDR");
+    /// assert_eq!(bytes[4], FORMAT_VERSION);
+    /// ```
     pub fn encode(&self) -> Bytes {
         let mut out = Vec::with_capacity(self.encoded_len_hint());
         out.extend_from_slice(MAGIC);
@@ -170,9 +254,20 @@ impl Record {
         }
     }
 
-    /// Decodes stored bytes. The body and header values of an entry share
-    /// `bytes`' buffer; nothing is copied. Bytes over `max_len` are rejected
-    /// before they are read.
+    /// Decodes stored bytes. The body, header values and Vary values of an
+    /// entry share `bytes`' buffer rather than being copied (strings and
+    /// header names are copied). Bytes over `max_len` are rejected before
+    /// they are read.
+    ///
+    /// ```
+    /// use http::header::ACCEPT;
+    /// use larder::entry::{DecodeError, Record, VariantIndex};
+    ///
+    /// let index = VariantIndex { material: "m".into(), names: vec![ACCEPT], nonce: 7 };
+    /// let bytes = Record::Variants(index.clone()).encode();
+    /// assert_eq!(Record::decode(bytes.clone(), 1 << 20), Ok(Record::Variants(index)));
+    /// assert_eq!(Record::decode(bytes.clone(), 8), Err(DecodeError::TooLarge(bytes.len())));
+    /// ```
     pub fn decode(bytes: Bytes, max_len: usize) -> Result<Record, DecodeError> {
         if bytes.len() > max_len {
             return Err(DecodeError::TooLarge(bytes.len()));

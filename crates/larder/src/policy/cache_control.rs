@@ -10,10 +10,32 @@ use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// The largest delta-seconds value; larger ones clamp to it (RFC 9111 §1.2.2).
+/// The largest delta-seconds value, 2^31; larger ones clamp to it (RFC 9111 §1.2.2).
+///
+/// ```
+/// use http::HeaderValue;
+/// use larder::policy::cache_control::MAX_DELTA_SECONDS;
+/// use larder::policy::CacheControl;
+///
+/// let cc = CacheControl::parse([&HeaderValue::from_static("max-age=99999999999")]);
+/// assert_eq!(cc.max_age, Some(MAX_DELTA_SECONDS));
+/// assert_eq!(MAX_DELTA_SECONDS, 2_147_483_648);
+/// ```
 pub const MAX_DELTA_SECONDS: u32 = 1 << 31;
 
 /// A field-name list argument of `no-cache` or `private` (RFC 9111 §5.2.2.4, §5.2.2.7).
+///
+/// Names are lowercased; an argument that names no valid field reads as
+/// [`FieldNames::All`], the restrictive choice.
+///
+/// ```
+/// use http::{header::SET_COOKIE, HeaderValue};
+/// use larder::policy::{CacheControl, FieldNames};
+///
+/// let cc = CacheControl::parse([&HeaderValue::from_static(r#"private="Set-Cookie", no-cache"#)]);
+/// assert_eq!(cc.private, Some(FieldNames::Only(vec![SET_COOKIE])));
+/// assert_eq!(cc.no_cache, Some(FieldNames::All));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldNames {
     /// The directive without an argument: it applies to the whole response.
@@ -23,6 +45,18 @@ pub enum FieldNames {
 }
 
 /// The argument of the `max-stale` request directive (RFC 9111 §5.2.1.2).
+///
+/// When it repeats, a bounded occurrence beats an unbounded one and the
+/// smaller bound wins.
+///
+/// ```
+/// use http::HeaderValue;
+/// use larder::policy::{CacheControl, MaxStale};
+///
+/// let parse = |line| CacheControl::parse([&HeaderValue::from_static(line)]).max_stale;
+/// assert_eq!(parse("max-stale"), Some(MaxStale::Any));
+/// assert_eq!(parse("max-stale, max-stale=30"), Some(MaxStale::Seconds(30)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxStale {
     /// `max-stale` without a value: any staleness is acceptable.
@@ -33,7 +67,19 @@ pub enum MaxStale {
 
 /// Parsed Cache-Control directives, request or response.
 ///
-/// Absent directives are `None`/`false`. Durations are in seconds.
+/// Absent directives are `None`/`false`. Durations are in seconds. Parsing
+/// never fails: unknown directives are ignored, and a directive that repeats
+/// keeps its most restrictive value.
+///
+/// ```
+/// use http::HeaderValue;
+/// use larder::policy::CacheControl;
+///
+/// let cc = CacheControl::parse([&HeaderValue::from_static("public, max-age=60, max-age=30")]);
+/// assert!(cc.public);
+/// assert_eq!(cc.max_age, Some(30));
+/// assert_eq!(cc.s_maxage, None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheControl {
     /// `max-age=N` (request §5.2.1.1, response §5.2.2.1). An invalid or
@@ -74,13 +120,36 @@ pub struct CacheControl {
 }
 
 impl CacheControl {
-    /// Parses every `Cache-Control` field line in `headers`.
+    /// Parses every `Cache-Control` field line in `headers` as one list.
+    ///
+    /// ```
+    /// use http::{header::CACHE_CONTROL, HeaderMap, HeaderValue};
+    /// use larder::policy::CacheControl;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.append(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    /// headers.append(CACHE_CONTROL, HeaderValue::from_static("no-transform"));
+    /// let cc = CacheControl::from_headers(&headers);
+    /// assert_eq!(cc.max_age, Some(60));
+    /// assert!(cc.no_transform);
+    /// ```
     pub fn from_headers(headers: &HeaderMap) -> Self {
         Self::parse(headers.get_all(http::header::CACHE_CONTROL))
     }
 
     /// Parses a request's directives: `Cache-Control`, and `Pragma: no-cache`
     /// as `no-cache` when no `Cache-Control` is present (RFC 9111 §5.4).
+    ///
+    /// ```
+    /// use http::{header::PRAGMA, HeaderMap, HeaderValue};
+    /// use larder::policy::CacheControl;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    /// assert!(CacheControl::from_request(&headers).no_cache_all());
+    /// // Responses do not read Pragma.
+    /// assert!(!CacheControl::from_headers(&headers).no_cache_all());
+    /// ```
     pub fn from_request(headers: &HeaderMap) -> Self {
         let mut cc = Self::from_headers(headers);
         // §5.4: Pragma is only a fallback for HTTP/1.0 clients; any
@@ -92,6 +161,16 @@ impl CacheControl {
     }
 
     /// Parses the given field lines as one list.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use larder::policy::CacheControl;
+    ///
+    /// let line = HeaderValue::from_static("Max-Age=60, stale-while-revalidate=30");
+    /// let cc = CacheControl::parse([&line]);
+    /// assert_eq!(cc.max_age, Some(60));
+    /// assert_eq!(cc.stale_while_revalidate, Some(30));
+    /// ```
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Self {
         let mut cc = Self::default();
         for value in values {
@@ -105,17 +184,46 @@ impl CacheControl {
     }
 
     /// True when `no-cache` is present without a field-name list.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use larder::policy::CacheControl;
+    ///
+    /// let parse = |line| CacheControl::parse([&HeaderValue::from_static(line)]);
+    /// assert!(parse("no-cache").no_cache_all());
+    /// assert!(!parse(r#"no-cache="set-cookie""#).no_cache_all());
+    /// ```
     pub fn no_cache_all(&self) -> bool {
         matches!(self.no_cache, Some(FieldNames::All))
     }
 
     /// True when `private` is present without a field-name list.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use larder::policy::CacheControl;
+    ///
+    /// let parse = |line| CacheControl::parse([&HeaderValue::from_static(line)]);
+    /// assert!(parse("private, max-age=60").private_all());
+    /// assert!(!parse(r#"private="x-user""#).private_all());
+    /// ```
     pub fn private_all(&self) -> bool {
         matches!(self.private, Some(FieldNames::All))
     }
 
     /// True when the directives forbid serving the response stale
-    /// (RFC 9111 §4.2.4: `must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`).
+    /// (RFC 9111 §4.2.4: `must-revalidate`, `proxy-revalidate`, `s-maxage`,
+    /// or `no-cache` without a field-name list).
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use larder::policy::CacheControl;
+    ///
+    /// let parse = |line| CacheControl::parse([&HeaderValue::from_static(line)]);
+    /// assert!(parse("max-age=60, must-revalidate").forbids_stale());
+    /// assert!(parse("s-maxage=60").forbids_stale());
+    /// assert!(!parse("max-age=60, stale-if-error=300").forbids_stale());
+    /// ```
     pub fn forbids_stale(&self) -> bool {
         self.must_revalidate
             || self.proxy_revalidate

@@ -4,7 +4,14 @@ use std::fmt;
 
 use http::HeaderValue;
 
-/// Why the cache went forward (RFC 9211 §2.2).
+/// Why the cache went forward (RFC 9211 §2.2): the `fwd` parameter.
+///
+/// ```
+/// use larder::policy::{CacheStatus, Fwd};
+///
+/// let status = CacheStatus { name: "larder", fwd: Some(Fwd::UriMiss), ..Default::default() };
+/// assert_eq!(status.member(), "larder; fwd=uri-miss");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fwd {
     /// Configured not to handle this request.
@@ -25,6 +32,13 @@ pub enum Fwd {
 
 impl Fwd {
     /// The token RFC 9211 uses for this reason.
+    ///
+    /// ```
+    /// use larder::policy::Fwd;
+    ///
+    /// assert_eq!(Fwd::VaryMiss.as_str(), "vary-miss");
+    /// assert_eq!(Fwd::Stale.as_str(), "stale");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Fwd::Bypass => "bypass",
@@ -39,6 +53,21 @@ impl Fwd {
 }
 
 /// One cache's member of the `Cache-Status` list.
+///
+/// Build it with struct-update syntax; `Display` gives the same text as
+/// [`CacheStatus::member`].
+///
+/// ```
+/// use larder::policy::{CacheStatus, Fwd};
+///
+/// let status = CacheStatus {
+///     name: "larder",
+///     fwd: Some(Fwd::Miss),
+///     stored: true,
+///     ..Default::default()
+/// };
+/// assert_eq!(status.to_string(), "larder; fwd=miss; stored");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheStatus<'a> {
     /// The cache's name, a token or else serialized as a string.
@@ -49,15 +78,16 @@ pub struct CacheStatus<'a> {
     pub fwd: Option<Fwd>,
     /// `fwd-status`: the status the next hop returned.
     pub fwd_status: Option<u16>,
-    /// `ttl`: seconds of freshness left, negative when stale.
+    /// `ttl`: seconds of freshness left, negative when stale. Clamped to the
+    /// 15-digit range of a Structured Fields integer.
     pub ttl: Option<i64>,
     /// `stored`: the forwarded response was stored.
     pub stored: bool,
     /// `collapsed`: the request was collapsed with another's forward.
     pub collapsed: bool,
-    /// `key`: the cache key, when configured to expose it.
+    /// `key`: the cache key; always serialized as a quoted string.
     pub key: Option<&'a str>,
-    /// `detail`: implementation-specific detail, when configured.
+    /// `detail`: implementation-specific detail, a token or else a quoted string.
     pub detail: Option<&'a str>,
 }
 
@@ -68,13 +98,36 @@ const SF_INTEGER_MAX: i64 = 999_999_999_999_999;
 impl CacheStatus<'_> {
     /// Serializes this member as a Structured Fields list member
     /// (e.g. `larder; hit; ttl=376` or `larder; fwd=miss; stored`).
+    ///
+    /// A name that is not an sf-token is quoted.
+    ///
+    /// ```
+    /// use larder::policy::CacheStatus;
+    ///
+    /// let hit = CacheStatus { name: "larder", hit: true, ttl: Some(376), ..Default::default() };
+    /// assert_eq!(hit.member(), "larder; hit; ttl=376");
+    /// let quoted = CacheStatus { name: "my cache", ..Default::default() };
+    /// assert_eq!(quoted.member(), r#""my cache""#);
+    /// ```
     pub fn member(&self) -> String {
         self.to_string()
     }
 
     /// Appends this member to an existing `Cache-Status` value from a cache
     /// nearer the origin, or starts a new list (RFC 9211 §2: the list is
-    /// ordered from the origin towards the client).
+    /// ordered from the origin towards the client). Stray commas and
+    /// whitespace at the edges of `existing` are trimmed.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use larder::policy::CacheStatus;
+    ///
+    /// let ours = CacheStatus { name: "larder", hit: true, ..Default::default() };
+    /// let upstream = HeaderValue::from_static("OriginCache; hit; ttl=1100");
+    /// let value = ours.append_to(Some(&upstream));
+    /// assert_eq!(value, "OriginCache; hit; ttl=1100, larder; hit");
+    /// assert_eq!(ours.append_to(None), "larder; hit");
+    /// ```
     pub fn append_to(&self, existing: Option<&HeaderValue>) -> HeaderValue {
         let member = self.member();
         // Trailing commas and whitespace would leave an empty list member
@@ -175,6 +228,14 @@ fn trim_list_edges(bytes: &[u8]) -> &[u8] {
 /// True when `name` is a Structured Fields token (and so needs no quoting).
 ///
 /// `sf-token = ( ALPHA / "*" ) *( tchar / ":" / "/" )` (RFC 8941 §3.3.4).
+///
+/// ```
+/// use larder::policy::cache_status::is_sf_token;
+///
+/// assert!(is_sf_token("edge-1.example:8080/a"));
+/// assert!(!is_sf_token("1cache"));
+/// assert!(!is_sf_token("my cache"));
+/// ```
 pub fn is_sf_token(name: &str) -> bool {
     let mut bytes = name.bytes();
     let Some(first) = bytes.next() else {

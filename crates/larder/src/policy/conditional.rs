@@ -10,6 +10,17 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// The result of evaluating a request's preconditions against the selected
 /// representation (RFC 9110 §13.2.2).
+///
+/// ```
+/// use http::{header::IF_MATCH, HeaderMap, HeaderValue, Method};
+/// use larder::policy::conditional::{evaluate, Precondition};
+///
+/// let etag = HeaderValue::from_static(r#""v2""#);
+/// let mut request = HeaderMap::new();
+/// request.insert(IF_MATCH, HeaderValue::from_static(r#""v1""#));
+/// assert_eq!(evaluate(&Method::GET, &request, Some(&etag), None), Precondition::Failed);
+/// assert_eq!(evaluate(&Method::GET, &HeaderMap::new(), Some(&etag), None), Precondition::Proceed);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
     /// No precondition applies, or all passed: answer normally.
@@ -25,6 +36,15 @@ pub enum Precondition {
 /// `entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE` with
 /// `etagc = %x21 / %x23-7E / obs-text`. The opaque part is kept as bytes
 /// because obs-text is not UTF-8.
+///
+/// ```
+/// use larder::policy::conditional::EntityTag;
+///
+/// let tag = EntityTag::parse(br#"W/"abc""#).unwrap();
+/// assert!(tag.is_weak());
+/// assert_eq!(tag.opaque(), b"abc");
+/// assert_eq!(EntityTag::parse(b"abc"), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntityTag<'a> {
     weak: bool,
@@ -35,6 +55,14 @@ impl<'a> EntityTag<'a> {
     /// Parses exactly one entity tag, with no surrounding whitespace.
     /// Returns `None` for anything the grammar does not allow (a missing
     /// quote, a lowercase `w/`, a `"` or control byte inside the tag).
+    ///
+    /// ```
+    /// use larder::policy::conditional::EntityTag;
+    ///
+    /// assert!(EntityTag::parse(br#""a,b""#).is_some());
+    /// assert_eq!(EntityTag::parse(br#"w/"abc""#), None);
+    /// assert_eq!(EntityTag::parse(br#" "abc""#), None);
+    /// ```
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
         // The weak prefix is case-sensitive: `weak = %s"W/"`.
         let (weak, quoted) = match bytes.strip_prefix(b"W/") {
@@ -49,23 +77,55 @@ impl<'a> EntityTag<'a> {
     }
 
     /// True for a weak tag (`W/"..."`).
+    ///
+    /// ```
+    /// use larder::policy::conditional::EntityTag;
+    ///
+    /// assert!(EntityTag::parse(br#"W/"1""#).unwrap().is_weak());
+    /// assert!(!EntityTag::parse(br#""1""#).unwrap().is_weak());
+    /// ```
     pub fn is_weak(&self) -> bool {
         self.weak
     }
 
     /// The bytes between the quotes.
+    ///
+    /// ```
+    /// use larder::policy::conditional::EntityTag;
+    ///
+    /// assert_eq!(EntityTag::parse(br#"W/"xyz""#).unwrap().opaque(), b"xyz");
+    /// ```
     pub fn opaque(&self) -> &'a [u8] {
         self.opaque
     }
 
     /// Strong comparison (RFC 9110 §8.8.3.2): both tags strong and their
     /// opaque parts identical. A weak tag never passes.
+    ///
+    /// ```
+    /// use larder::policy::conditional::EntityTag;
+    ///
+    /// let strong = EntityTag::parse(br#""1""#).unwrap();
+    /// let weak = EntityTag::parse(br#"W/"1""#).unwrap();
+    /// assert!(strong.strong_eq(&strong));
+    /// assert!(!strong.strong_eq(&weak));
+    /// assert!(!weak.strong_eq(&weak));
+    /// ```
     pub fn strong_eq(&self, other: &EntityTag<'_>) -> bool {
         !self.weak && !other.weak && self.opaque == other.opaque
     }
 
     /// Weak comparison (RFC 9110 §8.8.3.2): opaque parts identical, whatever
     /// either tag's weakness.
+    ///
+    /// ```
+    /// use larder::policy::conditional::EntityTag;
+    ///
+    /// let strong = EntityTag::parse(br#""1""#).unwrap();
+    /// let weak = EntityTag::parse(br#"W/"1""#).unwrap();
+    /// assert!(strong.weak_eq(&weak));
+    /// assert!(!weak.weak_eq(&EntityTag::parse(br#"W/"2""#).unwrap()));
+    /// ```
     pub fn weak_eq(&self, other: &EntityTag<'_>) -> bool {
         self.opaque == other.opaque
     }
@@ -86,6 +146,32 @@ fn is_etagc(b: u8) -> bool {
 /// GET/HEAD, and is ignored when `If-None-Match` is present or its date is
 /// invalid. For a stored response without `Last-Modified`, pass its `Date`
 /// (or the time it was received) as `last_modified` (RFC 9111 §4.3.2).
+///
+/// ```
+/// use http::{header::IF_NONE_MATCH, HeaderMap, HeaderValue, Method};
+/// use larder::policy::conditional::{evaluate, Precondition};
+///
+/// let etag = HeaderValue::from_static(r#""v1""#);
+/// let mut request = HeaderMap::new();
+/// request.insert(IF_NONE_MATCH, HeaderValue::from_static(r#"W/"v0", W/"v1""#));
+/// // Weak comparison: W/"v1" matches the stored strong "v1".
+/// assert_eq!(evaluate(&Method::GET, &request, Some(&etag), None), Precondition::NotModified);
+/// // For other methods a match fails the request instead.
+/// assert_eq!(evaluate(&Method::PUT, &request, Some(&etag), None), Precondition::Failed);
+/// ```
+///
+/// Dates compare at whole-second resolution:
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{header::IF_MODIFIED_SINCE, HeaderMap, HeaderValue, Method};
+/// use larder::policy::conditional::{evaluate, Precondition};
+///
+/// let modified = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+/// let mut request = HeaderMap::new();
+/// request.insert(IF_MODIFIED_SINCE, HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 GMT"));
+/// assert_eq!(evaluate(&Method::GET, &request, None, Some(modified)), Precondition::NotModified);
+/// ```
 pub fn evaluate(
     method: &Method,
     request: &HeaderMap,
@@ -233,7 +319,21 @@ const NOT_MODIFIED_FIELDS: [HeaderName; 6] =
 
 /// The header fields a 304 carries, copied from the 200 it stands for
 /// (RFC 9110 §15.4.5): `Cache-Control`, `Content-Location`, `Date`, `ETag`,
-/// `Expires` and `Vary`.
+/// `Expires` and `Vary`. Every field line of each is kept; everything else,
+/// `Content-Length` and `Content-Type` included, is dropped.
+///
+/// ```
+/// use http::header::{CONTENT_TYPE, ETAG};
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::conditional::not_modified_headers;
+///
+/// let mut full = HeaderMap::new();
+/// full.insert(ETAG, HeaderValue::from_static(r#""v1""#));
+/// full.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+/// let headers = not_modified_headers(&full);
+/// assert_eq!(headers[ETAG], r#""v1""#);
+/// assert!(!headers.contains_key(CONTENT_TYPE));
+/// ```
 pub fn not_modified_headers(full: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for name in NOT_MODIFIED_FIELDS {
@@ -248,6 +348,15 @@ pub fn not_modified_headers(full: &HeaderMap) -> HeaderMap {
 
 /// A strong `ETag` over the body's bytes: the same bytes give the same tag in
 /// every process and across restarts (xxh3-128, hex, quoted).
+///
+/// ```
+/// use larder::policy::conditional::content_etag;
+///
+/// let tag = content_etag(b"hello");
+/// assert_eq!(tag, content_etag(b"hello"));
+/// assert_ne!(tag, content_etag(b"hello!"));
+/// assert_eq!(tag.len(), 34); // 32 hex digits between quotes
+/// ```
 pub fn content_etag(body: &[u8]) -> HeaderValue {
     let hash = xxhash_rust::xxh3::xxh3_128(body);
     let tag = format!("\"{hash:032x}\"");
@@ -257,6 +366,16 @@ pub fn content_etag(body: &[u8]) -> HeaderValue {
 /// True when the request carries any precondition header field
 /// (`If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`,
 /// `If-Range`).
+///
+/// ```
+/// use http::{header::IF_RANGE, HeaderMap, HeaderValue};
+/// use larder::policy::conditional::has_preconditions;
+///
+/// let mut request = HeaderMap::new();
+/// assert!(!has_preconditions(&request));
+/// request.insert(IF_RANGE, HeaderValue::from_static(r#""v1""#));
+/// assert!(has_preconditions(&request));
+/// ```
 pub fn has_preconditions(request: &HeaderMap) -> bool {
     [
         IF_MATCH,

@@ -8,6 +8,16 @@ use super::cache_control::{CacheControl, MaxStale, MAX_DELTA_SECONDS};
 use super::route::Heuristic;
 
 /// What the `Expires` field says (RFC 9111 §5.3).
+///
+/// ```
+/// use http::{header::EXPIRES, HeaderMap, HeaderValue};
+/// use larder::policy::freshness::{expires, Expires};
+///
+/// let mut headers = HeaderMap::new();
+/// assert_eq!(expires(&headers), Expires::Absent);
+/// headers.insert(EXPIRES, HeaderValue::from_static("0"));
+/// assert_eq!(expires(&headers), Expires::Invalid);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expires {
     /// No `Expires` field.
@@ -19,6 +29,18 @@ pub enum Expires {
 }
 
 /// Reads `Expires`: several field lines are treated as invalid.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{header::EXPIRES, HeaderMap, HeaderValue};
+/// use larder::policy::freshness::{expires, Expires};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(EXPIRES, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+/// assert_eq!(expires(&headers), Expires::At(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+/// headers.append(EXPIRES, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+/// assert_eq!(expires(&headers), Expires::Invalid);
+/// ```
 pub fn expires(headers: &HeaderMap) -> Expires {
     match single_value(headers, http::header::EXPIRES) {
         Single::Absent => Expires::Absent,
@@ -30,7 +52,20 @@ pub fn expires(headers: &HeaderMap) -> Expires {
 }
 
 /// Reads an HTTP-date field (`Date`, `Last-Modified`); `None` when absent,
-/// repeated or invalid.
+/// repeated or invalid. All three HTTP-date formats are accepted
+/// (RFC 9110 §5.6.7).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{header::DATE, HeaderMap, HeaderValue};
+/// use larder::policy::freshness::http_date;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(DATE, HeaderValue::from_static("Sunday, 06-Nov-94 08:49:37 GMT"));
+/// assert_eq!(http_date(&headers, DATE), Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+/// headers.insert(DATE, HeaderValue::from_static("yesterday"));
+/// assert_eq!(http_date(&headers, DATE), None);
+/// ```
 pub fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<SystemTime> {
     match single_value(headers, name) {
         Single::One(value) => parse_http_date(value),
@@ -40,6 +75,17 @@ pub fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<
 
 /// Reads `Age` as delta-seconds; an invalid or repeated value is ignored
 /// (RFC 9111 §5.1). Values beyond 2^31 clamp.
+///
+/// ```
+/// use http::{header::AGE, HeaderMap, HeaderValue};
+/// use larder::policy::freshness::age_value;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(AGE, HeaderValue::from_static("60"));
+/// assert_eq!(age_value(&headers), Some(60));
+/// headers.insert(AGE, HeaderValue::from_static("-1"));
+/// assert_eq!(age_value(&headers), None);
+/// ```
 pub fn age_value(headers: &HeaderMap) -> Option<u32> {
     let Single::One(value) = single_value(headers, http::header::AGE) else {
         return None;
@@ -57,6 +103,14 @@ pub fn age_value(headers: &HeaderMap) -> Option<u32> {
 }
 
 /// Statuses that are heuristically cacheable (RFC 9110 §15.1).
+///
+/// ```
+/// use http::StatusCode;
+/// use larder::policy::freshness::heuristically_cacheable;
+///
+/// assert!(heuristically_cacheable(StatusCode::NOT_FOUND));
+/// assert!(!heuristically_cacheable(StatusCode::FOUND));
+/// ```
 pub fn heuristically_cacheable(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
@@ -66,10 +120,41 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
 
 /// The freshness lifetime a shared cache gives a response (RFC 9111 §4.2.1):
 /// `s-maxage` > `max-age` > `Expires − Date` > heuristic (when configured,
-/// §4.2.2: `fraction` of `Date − Last-Modified`, capped, only for
-/// heuristically cacheable statuses). `None` when the response states no
-/// freshness and no heuristic applies. When `Date` is absent,
-/// `response_time` stands in for it.
+/// §4.2.2: [`Heuristic::percent`] percent of `Date − Last-Modified`, at most
+/// [`Heuristic::cap`], only for heuristically cacheable statuses). `None`
+/// when the response states no freshness and no heuristic applies. When
+/// `Date` is absent, `response_time` stands in for it. An invalid `Expires`
+/// gives a lifetime of zero.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{HeaderMap, HeaderValue, StatusCode};
+/// use larder::policy::{freshness::freshness_lifetime, CacheControl};
+///
+/// let lifetime = |line| {
+///     let cc = CacheControl::parse([&HeaderValue::from_static(line)]);
+///     freshness_lifetime(StatusCode::OK, &HeaderMap::new(), &cc, None, UNIX_EPOCH)
+/// };
+/// assert_eq!(lifetime("max-age=60, s-maxage=600"), Some(Duration::from_secs(600)));
+/// assert_eq!(lifetime("public"), None);
+/// ```
+///
+/// With a [`Heuristic`], a response unchanged for ten days is fresh for one:
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{header::{DATE, LAST_MODIFIED}, HeaderMap, HeaderValue, StatusCode};
+/// use larder::policy::{freshness::freshness_lifetime, CacheControl};
+/// use larder::Heuristic;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(DATE, HeaderValue::from_static("Sat, 11 Jan 2025 00:00:00 GMT"));
+/// headers.insert(LAST_MODIFIED, HeaderValue::from_static("Wed, 01 Jan 2025 00:00:00 GMT"));
+/// let heuristic = Heuristic { percent: 10, cap: Duration::from_secs(7 * 86_400) };
+/// let cc = CacheControl::default();
+/// let lifetime = freshness_lifetime(StatusCode::OK, &headers, &cc, Some(&heuristic), UNIX_EPOCH);
+/// assert_eq!(lifetime, Some(Duration::from_secs(86_400)));
+/// ```
 pub fn freshness_lifetime(
     status: StatusCode,
     headers: &HeaderMap,
@@ -112,6 +197,18 @@ fn heuristic_lifetime(
 /// (RFC 9111 §4.2.3): `max(apparent_age, corrected_age_value)` where
 /// `apparent_age = max(0, response_time − date)` and
 /// `corrected_age_value = age_value + (response_time − request_time)`.
+/// A `date` later than `response_time` (clock skew) gives no apparent age.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use larder::policy::freshness::initial_age;
+///
+/// let sent = UNIX_EPOCH + Duration::from_secs(1_000);
+/// let received = sent + Duration::from_secs(2);
+/// // Age: 30 plus the 2 s round trip beats the 1 s the Date implies.
+/// let date = Some(received - Duration::from_secs(1));
+/// assert_eq!(initial_age(date, Some(30), sent, received), Duration::from_secs(32));
+/// ```
 pub fn initial_age(
     date: Option<SystemTime>,
     age_value: Option<u32>,
@@ -131,6 +228,17 @@ pub fn initial_age(
 
 /// The current age of a stored response (RFC 9111 §4.2.3):
 /// `initial_age + (now − response_time)`, never negative.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use larder::policy::freshness::current_age;
+///
+/// let received = UNIX_EPOCH + Duration::from_secs(1_000);
+/// let now = received + Duration::from_secs(50);
+/// assert_eq!(current_age(Duration::from_secs(10), received, now), Duration::from_secs(60));
+/// // A clock that went backwards adds nothing.
+/// assert_eq!(current_age(Duration::from_secs(10), now, received), Duration::from_secs(10));
+/// ```
 pub fn current_age(initial_age: Duration, response_time: SystemTime, now: SystemTime) -> Duration {
     initial_age.saturating_add(since(response_time, now))
 }
@@ -140,6 +248,14 @@ pub fn current_age(initial_age: Duration, response_time: SystemTime, now: System
 ///
 /// Rounds down, so a response stale by a fraction of a second reports `-1`
 /// rather than a `0` that would read as still fresh.
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::policy::freshness::remaining_ttl;
+///
+/// assert_eq!(remaining_ttl(Duration::from_secs(60), Duration::from_secs(45)), 15);
+/// assert_eq!(remaining_ttl(Duration::from_secs(60), Duration::from_millis(60_500)), -1);
+/// ```
 pub fn remaining_ttl(lifetime: Duration, age: Duration) -> i64 {
     let nanos = lifetime.as_nanos() as i128 - age.as_nanos() as i128;
     let seconds = nanos.div_euclid(1_000_000_000);
@@ -147,6 +263,15 @@ pub fn remaining_ttl(lifetime: Duration, age: Duration) -> i64 {
 }
 
 /// May a stored response be reused for this request without going forward?
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::policy::freshness::{reuse, Reuse};
+///
+/// let minute = Duration::from_secs(60);
+/// assert_eq!(reuse(minute, Duration::from_secs(10), false, None), Reuse::Fresh);
+/// assert_eq!(reuse(minute, minute, false, None), Reuse::Forward);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reuse {
     /// Fresh and acceptable to the request.
@@ -162,7 +287,20 @@ pub enum Reuse {
 /// Applies the request directives `max-age`, `min-fresh` and `max-stale`
 /// (RFC 9111 §5.2.1) to a stored response of the given lifetime and age.
 /// `forbids_stale` comes from the stored response (§4.2.4). `request` is
-/// `None` when the route does not honour request directives.
+/// `None` when the route does not honour request directives; a stale
+/// response is then always [`Reuse::Forward`].
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderValue;
+/// use larder::policy::{freshness::{reuse, Reuse}, CacheControl};
+///
+/// let (lifetime, age) = (Duration::from_secs(60), Duration::from_secs(70));
+/// let request = CacheControl::parse([&HeaderValue::from_static("max-stale=30")]);
+/// assert_eq!(reuse(lifetime, age, false, Some(&request)), Reuse::Stale);
+/// // must-revalidate and friends on the stored response overrule max-stale.
+/// assert_eq!(reuse(lifetime, age, true, Some(&request)), Reuse::Forward);
+/// ```
 pub fn reuse(
     lifetime: Duration,
     age: Duration,

@@ -21,6 +21,20 @@ const HOP_BY_HOP: [&str; 9] = [
 /// Removes hop-by-hop fields before storing: `Connection` and every field it
 /// names, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
 /// `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::headers::strip_hop_by_hop;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("connection", HeaderValue::from_static("X-Trace, close"));
+/// headers.insert("x-trace", HeaderValue::from_static("abc"));
+/// headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+/// headers.insert("content-type", HeaderValue::from_static("text/plain"));
+/// strip_hop_by_hop(&mut headers);
+/// let kept: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
+/// assert_eq!(kept, ["content-type"]);
+/// ```
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Read the connection options before `Connection` itself goes.
     for name in connection_options(headers) {
@@ -45,7 +59,22 @@ fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
 }
 
 /// Removes the fields named by a qualified `private="..."` or
-/// `no-cache="..."` directive (RFC 9111 §5.2.2.4, §5.2.2.7).
+/// `no-cache="..."` directive (RFC 9111 §5.2.2.4, §5.2.2.7), every field
+/// line of each.
+///
+/// ```
+/// use http::header::{CONTENT_TYPE, SET_COOKIE};
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::headers::strip_named;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.append(SET_COOKIE, HeaderValue::from_static("a=1"));
+/// headers.append(SET_COOKIE, HeaderValue::from_static("b=2"));
+/// headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+/// strip_named(&mut headers, &[SET_COOKIE]);
+/// assert!(!headers.contains_key(SET_COOKIE));
+/// assert!(headers.contains_key(CONTENT_TYPE));
+/// ```
 pub fn strip_named(headers: &mut HeaderMap, names: &[HeaderName]) {
     for name in names {
         headers.remove(name);

@@ -15,18 +15,38 @@ use http::{HeaderMap, HeaderName, Method, Uri};
 const VARY_STAR: &str = "*";
 
 /// The key material and store key of a request's URI.
+///
+/// ```
+/// use http::{HeaderMap, Method, Uri};
+/// use larder::policy::key::primary;
+///
+/// let uri: Uri = "https://example.com/items?page=2".parse().unwrap();
+/// let key = primary("larder", "items", &Method::GET, &uri, &HeaderMap::new()).unwrap();
+/// assert!(key.store_key.starts_with("larder:items:{") && key.store_key.ends_with('}'));
+/// assert!(key.material.ends_with("https\nexample.com\n/items?page=2"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryKey {
     /// The canonical text the hash is taken over; stored in the entry and
     /// compared on read, so a hash collision or a foreign value is a miss.
     pub material: String,
-    /// The store key: `{prefix}:{namespace}:{hash}`. The hash is wrapped in
-    /// braces so that a Redis Cluster keeps a URI's variants in one slot.
+    /// The store key: `<prefix>:<namespace>:{<hash>}`, with the namespace
+    /// percent-escaped except for ASCII letters, digits, `-`, `_` and `.`.
+    /// The hash is wrapped in braces so that a Redis Cluster keeps a URI's
+    /// variants in one slot.
     pub store_key: String,
 }
 
 /// The method class used for keys: GET and HEAD share GET's entries; other
 /// methods are not looked up (RFC 9111 §4).
+///
+/// ```
+/// use http::Method;
+/// use larder::policy::key::method_class;
+///
+/// assert_eq!(method_class(&Method::HEAD), Some("GET"));
+/// assert_eq!(method_class(&Method::POST), None);
+/// ```
 pub fn method_class(method: &Method) -> Option<&'static str> {
     if method == Method::GET || method == Method::HEAD {
         Some("GET")
@@ -36,12 +56,31 @@ pub fn method_class(method: &Method) -> Option<&'static str> {
 }
 
 /// The scheme of a request: the URI's when it has one, else `http`.
+///
+/// ```
+/// use http::Uri;
+/// use larder::policy::key::scheme;
+///
+/// assert_eq!(scheme(&"https://example.com/".parse::<Uri>().unwrap()), "https");
+/// assert_eq!(scheme(&"/items".parse::<Uri>().unwrap()), "http");
+/// ```
 pub fn scheme(uri: &Uri) -> &str {
     uri.scheme_str().unwrap_or("http")
 }
 
 /// The request's host: the URI's authority (HTTP/2, absolute-form), else the
 /// `Host` field; lowercased, default port removed. Empty when neither exists.
+///
+/// ```
+/// use http::{header::HOST, HeaderMap, HeaderValue, Uri};
+/// use larder::policy::key::host;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(HOST, HeaderValue::from_static("Example.COM:80"));
+/// assert_eq!(host(&"/items".parse::<Uri>().unwrap(), &headers), "example.com");
+/// // The URI's authority wins over Host.
+/// assert_eq!(host(&"http://a.example:8080/".parse::<Uri>().unwrap(), &headers), "a.example:8080");
+/// ```
 pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
     let raw = match uri.authority() {
         Some(authority) => authority.as_str(),
@@ -57,6 +96,14 @@ pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
 
 /// Lowercases a host and removes the scheme's default port (RFC 9110 §4.2.3:
 /// `Example.COM:80` and `example.com` name the same origin over http).
+/// Only `http` and `https` have a default port.
+///
+/// ```
+/// use larder::policy::key::normalize_host;
+///
+/// assert_eq!(normalize_host("Example.COM:443", "https"), "example.com");
+/// assert_eq!(normalize_host("example.com:443", "http"), "example.com:443");
+/// ```
 pub fn normalize_host(host: &str, scheme: &str) -> String {
     let host = host.trim().to_ascii_lowercase();
     let default_port = match scheme {
@@ -72,6 +119,20 @@ pub fn normalize_host(host: &str, scheme: &str) -> String {
 
 /// Builds the primary key of a request URI. `None` for methods that are not
 /// looked up.
+///
+/// ```
+/// use http::{header::HOST, HeaderMap, HeaderValue, Method, Uri};
+/// use larder::policy::key::primary;
+///
+/// let uri: Uri = "/items".parse().unwrap();
+/// let key_for = |host: &'static str, method: &Method| {
+///     let mut headers = HeaderMap::new();
+///     headers.insert(HOST, HeaderValue::from_static(host));
+///     primary("larder", "default", method, &uri, &headers)
+/// };
+/// assert_eq!(key_for("Example.COM", &Method::GET), key_for("example.com", &Method::HEAD));
+/// assert_eq!(key_for("example.com", &Method::POST), None);
+/// ```
 pub fn primary(
     prefix: &str,
     namespace: &str,
@@ -91,7 +152,19 @@ pub fn primary(
 }
 
 /// Builds the primary key of a URI whose scheme and host are already known
-/// (invalidation of `Location` targets uses this).
+/// (invalidation of `Location` targets uses this). `class` is a
+/// [`method_class`]; `scheme` and `host` are used as given, so normalise
+/// the host with [`normalize_host`] first.
+///
+/// ```
+/// use http::{HeaderMap, Method, Uri};
+/// use larder::policy::key::{primary, primary_for};
+///
+/// let uri: Uri = "http://example.com/items".parse().unwrap();
+/// let direct = primary_for("larder", "default", "GET", "http", "example.com", &uri);
+/// let from_request = primary("larder", "default", &Method::GET, &uri, &HeaderMap::new());
+/// assert_eq!(Some(direct), from_request);
+/// ```
 pub fn primary_for(
     prefix: &str,
     namespace: &str,
@@ -120,6 +193,18 @@ pub fn primary_for(
 
 /// The store key of one variant: the primary key plus a hash of the Vary
 /// field names and the request's values for them.
+///
+/// ```
+/// use http::{header::ACCEPT_ENCODING, Uri};
+/// use larder::policy::key::{primary_for, variant_key};
+///
+/// let uri: Uri = "/items".parse().unwrap();
+/// let key = primary_for("larder", "default", "GET", "http", "example.com", &uri);
+/// let names = [ACCEPT_ENCODING];
+/// let gzip = variant_key(&key, &names, &[Some(b"gzip".to_vec())]);
+/// assert!(gzip.starts_with(&format!("{}:", key.store_key)));
+/// assert_ne!(gzip, variant_key(&key, &names, &[None]));
+/// ```
 pub fn variant_key(
     primary: &PrimaryKey,
     names: &[HeaderName],
@@ -148,6 +233,15 @@ pub fn variant_key(
 }
 
 /// What a response's `Vary` says.
+///
+/// ```
+/// use http::{header::VARY, HeaderMap, HeaderValue};
+/// use larder::policy::key::{response_vary, Vary};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(VARY, HeaderValue::from_static("accept-encoding, *"));
+/// assert_eq!(response_vary(&headers), Vary::Star);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Vary {
     /// `Vary: *`, alone or in a list: the response is never reused (RFC 9111 §4.1).
@@ -157,6 +251,18 @@ pub enum Vary {
 }
 
 /// Parses every `Vary` field line of a response. Invalid names are skipped.
+///
+/// ```
+/// use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE, VARY};
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::key::{response_vary, Vary};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.append(VARY, HeaderValue::from_static("Accept-Language, accept-encoding"));
+/// headers.append(VARY, HeaderValue::from_static("ACCEPT-LANGUAGE"));
+/// let expected = Vary::Names(vec![ACCEPT_ENCODING, ACCEPT_LANGUAGE]);
+/// assert_eq!(response_vary(&headers), expected);
+/// ```
 pub fn response_vary(headers: &HeaderMap) -> Vary {
     let mut names = Vec::new();
     for value in headers.get_all(http::header::VARY) {
@@ -176,7 +282,16 @@ pub fn response_vary(headers: &HeaderMap) -> Vary {
     Vary::Names(names)
 }
 
-/// The union of a route's declared vary names and a response's, sorted.
+/// The union of a route's declared vary names and a response's, sorted,
+/// without duplicates.
+///
+/// ```
+/// use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE};
+/// use larder::policy::key::merge_vary;
+///
+/// let merged = merge_vary(&[ACCEPT_LANGUAGE], &[ACCEPT_ENCODING, ACCEPT_LANGUAGE]);
+/// assert_eq!(merged, [ACCEPT_ENCODING, ACCEPT_LANGUAGE]);
+/// ```
 pub fn merge_vary(declared: &[HeaderName], response: &[HeaderName]) -> Vec<HeaderName> {
     let mut names: Vec<HeaderName> = declared.iter().chain(response).cloned().collect();
     sort_names(&mut names);
@@ -192,6 +307,18 @@ fn sort_names(names: &mut Vec<HeaderName>) {
 /// insignificant differences select the same variant (RFC 9111 §4.1): field
 /// lines are combined, list members trimmed, empty members dropped. `None`
 /// when the field is absent (absent matches only absent).
+///
+/// ```
+/// use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE};
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::key::vary_values;
+///
+/// let mut request = HeaderMap::new();
+/// request.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip ,, "));
+/// request.append(ACCEPT_ENCODING, HeaderValue::from_static("br"));
+/// let values = vary_values(&[ACCEPT_ENCODING, ACCEPT_LANGUAGE], &request);
+/// assert_eq!(values, [Some(b"gzip,br".to_vec()), None]);
+/// ```
 pub fn vary_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Vec<u8>>> {
     names
         .iter()
@@ -218,7 +345,20 @@ pub fn vary_values(names: &[HeaderName], request: &HeaderMap) -> Vec<Option<Vec<
 
 /// True when a stored response's Vary fields match the request's: every
 /// field named in the stored Vary has the same normalised value, and absent
-/// on both sides is a match (RFC 9111 §4.1).
+/// on both sides is a match (RFC 9111 §4.1). `stored` holds values
+/// normalised as [`vary_values`] produces them.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{header::ACCEPT_ENCODING, HeaderMap, HeaderValue};
+/// use larder::policy::key::vary_matches;
+///
+/// let stored = [(ACCEPT_ENCODING, Some(Bytes::from_static(b"gzip,br")))];
+/// let mut request = HeaderMap::new();
+/// request.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, br"));
+/// assert!(vary_matches(&stored, &request));
+/// assert!(!vary_matches(&stored, &HeaderMap::new()));
+/// ```
 pub fn vary_matches(stored: &[(HeaderName, Option<bytes::Bytes>)], request: &HeaderMap) -> bool {
     stored.iter().all(|(name, value)| {
         let now = vary_values(std::slice::from_ref(name), request)

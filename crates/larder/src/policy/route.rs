@@ -4,12 +4,22 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
-/// Where a stored response's freshness comes from.
+/// Where a stored response's freshness comes from: a [`Policy`]'s mode.
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::policy::Mode;
+/// use larder::Policy;
+///
+/// let minute = Duration::from_secs(60);
+/// assert_eq!(Policy::ttl(minute).mode(), &Mode::RouteTtl(minute));
+/// assert_eq!(Policy::origin_headers().mode(), &Mode::OriginHeaders { heuristic: None });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// The route's TTL decides freshness, as Django's `cache_page` does. The
-    /// response can still opt out with `no-store`, `private`, `no-cache` or
-    /// `Set-Cookie`.
+    /// response can still opt out with `no-store`, `private`, `no-cache`,
+    /// `Set-Cookie` or `Vary: *`.
     RouteTtl(Duration),
     /// A shared cache by RFC 9111: freshness comes from `s-maxage` >
     /// `max-age` > `Expires`, and nothing without explicit freshness is
@@ -22,8 +32,18 @@ pub enum Mode {
     },
 }
 
-/// Heuristic freshness: `fraction` of the time since `Last-Modified`,
-/// at most `cap` (RFC 9111 §4.2.2).
+/// Heuristic freshness: `percent` percent of the time since `Last-Modified`,
+/// at most `cap` (RFC 9111 §4.2.2). The default is 10 percent, capped at one
+/// day.
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::Heuristic;
+///
+/// let heuristic = Heuristic::default();
+/// assert_eq!(heuristic.percent, 10);
+/// assert_eq!(heuristic.cap, Duration::from_secs(24 * 3600));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heuristic {
     /// Percent of `Date − Last-Modified` (RFC 9111 suggests 10).
@@ -42,6 +62,16 @@ impl Default for Heuristic {
 }
 
 /// The `Cache-Control` a cached route sends to clients.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderValue;
+/// use larder::{ClientCacheControl, Policy};
+///
+/// let policy = Policy::ttl(Duration::from_secs(600))
+///     .client_cache_control(ClientCacheControl::Fixed(HeaderValue::from_static("no-cache")));
+/// assert_ne!(policy, Policy::ttl(Duration::from_secs(600)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientCacheControl {
     /// When the handler set none: `max-age` = the remaining freshness
@@ -81,6 +111,16 @@ impl Policy {
     /// Route-TTL mode: responses are fresh for `ttl`, whatever the handler's
     /// `Cache-Control` says about freshness. Only 200 responses are stored
     /// unless [`Policy::statuses`] says otherwise.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::policy::Mode;
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::ttl(Duration::from_secs(900));
+    /// assert_eq!(policy.mode(), &Mode::RouteTtl(Duration::from_secs(900)));
+    /// assert_eq!(policy.namespace_name(), "default");
+    /// ```
     pub fn ttl(ttl: Duration) -> Self {
         Policy {
             mode: Mode::RouteTtl(ttl),
@@ -96,7 +136,18 @@ impl Policy {
 
     /// Origin-headers mode: a shared cache by RFC 9111. Freshness comes from
     /// the response (`s-maxage`, `max-age`, `Expires`); a response without
-    /// explicit freshness is not stored.
+    /// explicit freshness is not stored unless [`Policy::heuristic`] is set.
+    /// Client `Cache-Control` defaults to [`ClientCacheControl::Untouched`].
+    ///
+    /// ```
+    /// use larder::policy::Mode;
+    /// use larder::{ClientCacheControl, Policy};
+    ///
+    /// let policy = Policy::origin_headers();
+    /// assert_eq!(policy.mode(), &Mode::OriginHeaders { heuristic: None });
+    /// let untouched = policy.clone().client_cache_control(ClientCacheControl::Untouched);
+    /// assert_eq!(policy, untouched);
+    /// ```
     pub fn origin_headers() -> Self {
         Policy {
             mode: Mode::OriginHeaders { heuristic: None },
@@ -108,6 +159,18 @@ impl Policy {
 
     /// In origin-headers mode, give responses with `Last-Modified` and no
     /// explicit freshness a heuristic lifetime. No effect in route-TTL mode.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::policy::Mode;
+    /// use larder::{Heuristic, Policy};
+    ///
+    /// let policy = Policy::origin_headers().heuristic(Heuristic::default());
+    /// let expected = Mode::OriginHeaders { heuristic: Some(Heuristic::default()) };
+    /// assert_eq!(policy.mode(), &expected);
+    /// let ttl = Policy::ttl(Duration::from_secs(60));
+    /// assert_eq!(ttl.clone().heuristic(Heuristic::default()), ttl);
+    /// ```
     pub fn heuristic(mut self, heuristic: Heuristic) -> Self {
         if let Mode::OriginHeaders { heuristic: h } = &mut self.mode {
             *h = Some(heuristic);
@@ -115,7 +178,15 @@ impl Policy {
         self
     }
 
-    /// The namespace: a group of routes purged together. Default `"default"`.
+    /// The namespace: a name for a group of routes. Default `"default"`.
+    /// It is part of every store key, so routes in different namespaces never
+    /// share entries.
+    ///
+    /// ```
+    /// use larder::Policy;
+    ///
+    /// assert_eq!(Policy::origin_headers().namespace("users").namespace_name(), "users");
+    /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -124,6 +195,17 @@ impl Policy {
     /// Request header fields whose values select different entries, in
     /// addition to any `Vary` the response sends. They are added to the
     /// response's `Vary` so that downstream caches keep the variants apart.
+    /// Calls accumulate; order and repeats do not matter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE};
+    /// use larder::Policy;
+    ///
+    /// let base = Policy::ttl(Duration::from_secs(60));
+    /// let a = base.clone().vary([ACCEPT_LANGUAGE]).vary([ACCEPT_ENCODING, ACCEPT_LANGUAGE]);
+    /// assert_eq!(a, base.vary([ACCEPT_ENCODING, ACCEPT_LANGUAGE]));
+    /// ```
     pub fn vary(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
         self.vary.extend(names);
         self.vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -133,13 +215,35 @@ impl Policy {
 
     /// The response statuses that may be stored. Route-TTL default: 200 only.
     /// Origin-headers default: any final status the response gives explicit
-    /// freshness to, except 206 and 304.
+    /// freshness to, except 206 and 304. Replaces the list; 1xx, 206 and 304
+    /// are never stored whatever it says.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http::StatusCode;
+    /// use larder::Policy;
+    ///
+    /// let ttl = Policy::ttl(Duration::from_secs(60));
+    /// assert_eq!(ttl.clone().statuses([StatusCode::OK]), ttl);
+    /// let with_404 = ttl.clone().statuses([StatusCode::OK, StatusCode::NOT_FOUND]);
+    /// assert_ne!(with_404, ttl);
+    /// ```
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
         self.statuses = Some(statuses.into_iter().collect());
         self
     }
 
-    /// The `Cache-Control` sent to clients.
+    /// The `Cache-Control` sent to clients. Default
+    /// [`ClientCacheControl::RemainingTtl`] in route-TTL mode,
+    /// [`ClientCacheControl::Untouched`] in origin-headers mode.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::{ClientCacheControl, Policy};
+    ///
+    /// let ttl = Policy::ttl(Duration::from_secs(60));
+    /// assert_eq!(ttl.clone().client_cache_control(ClientCacheControl::RemainingTtl), ttl);
+    /// ```
     pub fn client_cache_control(mut self, value: ClientCacheControl) -> Self {
         self.client_cache_control = value;
         self
@@ -149,6 +253,15 @@ impl Policy {
     /// `only-if-cached`, `Pragma: no-cache`, …) are honoured. Default `true`;
     /// turn it off where clients that send `no-cache` on every request would
     /// defeat the cache.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// let ttl = Policy::ttl(Duration::from_secs(60));
+    /// assert_eq!(ttl.clone().honor_request_directives(true), ttl);
+    /// assert_ne!(ttl.clone().honor_request_directives(false), ttl);
+    /// ```
     pub fn honor_request_directives(mut self, honor: bool) -> Self {
         self.honor_request_directives = honor;
         self
@@ -158,23 +271,55 @@ impl Policy {
     /// Default `false`: in route-TTL mode such requests bypass the cache; in
     /// origin-headers mode the response must say `public`, `s-maxage` or
     /// `must-revalidate` (RFC 9111 §3.5).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// let ttl = Policy::ttl(Duration::from_secs(60));
+    /// assert_eq!(ttl.clone().allow_authorization(false), ttl);
+    /// assert_ne!(ttl.clone().allow_authorization(true), ttl);
+    /// ```
     pub fn allow_authorization(mut self, allow: bool) -> Self {
         self.allow_authorization = allow;
         self
     }
 
-    /// Tags (surrogate keys) attached to every entry this route stores.
+    /// Tags (surrogate keys) recorded in every entry this route stores.
+    /// Calls accumulate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// let ttl = Policy::ttl(Duration::from_secs(60));
+    /// assert_eq!(ttl.clone().tags(["items"]).tags(["users"]), ttl.tags(["items", "users"]));
+    /// ```
     pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
         self.tags.extend(tags.into_iter().map(Into::into));
         self
     }
 
     /// The route's namespace.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// assert_eq!(Policy::ttl(Duration::from_secs(60)).namespace_name(), "default");
+    /// ```
     pub fn namespace_name(&self) -> &str {
         &self.namespace
     }
 
     /// The route's mode.
+    ///
+    /// ```
+    /// use larder::policy::Mode;
+    /// use larder::Policy;
+    ///
+    /// assert!(matches!(Policy::origin_headers().mode(), Mode::OriginHeaders { .. }));
+    /// ```
     pub fn mode(&self) -> &Mode {
         &self.mode
     }

@@ -10,6 +10,13 @@ use super::{freshness, key};
 
 /// Why a response was not stored. Stats count by it and `Cache-Status`
 /// can show it as `detail`.
+///
+/// ```
+/// use larder::NotStored;
+///
+/// assert_eq!(NotStored::SetCookie.as_str(), "set-cookie");
+/// assert_eq!(NotStored::RequestNoStore.as_str(), "request-no-store");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NotStored {
@@ -42,7 +49,16 @@ pub enum NotStored {
 }
 
 impl NotStored {
-    /// Every reason, in a fixed order (for stats arrays).
+    /// Every reason, once each, in a fixed order (for stats arrays).
+    ///
+    /// ```
+    /// use std::collections::HashSet;
+    /// use larder::NotStored;
+    ///
+    /// assert_eq!(NotStored::ALL[0], NotStored::Method);
+    /// let tokens: HashSet<&str> = NotStored::ALL.iter().map(|r| r.as_str()).collect();
+    /// assert_eq!(tokens.len(), NotStored::ALL.len()); // each reason once
+    /// ```
     pub const ALL: [NotStored; 13] = [
         NotStored::Method,
         NotStored::Status,
@@ -60,6 +76,13 @@ impl NotStored {
     ];
 
     /// A short token, used in logs, stats and `Cache-Status` `detail`.
+    ///
+    /// ```
+    /// use larder::NotStored;
+    ///
+    /// assert_eq!(NotStored::VaryStar.as_str(), "vary-star");
+    /// assert_eq!(NotStored::TooLarge.as_str(), "too-large");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             NotStored::Method => "method",
@@ -85,6 +108,25 @@ impl NotStored {
 
 /// What storing a response means: its lifetime and stale windows, and the
 /// header fields to remove first.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{HeaderMap, HeaderValue, Method, StatusCode};
+/// use larder::policy::storable::{may_store, RequestFacts};
+/// use larder::policy::CacheControl;
+/// use larder::Policy;
+///
+/// let (request, response) = (HeaderMap::new(), HeaderMap::new());
+/// let facts = RequestFacts { method: &Method::GET, headers: &request, directives: None };
+/// let line = HeaderValue::from_static(r#"private="x-user", stale-if-error=300"#);
+/// let cc = CacheControl::parse([&line]);
+/// let policy = Policy::ttl(Duration::from_secs(60));
+/// let storable = may_store(&policy, facts, StatusCode::OK, &response, &cc, UNIX_EPOCH, Duration::ZERO)
+///     .unwrap();
+/// assert_eq!(storable.lifetime, Duration::from_secs(60));
+/// assert_eq!(storable.stale_if_error, Some(Duration::from_secs(300)));
+/// assert_eq!(storable.strip, ["x-user"]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storable {
     /// The freshness lifetime.
@@ -100,6 +142,22 @@ pub struct Storable {
 }
 
 /// What the cache knows of a request when deciding to store its response.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{header::AUTHORIZATION, HeaderMap, HeaderValue, Method, StatusCode};
+/// use larder::policy::storable::{may_store, RequestFacts};
+/// use larder::{policy::CacheControl, NotStored, Policy};
+///
+/// let mut request = HeaderMap::new();
+/// request.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+/// let facts = RequestFacts { method: &Method::GET, headers: &request, directives: None };
+/// let cc = CacheControl::parse([&HeaderValue::from_static("max-age=60")]);
+/// let policy = Policy::origin_headers();
+/// let response = HeaderMap::new();
+/// let result = may_store(&policy, facts, StatusCode::OK, &response, &cc, UNIX_EPOCH, Duration::ZERO);
+/// assert_eq!(result, Err(NotStored::Authorization));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     /// The request method.
@@ -114,7 +172,24 @@ pub struct RequestFacts<'a> {
 /// in the policy's mode, and if so for how long.
 ///
 /// `response_time` stands in for a missing `Date`; `initial_age` is the
-/// response's corrected initial age (§4.2.3).
+/// response's corrected initial age (§4.2.3). A response already stale on
+/// arrival is refused unless it has a usable stale window.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::{header::SET_COOKIE, HeaderMap, HeaderValue, Method, StatusCode};
+/// use larder::policy::storable::{may_store, RequestFacts};
+/// use larder::{policy::CacheControl, NotStored, Policy};
+///
+/// let request = HeaderMap::new();
+/// let facts = RequestFacts { method: &Method::GET, headers: &request, directives: None };
+/// let cc = CacheControl::parse([&HeaderValue::from_static("public, max-age=60")]);
+/// let mut response = HeaderMap::new();
+/// response.insert(SET_COOKIE, HeaderValue::from_static("session=1"));
+/// let policy = Policy::origin_headers();
+/// let result = may_store(&policy, facts, StatusCode::OK, &response, &cc, UNIX_EPOCH, Duration::ZERO);
+/// assert_eq!(result, Err(NotStored::SetCookie));
+/// ```
 pub fn may_store(
     policy: &Policy,
     request: RequestFacts<'_>,

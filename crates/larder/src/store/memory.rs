@@ -10,13 +10,17 @@ use super::{Store, StoreFuture};
 
 /// An in-memory store bounded by the encoded size of what it holds.
 ///
-/// Entries are weighed by key and value bytes, evicted least-recently-used
-/// past the capacity, and expire at their own TTL.
+/// Entries are weighed by key and value bytes plus 64 bytes of bookkeeping,
+/// evicted past the capacity by moka's default policy (TinyLFU, which weighs
+/// how often a key is used as well as how recently), and expire at their own
+/// TTL. Clones share the same entries.
 ///
 /// ```
 /// use larder::{Cache, MemoryStore};
 ///
-/// let cache = Cache::builder().store(MemoryStore::new(64 << 20)).build();
+/// let store = MemoryStore::new(64 << 20);
+/// let cache = Cache::builder().store(store.clone()).build();
+/// assert!(store.is_empty());
 /// # let _ = cache;
 /// ```
 #[derive(Clone)]
@@ -50,6 +54,18 @@ impl Expiry<String, Value> for PerEntryTtl {
 
 impl MemoryStore {
     /// A store holding at most `capacity_bytes` of keys and encoded entries.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::{store::Store, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("k", Bytes::from_static(b"v"), Duration::from_secs(60)).await.unwrap();
+    ///     assert_eq!(store.get("k").await.unwrap(), Some(Bytes::from_static(b"v")));
+    /// });
+    /// ```
     pub fn new(capacity_bytes: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
@@ -63,22 +79,70 @@ impl MemoryStore {
         MemoryStore { cache }
     }
 
-    /// The number of values held (approximate while evictions are pending).
+    /// The number of values held (approximate while evictions are pending;
+    /// see [`MemoryStore::run_pending_tasks`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::{store::Store, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("k", Bytes::from_static(b"v"), Duration::from_secs(60)).await.unwrap();
+    ///     store.run_pending_tasks().await;
+    ///     assert_eq!(store.len(), 1);
+    /// });
+    /// ```
     pub fn len(&self) -> u64 {
         self.cache.entry_count()
     }
 
     /// True when the store holds nothing (approximate, as [`MemoryStore::len`]).
+    ///
+    /// ```
+    /// use larder::MemoryStore;
+    ///
+    /// assert!(MemoryStore::new(1 << 20).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Bytes held, as weighed (approximate while evictions are pending).
+    /// Bytes held, as weighed: key and value bytes plus 64 per entry
+    /// (approximate while evictions are pending).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::{store::Store, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("key", Bytes::from(vec![0; 1000]), Duration::from_secs(60)).await.unwrap();
+    ///     store.run_pending_tasks().await;
+    ///     assert_eq!(store.weighted_size(), 3 + 1000 + 64);
+    /// });
+    /// ```
     pub fn weighted_size(&self) -> u64 {
         self.cache.weighted_size()
     }
 
     /// Applies pending evictions and expirations now (for tests and stats).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::{store::Store, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("k", Bytes::from_static(b"v"), Duration::from_secs(60)).await.unwrap();
+    ///     store.delete("k").await.unwrap();
+    ///     store.run_pending_tasks().await;
+    ///     assert!(store.is_empty());
+    /// });
+    /// ```
     pub async fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks().await;
     }

@@ -14,11 +14,29 @@ use bytes::Bytes;
 
 pub use memory::MemoryStore;
 
-/// The future a [`Store`] method returns.
+/// The future a [`Store`] method returns: boxed, `Send`, borrowing the store
+/// for `'a`.
+///
+/// ```
+/// use larder::store::{StoreError, StoreFuture};
+///
+/// fn unavailable<'a>() -> StoreFuture<'a, ()> {
+///     Box::pin(async { Err(StoreError::new("redis", "connection refused")) })
+/// }
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// assert!(rt.block_on(unavailable()).is_err());
+/// ```
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// A store failed. The engine serves the request as a miss, counts the
 /// error, and logs it at most once per interval.
+///
+/// ```
+/// use larder::store::StoreError;
+///
+/// let err = StoreError::new("redis", "connection refused");
+/// assert_eq!(err.to_string(), "redis store: connection refused");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[error("{store} store: {message}")]
 pub struct StoreError {
@@ -30,6 +48,13 @@ pub struct StoreError {
 
 impl StoreError {
     /// A new error from the named store.
+    ///
+    /// ```
+    /// use larder::store::StoreError;
+    ///
+    /// let err = StoreError::new("memory", format!("{} bytes over", 12));
+    /// assert_eq!((err.store, err.message.as_str()), ("memory", "12 bytes over"));
+    /// ```
     pub fn new(store: &'static str, message: impl Into<String>) -> Self {
         StoreError {
             store,
@@ -72,10 +97,34 @@ impl StoreError {
 /// ```
 pub trait Store: Send + Sync + 'static {
     /// The value stored under `key`, if any and not expired.
+    ///
+    /// ```
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(store.get("absent")).unwrap(), None);
+    /// ```
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>>;
 
     /// Several values at once, in the order of `keys`. Stores with round
-    /// trips override it to fetch them in one.
+    /// trips override it to fetch them in one. The default calls
+    /// [`Store::get`] for each key in turn and fails on the first error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("b", Bytes::from_static(b"2"), Duration::from_secs(60)).await.unwrap();
+    ///     let got = store.get_many(&["a".into(), "b".into()]).await.unwrap();
+    ///     assert_eq!(got, [None, Some(Bytes::from_static(b"2"))]);
+    /// });
+    /// ```
     fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
         Box::pin(async move {
             let mut out = Vec::with_capacity(keys.len());
@@ -87,8 +136,37 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Stores `value` under `key` for `ttl`, replacing what was there.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("k", Bytes::from_static(b"old"), Duration::from_secs(60)).await.unwrap();
+    ///     store.put("k", Bytes::from_static(b"new"), Duration::from_secs(60)).await.unwrap();
+    ///     assert_eq!(store.get("k").await.unwrap(), Some(Bytes::from_static(b"new")));
+    /// });
+    /// ```
     fn put<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()>;
 
     /// Removes `key`; removing an absent key is not an error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.put("k", Bytes::from_static(b"v"), Duration::from_secs(60)).await.unwrap();
+    ///     store.delete("k").await.unwrap();
+    ///     assert_eq!(store.get("k").await.unwrap(), None);
+    ///     assert!(store.delete("k").await.is_ok());
+    /// });
+    /// ```
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 }
