@@ -103,6 +103,38 @@ pub struct Entry {
     pub tags: Vec<String>,
 }
 
+impl Entry {
+    /// True when the entry is within what the format can decode again
+    /// (header, Vary and tag counts, field lengths): an entry beyond them is
+    /// not stored, rather than stored and never readable.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use larder::entry::Entry;
+    ///
+    /// let mut entry = Entry {
+    ///     material: "m".into(), variant_nonce: 0, vary: vec![],
+    ///     status: http::StatusCode::OK, headers: http::HeaderMap::new(),
+    ///     body: bytes::Bytes::new(), response_time: UNIX_EPOCH,
+    ///     initial_age: Duration::ZERO, lifetime: Duration::from_secs(60),
+    ///     stale_while_revalidate: Duration::ZERO, stale_if_error: Duration::ZERO,
+    ///     forbids_stale: false, tags: vec![],
+    /// };
+    /// assert!(entry.fits_format());
+    /// entry.tags = vec!["t".into(); 5000];
+    /// assert!(!entry.fits_format());
+    /// ```
+    pub fn fits_format(&self) -> bool {
+        let len_ok = |n: usize| u32::try_from(n).is_ok();
+        self.headers.len() <= MAX_HEADERS
+            && self.vary.len() <= MAX_VARY
+            && self.tags.len() <= MAX_TAGS
+            && len_ok(self.body.len())
+            && len_ok(self.material.len())
+            && self.headers.values().all(|v| len_ok(v.len()))
+    }
+}
+
 /// What a URI's primary key holds when its responses vary: the Vary field
 /// names and the nonce its variants must carry.
 ///

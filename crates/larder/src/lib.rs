@@ -61,7 +61,7 @@ pub mod policy;
 pub mod store;
 
 pub use engine::{
-    Cache, CacheBody, CacheBuilder, Fill, Lookup, Stats, DEFAULT_MAX_BODY_BYTES,
+    Cache, CacheBody, CacheBuilder, Fill, Lookup, PurgeError, Stats, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MEMORY_BYTES,
 };
 pub use layer::{CacheLayer, CacheService};

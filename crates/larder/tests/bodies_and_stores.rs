@@ -84,12 +84,42 @@ async fn a_body_at_the_limit_is_stored() {
     assert_eq!(hit.body.len(), 1024);
 }
 
+#[tokio::test]
+async fn an_entry_the_format_cannot_hold_is_not_stored() {
+    let w = World::new();
+    let app = Router::new().route(
+        "/many",
+        get(|| async {
+            let mut response = http::Response::new(Body::from("x"));
+            for i in 0..1100 {
+                response
+                    .headers_mut()
+                    .append("x-n", http::HeaderValue::from(i));
+            }
+            response
+        })
+        .layer(w.cache.layer(minute())),
+    );
+    for _ in 0..2 {
+        let reply = get_reply(&app, "/many").await;
+        assert_eq!(reply.headers.get_all("x-n").iter().count(), 1100);
+        assert!(!reply.is_hit());
+    }
+    assert_eq!(w.cache.stats().not_stored(NotStored::TooLarge), 2);
+    assert_eq!(
+        w.cache.stats().corrupt_entries,
+        0,
+        "nothing unreadable was written"
+    );
+}
+
 fn primary_key(uri: &str) -> String {
     let mut headers = http::HeaderMap::new();
     headers.insert("host", http::HeaderValue::from_static(HOST));
     key::primary(
         "larder",
         "default",
+        0,
         &Method::GET,
         &uri.parse().unwrap(),
         &headers,
@@ -170,6 +200,18 @@ impl Store for DeadStore {
     fn delete<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
     }
+    fn index_add<'a>(&'a self, _: &'a str, _: &'a str, _: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
+    fn index_purge<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
+    fn incr<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
+    fn counter<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
+    }
 }
 
 #[tokio::test]
@@ -197,8 +239,9 @@ async fn a_failing_store_fails_open() {
     }
     let post = send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
     assert_eq!(post.text(), "posted");
-    // Three failed reads, three failed writes, one failed invalidation.
-    assert_eq!(w.cache.stats().store_errors, 7);
+    // One failed namespace read (not repeated within the refresh interval),
+    // three failed reads, three failed writes, one failed invalidation.
+    assert_eq!(w.cache.stats().store_errors, 8);
     assert_eq!(w.cache.stats().stores, 0);
 }
 

@@ -171,6 +171,27 @@ impl larder::store::Store for StallFirstRead {
     fn delete<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, ()> {
         self.inner.delete(key)
     }
+
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> larder::store::StoreFuture<'a, ()> {
+        self.inner.index_add(index, member, ttl)
+    }
+
+    fn index_purge<'a>(&'a self, index: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        self.inner.index_purge(index)
+    }
+
+    fn incr<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        self.inner.incr(key)
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        self.inner.counter(key)
+    }
 }
 
 #[tokio::test]

@@ -438,3 +438,26 @@ async fn only_200_is_stored_by_default_and_other_statuses_on_request() {
     assert!(neg.is_hit());
     assert_eq!(w.calls(), 3);
 }
+
+#[tokio::test]
+async fn cache_status_joins_the_list_from_nearer_the_origin_9211_2() {
+    let w = World::new();
+    let app = Router::new().route(
+        "/chain",
+        get(|| async {
+            let mut response = http::Response::new(Body::from("x"));
+            let h = response.headers_mut();
+            h.append("cache-status", http::HeaderValue::from_static("origin-cache; hit"));
+            h.append("cache-status", http::HeaderValue::from_static("edge; fwd=miss"));
+            h.insert("cache-control", http::HeaderValue::from_static("private"));
+            response
+        })
+        .layer(w.cache.layer(minute())),
+    );
+    let reply = get_reply(&app, "/chain").await;
+    assert_eq!(reply.headers.get_all("cache-status").iter().count(), 1);
+    assert_eq!(
+        reply.cache_status(),
+        "origin-cache; hit, edge; fwd=miss, larder; fwd=uri-miss; fwd-status=200"
+    );
+}

@@ -36,6 +36,9 @@ pub struct Fill {
     pub(crate) headers: HeaderMap,
     pub(crate) directives: Option<CacheControl>,
     pub(crate) request_time: SystemTime,
+    /// The namespace generation the request was keyed with (invalidation
+    /// must delete keys of the same generation).
+    pub(crate) generation: u64,
 }
 
 pub(crate) enum Plan {
@@ -311,6 +314,10 @@ impl Fill {
     async fn write(&self, primary: &PrimaryKey, seen: Option<VariantIndex>, entry: &Entry) -> bool {
         let store = &self.cache.inner.store;
         let ttl = store_ttl(entry);
+        if !entry.fits_format() {
+            self.cache.inner.counters.not_stored(NotStored::TooLarge);
+            return false;
+        }
         let names: Vec<_> = entry.vary.iter().map(|(n, _)| n.clone()).collect();
         let result = if names.is_empty() {
             store
@@ -352,6 +359,10 @@ impl Fill {
                 Err(e) => Err(e),
             }
         };
+        let result = match result {
+            Ok(()) => self.index_tags(primary, entry, ttl).await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => {
                 Counters::bump(&self.cache.inner.counters.stores);
@@ -362,6 +373,24 @@ impl Fill {
                 false
             }
         }
+    }
+
+    /// Adds the URI to each of its tags' indexes, for [`Cache::purge_tag`].
+    async fn index_tags(
+        &self,
+        primary: &PrimaryKey,
+        entry: &Entry,
+        ttl: Duration,
+    ) -> Result<(), crate::store::StoreError> {
+        for tag in &entry.tags {
+            let index = self.cache.tag_key(tag);
+            self.cache
+                .inner
+                .store
+                .index_add(&index, &primary.store_key, ttl)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Hands the handler's response on, with `Cache-Status`. When the cache
@@ -449,6 +478,7 @@ impl Fill {
             let primary = key::primary_for(
                 &inner.prefix,
                 &self.policy.namespace,
+                self.generation,
                 "GET",
                 &scheme,
                 &host,

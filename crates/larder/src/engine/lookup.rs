@@ -80,9 +80,11 @@ impl Cache {
     /// ```
     pub async fn lookup(&self, parts: &request::Parts, policy: &Arc<Policy>) -> Lookup {
         let now = self.inner.clock.now();
+        let generation = self.generation(&policy.namespace).await;
         let Some(primary) = key::primary(
             &self.inner.prefix,
             &policy.namespace,
+            generation,
             &parts.method,
             &parts.uri,
             &parts.headers,
@@ -289,6 +291,7 @@ impl Cache {
             headers: parts.headers.clone(),
             directives,
             request_time,
+            generation: 0,
         }
     }
 

@@ -9,6 +9,8 @@ mod body;
 mod coalesce;
 mod fill;
 mod lookup;
+mod namespaces;
+mod purge;
 mod respond;
 mod stats;
 
@@ -24,6 +26,7 @@ use crate::store::{MemoryStore, Store, StoreError};
 pub use body::CacheBody;
 pub use fill::Fill;
 pub use lookup::Lookup;
+pub use purge::PurgeError;
 pub use stats::Stats;
 
 /// The default in-memory capacity when no store is given: 64 MiB.
@@ -61,6 +64,8 @@ pub(crate) struct Inner {
     pub legacy_header: Option<HeaderName>,
     pub detail: bool,
     pub coalesce_wait: Duration,
+    pub namespace_refresh: Duration,
+    pub namespaces: namespaces::Namespaces,
     pub flights: Arc<coalesce::Flights>,
     pub counters: stats::Counters,
     pub error_log: stats::RateLimitedLog,
@@ -94,6 +99,13 @@ impl Cache {
     }
 
     pub(crate) fn store_error(&self, op: &'static str, err: StoreError) {
+        if err.is_too_large() {
+            // A limit of the store, not a failure: the entry is not stored.
+            self.inner
+                .counters
+                .not_stored(crate::policy::NotStored::TooLarge);
+            return;
+        }
         stats::Counters::bump(&self.inner.counters.store_errors);
         if let Some(suppressed) = self.inner.error_log.allow() {
             tracing::warn!(
@@ -135,6 +147,7 @@ pub struct CacheBuilder {
     legacy_header: Option<HeaderName>,
     detail: bool,
     coalesce_wait: Duration,
+    namespace_refresh: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -148,6 +161,7 @@ impl Default for CacheBuilder {
             legacy_header: None,
             detail: false,
             coalesce_wait: Duration::from_secs(30),
+            namespace_refresh: Duration::from_secs(1),
         }
     }
 }
@@ -217,10 +231,22 @@ impl CacheBuilder {
         self
     }
 
+    /// How often an instance re-reads a namespace's generation from the
+    /// store: another instance's [`Cache::purge_namespace`] is seen within
+    /// this interval (this instance's own, at once). Default 1 s.
+    pub fn namespace_refresh(mut self, every: Duration) -> Self {
+        self.namespace_refresh = every;
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> Cache {
-        if self.name.is_empty() || (!is_sf_token(&self.name) && !self.name.is_ascii()) {
-            tracing::warn!(name = %self.name, "larder: cache name will be quoted in Cache-Status");
+        if !is_sf_token(&self.name) {
+            tracing::warn!(
+                name = %self.name,
+                "larder: the cache name is not a token and will be quoted in Cache-Status; \
+                 use letters, digits and -._~ to avoid that"
+            );
         }
         let store = self
             .store
@@ -235,6 +261,8 @@ impl CacheBuilder {
                 legacy_header: self.legacy_header,
                 detail: self.detail,
                 coalesce_wait: self.coalesce_wait,
+                namespace_refresh: self.namespace_refresh,
+                namespaces: namespaces::Namespaces::default(),
                 flights: Arc::default(),
                 counters: stats::Counters::default(),
                 error_log: stats::RateLimitedLog::new(Duration::from_secs(10)),

@@ -162,7 +162,22 @@ pub(crate) fn stamp(
     status: &CacheStatus<'_>,
     legacy: &'static str,
 ) {
-    let value = status.append_to(headers.get(&CACHE_STATUS));
+    // Caches nearer the origin may have sent several field lines: they
+    // form one list, which ours joins at the end (RFC 9211 §2).
+    let mut lines = headers.get_all(&CACHE_STATUS).iter();
+    let value = match (lines.next(), lines.next()) {
+        (None, _) => status.append_to(None),
+        (Some(only), None) => status.append_to(Some(only)),
+        (Some(first), Some(second)) => {
+            let mut joined = first.as_bytes().to_vec();
+            for line in std::iter::once(second).chain(lines) {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(line.as_bytes());
+            }
+            let joined = HeaderValue::from_bytes(&joined).ok();
+            status.append_to(joined.as_ref())
+        }
+    };
     headers.insert(CACHE_STATUS, value);
     if let Some(name) = &cache.inner.legacy_header {
         headers.insert(name.clone(), HeaderValue::from_static(legacy));

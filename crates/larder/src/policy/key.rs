@@ -8,6 +8,8 @@
 //! a hash of the request's values for those fields, so deleting the primary
 //! key invalidates every variant of the URI at once.
 
+use std::fmt::Write;
+
 use http::{HeaderMap, HeaderName, Method, Uri};
 
 /// The header fields a cache must not key on by name alone: their presence
@@ -21,8 +23,8 @@ const VARY_STAR: &str = "*";
 /// use larder::policy::key::primary;
 ///
 /// let uri: Uri = "https://example.com/items?page=2".parse().unwrap();
-/// let key = primary("larder", "items", &Method::GET, &uri, &HeaderMap::new()).unwrap();
-/// assert!(key.store_key.starts_with("larder:items:{") && key.store_key.ends_with('}'));
+/// let key = primary("larder", "items", 0, &Method::GET, &uri, &HeaderMap::new()).unwrap();
+/// assert!(key.store_key.starts_with("larder:items:0:{") && key.store_key.ends_with('}'));
 /// assert!(key.material.ends_with("https\nexample.com\n/items?page=2"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +130,7 @@ pub fn normalize_host(host: &str, scheme: &str) -> String {
 /// let key_for = |host: &'static str, method: &Method| {
 ///     let mut headers = HeaderMap::new();
 ///     headers.insert(HOST, HeaderValue::from_static(host));
-///     primary("larder", "default", method, &uri, &headers)
+///     primary("larder", "default", 0, method, &uri, &headers)
 /// };
 /// assert_eq!(key_for("Example.COM", &Method::GET), key_for("example.com", &Method::HEAD));
 /// assert_eq!(key_for("example.com", &Method::POST), None);
@@ -136,6 +138,7 @@ pub fn normalize_host(host: &str, scheme: &str) -> String {
 pub fn primary(
     prefix: &str,
     namespace: &str,
+    generation: u64,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -144,6 +147,7 @@ pub fn primary(
     Some(primary_for(
         prefix,
         namespace,
+        generation,
         class,
         scheme(uri),
         &host(uri, headers),
@@ -161,13 +165,15 @@ pub fn primary(
 /// use larder::policy::key::{primary, primary_for};
 ///
 /// let uri: Uri = "http://example.com/items".parse().unwrap();
-/// let direct = primary_for("larder", "default", "GET", "http", "example.com", &uri);
-/// let from_request = primary("larder", "default", &Method::GET, &uri, &HeaderMap::new());
+/// let direct = primary_for("larder", "default", 0, "GET", "http", "example.com", &uri);
+/// let from_request = primary("larder", "default", 0, &Method::GET, &uri, &HeaderMap::new());
 /// assert_eq!(Some(direct), from_request);
 /// ```
+#[allow(clippy::too_many_arguments)]
 pub fn primary_for(
     prefix: &str,
     namespace: &str,
+    generation: u64,
     class: &str,
     scheme: &str,
     host: &str,
@@ -175,16 +181,45 @@ pub fn primary_for(
 ) -> PrimaryKey {
     // The raw path and query, never normalised: the cache must not decide
     // that two URIs are equal where the origin might not.
-    let query = match uri.query() {
-        Some(q) => format!("?{q}"),
-        None => String::new(),
-    };
-    let material = format!(
-        "larder-key-1\n{namespace}\n{class}\n{scheme}\n{host}\n{}{query}",
-        uri.path()
+    let path = uri.path();
+    let query = uri.query();
+    let mut material = String::with_capacity(
+        40 + namespace.len()
+            + scheme.len()
+            + host.len()
+            + path.len()
+            + query.map_or(0, |q| q.len() + 1),
     );
-    let hash = hex16(blake3::hash(material.as_bytes()).as_bytes());
-    let store_key = format!("{prefix}:{}:{{{hash}}}", escape_namespace(namespace));
+    for part in [
+        "larder-key-1\n",
+        namespace,
+        "\n",
+        class,
+        "\n",
+        scheme,
+        "\n",
+        host,
+        "\n",
+        path,
+    ] {
+        material.push_str(part);
+    }
+    if let Some(q) = query {
+        material.push('?');
+        material.push_str(q);
+    }
+    let hash = blake3::hash(material.as_bytes());
+    // The generation is in the store key only: a namespace purge moves every
+    // key of the namespace at once (engine/namespaces.rs).
+    let mut store_key = String::with_capacity(prefix.len() + namespace.len() + 60);
+    store_key.push_str(prefix);
+    store_key.push(':');
+    push_escaped(&mut store_key, namespace);
+    store_key.push(':');
+    let _ = write!(store_key, "{generation}");
+    store_key.push_str(":{");
+    push_hex16(&mut store_key, hash.as_bytes());
+    store_key.push('}');
     PrimaryKey {
         material,
         store_key,
@@ -199,7 +234,7 @@ pub fn primary_for(
 /// use larder::policy::key::{primary_for, variant_key};
 ///
 /// let uri: Uri = "/items".parse().unwrap();
-/// let key = primary_for("larder", "default", "GET", "http", "example.com", &uri);
+/// let key = primary_for("larder", "default", 0, "GET", "http", "example.com", &uri);
 /// let names = [ACCEPT_ENCODING];
 /// let gzip = variant_key(&key, &names, &[Some(b"gzip".to_vec())]);
 /// assert!(gzip.starts_with(&format!("{}:", key.store_key)));
@@ -250,7 +285,9 @@ pub enum Vary {
     Names(Vec<HeaderName>),
 }
 
-/// Parses every `Vary` field line of a response. Invalid names are skipped.
+/// Parses every `Vary` field line of a response. A line that is not
+/// UTF-8, or a member that is not a field name, reads as `*`: the response
+/// is then never reused, rather than reused for the wrong requests.
 ///
 /// ```
 /// use http::header::{ACCEPT_ENCODING, ACCEPT_LANGUAGE, VARY};
@@ -266,15 +303,18 @@ pub enum Vary {
 pub fn response_vary(headers: &HeaderMap) -> Vary {
     let mut names = Vec::new();
     for value in headers.get_all(http::header::VARY) {
+        // A Vary the cache cannot read could name anything: treat it as
+        // `*` (never reused) rather than ignore it and mix variants.
         let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
-            continue;
+            return Vary::Star;
         };
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if item == VARY_STAR {
                 return Vary::Star;
             }
-            if let Ok(name) = HeaderName::from_bytes(item.to_ascii_lowercase().as_bytes()) {
-                names.push(name);
+            match HeaderName::from_bytes(item.to_ascii_lowercase().as_bytes()) {
+                Ok(name) => names.push(name),
+                Err(_) => return Vary::Star,
             }
         }
     }
@@ -368,30 +408,49 @@ pub fn vary_matches(stored: &[(HeaderName, Option<bytes::Bytes>)], request: &Hea
     })
 }
 
-/// Namespaces are free text; the store key keeps only characters that
-/// cannot be mistaken for key structure (`:`, Redis hash-tag braces).
-fn escape_namespace(namespace: &str) -> String {
-    let mut out = String::with_capacity(namespace.len());
-    for b in namespace.bytes() {
+/// Escapes free text (a namespace, a tag) for use inside a store key:
+/// only characters that cannot be mistaken for key structure (`:`, Redis
+/// hash-tag braces) are kept; the others are percent-encoded.
+///
+/// ```
+/// use larder::policy::key::escape;
+///
+/// assert_eq!(escape("items"), "items");
+/// assert_eq!(escape("a:{b}"), "a%3A%7Bb%7D");
+/// ```
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
         }
     }
-    out
 }
 
 /// 128 bits of a hash, as lowercase hex: collision-resistant enough for a
 /// key, and every entry carries its full material for the final check.
 fn hex16(hash: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(32);
+    push_hex16(&mut out, hash);
+    out
+}
+
+fn push_hex16(out: &mut String, hash: &[u8; 32]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in &hash[..16] {
         out.push(HEX[(b >> 4) as usize] as char);
         out.push(HEX[(b & 15) as usize] as char);
     }
-    out
 }
 
 #[cfg(test)]
@@ -408,6 +467,7 @@ mod tests {
         primary(
             "larder",
             "default",
+            0,
             &method.parse().unwrap(),
             &uri.parse().unwrap(),
             &headers,
@@ -472,13 +532,13 @@ mod tests {
     fn namespace_is_keyed_and_escaped() {
         let uri: Uri = "/a".parse().unwrap();
         let h = HeaderMap::new();
-        let a = primary("p", "items", &Method::GET, &uri, &h).unwrap();
-        let b = primary("p", "users", &Method::GET, &uri, &h).unwrap();
+        let a = primary("p", "items", 0, &Method::GET, &uri, &h).unwrap();
+        let b = primary("p", "users", 0, &Method::GET, &uri, &h).unwrap();
         assert_ne!(a.store_key, b.store_key);
-        assert!(a.store_key.starts_with("p:items:{"));
-        let odd = primary("p", "a:{b}", &Method::GET, &uri, &h).unwrap();
+        assert!(a.store_key.starts_with("p:items:0:{"));
+        let odd = primary("p", "a:{b}", 0, &Method::GET, &uri, &h).unwrap();
         assert!(
-            odd.store_key.starts_with("p:a%3A%7Bb%7D:{"),
+            odd.store_key.starts_with("p:a%3A%7Bb%7D:0:{"),
             "{}",
             odd.store_key
         );
@@ -501,7 +561,7 @@ mod tests {
         );
         h.append(
             http::header::VARY,
-            HeaderValue::from_static("ACCEPT-LANGUAGE,, bad name"),
+            HeaderValue::from_static("ACCEPT-LANGUAGE,, accept-encoding"),
         );
         assert_eq!(
             response_vary(&h),
@@ -511,6 +571,26 @@ mod tests {
             merge_vary(&[ACCEPT_LANGUAGE], &[ACCEPT_ENCODING, ACCEPT_LANGUAGE]),
             vec![ACCEPT_ENCODING, ACCEPT_LANGUAGE]
         );
+    }
+
+    #[test]
+    fn unreadable_vary_is_treated_as_star_9111_4_1() {
+        for bad in [&b"accept, bad name"[..], b"accept, \xff"] {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::VARY, HeaderValue::from_bytes(bad).unwrap());
+            assert_eq!(response_vary(&h), Vary::Star, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generation_moves_the_store_key_not_the_material() {
+        let uri: Uri = "/a".parse().unwrap();
+        let h = HeaderMap::new();
+        let g0 = primary("p", "ns", 0, &Method::GET, &uri, &h).unwrap();
+        let g1 = primary("p", "ns", 1, &Method::GET, &uri, &h).unwrap();
+        assert_ne!(g0.store_key, g1.store_key);
+        assert_eq!(g0.material, g1.material);
+        assert!(g1.store_key.starts_with("p:ns:1:{"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The embedded default store: an in-process cache on moka, bounded in bytes.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +28,30 @@ use super::{Store, StoreFuture};
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Cache<String, Value>,
+    /// Tag indexes, outside the evicting cache: an evicted index would
+    /// silently make a tag purge miss entries.
+    indexes: Arc<Mutex<Indexes>>,
+    /// Namespace generations: never evicted, or a purged namespace's old
+    /// entries could become readable again.
+    counters: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+#[derive(Default)]
+struct Indexes {
+    sets: HashMap<String, (HashSet<String>, Instant)>,
+    adds_since_sweep: u32,
+}
+
+impl Indexes {
+    /// Drops sets whose every member has expired, now and then, so that
+    /// indexes of long-gone entries do not pile up.
+    fn sweep(&mut self, now: Instant) {
+        self.adds_since_sweep += 1;
+        if self.adds_since_sweep >= 1024 {
+            self.adds_since_sweep = 0;
+            self.sets.retain(|_, (_, until)| *until > now);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -76,7 +102,11 @@ impl MemoryStore {
             })
             .expire_after(PerEntryTtl)
             .build();
-        MemoryStore { cache }
+        MemoryStore {
+            cache,
+            indexes: Arc::default(),
+            counters: Arc::default(),
+        }
     }
 
     /// The number of values held (approximate while evictions are pending;
@@ -175,6 +205,65 @@ impl Store for MemoryStore {
         Box::pin(async move {
             self.cache.invalidate(key).await;
             Ok(())
+        })
+    }
+
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let until = now + ttl;
+            let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+            indexes.sweep(now);
+            let (set, expires) = indexes
+                .sets
+                .entry(index.to_owned())
+                .or_insert_with(|| (HashSet::new(), until));
+            if *expires <= now {
+                set.clear();
+            }
+            *expires = (*expires).max(until);
+            set.insert(member.to_owned());
+            Ok(())
+        })
+    }
+
+    fn index_purge<'a>(&'a self, index: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let taken = {
+                let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+                indexes.sets.remove(index)
+            };
+            let Some((members, until)) = taken else {
+                return Ok(0);
+            };
+            if until <= Instant::now() {
+                return Ok(0);
+            }
+            for member in &members {
+                self.cache.invalidate(member.as_str()).await;
+            }
+            Ok(members.len() as u64)
+        })
+    }
+
+    fn incr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            let n = counters.entry(key.to_owned()).or_insert(0);
+            *n += 1;
+            Ok(*n)
+        })
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(counters.get(key).copied().unwrap_or(0))
         })
     }
 }

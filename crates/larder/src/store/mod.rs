@@ -5,6 +5,8 @@
 //! above it, so a new backend is a small file.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisStore, RedisStoreBuilder};
 
 /// The future a [`Store`] method returns: boxed, `Send`, borrowing the store
 /// for `'a`.
@@ -42,8 +46,24 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub struct StoreError {
     /// Which store failed.
     pub store: &'static str,
+    /// What kind of failure it was.
+    pub kind: StoreErrorKind,
     /// What went wrong.
     pub message: String,
+}
+
+/// The kinds of [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store answered with an error, or the connection broke.
+    Failed,
+    /// The store did not answer in time.
+    Timeout,
+    /// The store was not asked: not connected, or its circuit breaker is open.
+    Unavailable,
+    /// The value is larger than the store accepts: not an outage, a limit.
+    TooLarge,
 }
 
 impl StoreError {
@@ -58,8 +78,70 @@ impl StoreError {
     pub fn new(store: &'static str, message: impl Into<String>) -> Self {
         StoreError {
             store,
+            kind: StoreErrorKind::Failed,
             message: message.into(),
         }
+    }
+
+    /// The store did not answer within `after`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::store::{StoreError, StoreErrorKind};
+    ///
+    /// let err = StoreError::timeout("redis", Duration::from_millis(50));
+    /// assert_eq!(err.kind, StoreErrorKind::Timeout);
+    /// assert_eq!(err.to_string(), "redis store: no answer within 50ms");
+    /// ```
+    pub fn timeout(store: &'static str, after: std::time::Duration) -> Self {
+        StoreError {
+            store,
+            kind: StoreErrorKind::Timeout,
+            message: format!("no answer within {after:?}"),
+        }
+    }
+
+    /// The store was not asked, for the reason given.
+    ///
+    /// ```
+    /// use larder::store::{StoreError, StoreErrorKind};
+    ///
+    /// let err = StoreError::unavailable("redis", "circuit breaker open");
+    /// assert_eq!(err.kind, StoreErrorKind::Unavailable);
+    /// ```
+    pub fn unavailable(store: &'static str, why: &str) -> Self {
+        StoreError {
+            store,
+            kind: StoreErrorKind::Unavailable,
+            message: why.to_owned(),
+        }
+    }
+
+    /// A value of `len` bytes is over the store's limit.
+    ///
+    /// ```
+    /// use larder::store::StoreError;
+    ///
+    /// assert!(StoreError::too_large("redis", 9 << 20).is_too_large());
+    /// assert!(!StoreError::new("redis", "boom").is_too_large());
+    /// ```
+    pub fn too_large(store: &'static str, len: usize) -> Self {
+        StoreError {
+            store,
+            kind: StoreErrorKind::TooLarge,
+            message: format!("value of {len} bytes is over the limit"),
+        }
+    }
+
+    /// True for [`StoreErrorKind::TooLarge`].
+    ///
+    /// ```
+    /// use larder::store::StoreError;
+    ///
+    /// assert!(!StoreError::timeout("redis", std::time::Duration::ZERO).is_too_large());
+    /// ```
+    pub fn is_too_large(&self) -> bool {
+        self.kind == StoreErrorKind::TooLarge
     }
 }
 
@@ -72,7 +154,7 @@ impl StoreError {
 /// use std::sync::Mutex;
 /// use std::time::Duration;
 /// use bytes::Bytes;
-/// use larder::store::{Store, StoreFuture};
+/// use larder::store::{Store, StoreError, StoreFuture};
 ///
 /// #[derive(Default)]
 /// struct MapStore(Mutex<HashMap<String, Bytes>>);
@@ -92,6 +174,19 @@ impl StoreError {
 ///             self.0.lock().unwrap().remove(key);
 ///             Ok(())
 ///         })
+///     }
+///     // Tag indexes and namespace counters: this store does not keep them.
+///     fn index_add<'a>(&'a self, _: &'a str, _: &'a str, _: Duration) -> StoreFuture<'a, ()> {
+///         Box::pin(async { Err(StoreError::unavailable("map", "no tag indexes")) })
+///     }
+///     fn index_purge<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
+///         Box::pin(async { Err(StoreError::unavailable("map", "no tag indexes")) })
+///     }
+///     fn incr<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
+///         Box::pin(async { Err(StoreError::unavailable("map", "no counters")) })
+///     }
+///     fn counter<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
+///         Box::pin(async { Ok(0) })
 ///     }
 /// }
 /// ```
@@ -169,4 +264,64 @@ pub trait Store: Send + Sync + 'static {
     /// });
     /// ```
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Adds `member` (a store key) to the set stored under `index`, and keeps
+    /// the set at least `ttl`. Tag purges use these sets.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     store.index_add("tag:{items}", "k1", Duration::from_secs(60)).await.unwrap();
+    ///     assert_eq!(store.index_purge("tag:{items}").await.unwrap(), 1);
+    /// });
+    /// ```
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Deletes every key in the set stored under `index`, and the set;
+    /// returns how many keys it held.
+    ///
+    /// ```
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(store.index_purge("tag:{none}")).unwrap(), 0);
+    /// ```
+    fn index_purge<'a>(&'a self, index: &'a str) -> StoreFuture<'a, u64>;
+
+    /// Atomically increments the counter under `key` (absent counts as 0)
+    /// and returns the new value. Namespace generations use it.
+    ///
+    /// ```
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(store.incr("gen")).unwrap(), 1);
+    /// assert_eq!(rt.block_on(store.counter("gen")).unwrap(), 1);
+    /// ```
+    fn incr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64>;
+
+    /// The counter under `key`; 0 when absent.
+    ///
+    /// ```
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(store.counter("never")).unwrap(), 0);
+    /// ```
+    fn counter<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64>;
 }

@@ -1,0 +1,112 @@
+//! Namespace generations: how a whole namespace is purged in O(1).
+//!
+//! Every store key of a namespace carries the namespace's generation, a
+//! counter kept in the store. Purging the namespace increments it: from then
+//! on requests compute new keys, and the old entries are never read again
+//! (they expire on their own TTL). No `KEYS`, no `SCAN`.
+//!
+//! Reading the counter on every request would double the round trips, so
+//! each instance keeps the generation it last read and reads it again at
+//! most once per refresh interval: another instance's purge is seen within
+//! that interval, this instance's own purge at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::Cache;
+use crate::store::StoreError;
+
+#[derive(Default)]
+pub(crate) struct Namespaces {
+    map: RwLock<HashMap<String, Arc<Generation>>>,
+}
+
+#[derive(Default)]
+struct Generation {
+    value: AtomicU64,
+    /// Engine-clock milliseconds of the last read; 0 = never read.
+    read_at: AtomicU64,
+    reading: AtomicBool,
+}
+
+impl Namespaces {
+    fn get(&self, namespace: &str) -> Arc<Generation> {
+        if let Some(g) = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+        {
+            return g.clone();
+        }
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(namespace.to_owned()).or_default().clone()
+    }
+}
+
+impl Cache {
+    /// The store key of a namespace's generation counter.
+    pub(crate) fn generation_key(&self, namespace: &str) -> String {
+        format!(
+            "{}:ns:{}:gen",
+            self.inner.prefix,
+            crate::policy::key::escape(namespace)
+        )
+    }
+
+    /// The namespace's current generation, as this instance knows it.
+    pub(crate) async fn generation(&self, namespace: &str) -> u64 {
+        let g = self.inner.namespaces.get(namespace);
+        let now = self.clock_millis();
+        let read_at = g.read_at.load(Ordering::Acquire);
+        let due =
+            read_at == 0 || now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh);
+        // One request refreshes; the others use what is known meanwhile.
+        if due && !g.reading.swap(true, Ordering::AcqRel) {
+            match self
+                .inner
+                .store
+                .counter(&self.generation_key(namespace))
+                .await
+            {
+                Ok(value) => {
+                    g.value.fetch_max(value, Ordering::AcqRel);
+                }
+                Err(e) => self.store_error("counter", e),
+            }
+            // Also after an error: a failing store is not asked per request.
+            g.read_at.store(now.max(1), Ordering::Release);
+            g.reading.store(false, Ordering::Release);
+        }
+        g.value.load(Ordering::Acquire)
+    }
+
+    /// Moves the namespace to a new generation; returns it.
+    pub(crate) async fn bump_generation(&self, namespace: &str) -> Result<u64, StoreError> {
+        let value = self
+            .inner
+            .store
+            .incr(&self.generation_key(namespace))
+            .await?;
+        let g = self.inner.namespaces.get(namespace);
+        g.value.fetch_max(value, Ordering::AcqRel);
+        g.read_at
+            .store(self.clock_millis().max(1), Ordering::Release);
+        Ok(value)
+    }
+
+    fn clock_millis(&self) -> u64 {
+        self.inner
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map(millis)
+            .unwrap_or(0)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

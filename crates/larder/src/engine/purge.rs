@@ -1,0 +1,88 @@
+//! Purging on purpose: one URL, a namespace, a tag.
+
+use http::Uri;
+
+use super::Cache;
+use crate::policy::key;
+use crate::store::StoreError;
+
+/// Why a purge did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    /// The URL has no scheme or host, so it names no cached response.
+    #[error("purge needs an absolute URL such as https://example.com/items, got {0:?}")]
+    NotAbsolute(String),
+    /// The store failed; nothing may have been purged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Cache {
+    /// Removes the stored responses for one URL in a namespace: every
+    /// variant of it, for GET and HEAD.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use larder::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// cache.purge_url("default", "https://example.com/items?page=2").await.unwrap();
+    /// assert!(cache.purge_url("default", "/items").await.is_err()); // which host?
+    /// # });
+    /// ```
+    pub async fn purge_url(&self, namespace: &str, url: &str) -> Result<(), PurgeError> {
+        let not_absolute = || PurgeError::NotAbsolute(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| not_absolute())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(not_absolute());
+        };
+        let host = key::normalize_host(authority.as_str(), scheme);
+        let generation = self.generation(namespace).await;
+        let primary = key::primary_for(
+            &self.inner.prefix,
+            namespace,
+            generation,
+            "GET",
+            scheme,
+            &host,
+            &uri,
+        );
+        // The primary key holds the entry or the variant index: deleting it
+        // makes every variant unreachable.
+        self.inner.store.delete(&primary.store_key).await?;
+        Ok(())
+    }
+
+    /// Removes every stored response of a namespace, on every instance
+    /// sharing the store (others notice within the namespace refresh
+    /// interval). Returns the namespace's new generation.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache = larder::Cache::builder().build();
+    /// assert_eq!(cache.purge_namespace("items").await.unwrap(), 1);
+    /// assert_eq!(cache.purge_namespace("items").await.unwrap(), 2);
+    /// # });
+    /// ```
+    pub async fn purge_namespace(&self, namespace: &str) -> Result<u64, PurgeError> {
+        Ok(self.bump_generation(namespace).await?)
+    }
+
+    /// Removes every stored response tagged `tag`, in every namespace.
+    /// Returns how many URIs were purged.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache = larder::Cache::builder().build();
+    /// assert_eq!(cache.purge_tag("products").await.unwrap(), 0);
+    /// # });
+    /// ```
+    pub async fn purge_tag(&self, tag: &str) -> Result<u64, PurgeError> {
+        Ok(self.inner.store.index_purge(&self.tag_key(tag)).await?)
+    }
+
+    /// The store key of a tag's index.
+    pub(crate) fn tag_key(&self, tag: &str) -> String {
+        format!("{}:tag:{{{}}}", self.inner.prefix, key::escape(tag))
+    }
+}

@@ -1,0 +1,599 @@
+//! The shared store: Redis, standalone or cluster, on redis-rs.
+//!
+//! One multiplexed, auto-reconnecting connection per store (a
+//! `ConnectionManager` for a single node, the async cluster client for a
+//! cluster). Every command is bounded by a timeout, and a circuit breaker
+//! stops sending commands to a Redis that keeps failing, then probes it
+//! again after a cool-down: a dead or slow Redis costs a request at most
+//! one timeout, and usually nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use super::{Store, StoreError, StoreFuture};
+
+const STORE: &str = "redis";
+
+/// A [`Store`] on Redis, shared by every instance of an application.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), larder::store::StoreError> {
+/// use std::time::Duration;
+/// use larder::store::RedisStore;
+/// use larder::Cache;
+///
+/// // One node; AUTH and TLS come through the URL (`rediss://user:pass@host`).
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .command_timeout(Duration::from_millis(50))
+///     .build()?;
+/// // A cluster: the seed nodes after `redis+cluster://`.
+/// let cluster = RedisStore::builder("redis+cluster://10.0.0.1:7000,10.0.0.2:7000").build()?;
+/// let cache = Cache::builder().store(store).build();
+/// # let _ = (cluster, cache);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    target: Target,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    max_value_bytes: usize,
+    conn: RwLock<Option<Conn>>,
+    connecting: AtomicBool,
+    /// Breaker-clock milliseconds of the last connection attempt.
+    last_attempt: AtomicU64,
+    breaker: Breaker,
+}
+
+// Built once per store; the size gap between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Builds a [`RedisStore`].
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    max_value_bytes: usize,
+    failures_to_open: u32,
+    cool_down: Duration,
+}
+
+impl RedisStore {
+    /// Starts building a store for `url`: `redis://`, `rediss://` (TLS, with
+    /// the `redis-tls` feature), or `redis+cluster://host:port,host:port`
+    /// (and `rediss+cluster://`) for a cluster's seed nodes. Credentials and
+    /// the database number come through the URL as redis-rs reads them.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            command_timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_millis(500),
+            max_value_bytes: 4 << 20,
+            failures_to_open: 5,
+            cool_down: Duration::from_secs(2),
+        }
+    }
+
+    /// True while the circuit breaker keeps commands away from Redis.
+    pub fn is_open(&self) -> bool {
+        self.shared.breaker.is_open()
+    }
+
+    /// Commands not sent because the breaker was open.
+    pub fn skipped(&self) -> u64 {
+        self.shared.breaker.skipped.load(Ordering::Relaxed)
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The longest a command may take before it counts as failed (and the
+    /// request is served as a miss). Default 50 ms.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The longest a connection attempt may take. Default 500 ms. Requests
+    /// never wait for it: until a connection exists they are misses.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Values larger than this are not written (the engine counts them as
+    /// not stored, too large). Default 4 MiB.
+    pub fn max_value_bytes(mut self, max: usize) -> Self {
+        self.max_value_bytes = max;
+        self
+    }
+
+    /// The circuit breaker: after `failures` consecutive failed commands,
+    /// send none for `cool_down`, then let one probe through. Default 5
+    /// failures, 2 s.
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.failures_to_open = failures.max(1);
+        self.cool_down = cool_down;
+        self
+    }
+
+    /// Builds the store. It connects lazily, in the background, on first
+    /// use: an application starts even while Redis is down. Fails only on a
+    /// URL that cannot be used, saying what is wrong with it.
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let target = target(&self.url)?;
+        Ok(RedisStore {
+            shared: Arc::new(Shared {
+                target,
+                command_timeout: self.command_timeout,
+                connect_timeout: self.connect_timeout,
+                max_value_bytes: self.max_value_bytes,
+                conn: RwLock::new(None),
+                connecting: AtomicBool::new(false),
+                last_attempt: AtomicU64::new(0),
+                breaker: Breaker::new(self.failures_to_open, self.cool_down),
+            }),
+        })
+    }
+
+    /// Builds the store and connects now, for applications that would
+    /// rather not start without Redis (and for tests). The error says why
+    /// the connection failed.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let store = self.build()?;
+        let shared = &store.shared;
+        let conn = tokio::time::timeout(shared.connect_timeout, shared.connect())
+            .await
+            .map_err(|_| StoreError::timeout(STORE, shared.connect_timeout))?
+            .map_err(|e| StoreError::new(STORE, format!("cannot connect: {e}")))?;
+        *shared.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        Ok(store)
+    }
+}
+
+fn target(url: &str) -> Result<Target, StoreError> {
+    let bad = |why: String| StoreError::new(STORE, format!("invalid Redis URL {url:?}: {why}"));
+    let cluster = url
+        .strip_prefix("redis+cluster://")
+        .map(|rest| ("redis", rest))
+        .or_else(|| {
+            url.strip_prefix("rediss+cluster://")
+                .map(|rest| ("rediss", rest))
+        });
+    match cluster {
+        None => redis::Client::open(url)
+            .map(Target::Single)
+            .map_err(|e| bad(e.to_string())),
+        Some((scheme, rest)) => {
+            // `user:pass@h1:p1,h2:p2/db`: credentials apply to every node.
+            let (auth, hosts) = match rest.rsplit_once('@') {
+                Some((auth, hosts)) => (format!("{auth}@"), hosts),
+                None => (String::new(), rest),
+            };
+            let nodes: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("{scheme}://{auth}{h}"))
+                .collect();
+            if nodes.is_empty() {
+                return Err(bad("a cluster URL needs at least one host:port".into()));
+            }
+            ClusterClientBuilder::new(nodes)
+                .build()
+                .map(Target::Cluster)
+                .map_err(|e| bad(e.to_string()))
+        }
+    }
+}
+
+impl Shared {
+    fn conn(self: &Arc<Self>) -> Option<Conn> {
+        let conn = self.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if conn.is_none() {
+            self.connect_in_background();
+        }
+        conn
+    }
+
+    /// Starts one connection attempt, unless one is running or the last
+    /// began less than a cool-down ago: a dead Redis is not dialled at
+    /// request rate.
+    fn connect_in_background(self: &Arc<Self>) {
+        let now = self.breaker.now();
+        let last = self.last_attempt.load(Ordering::Acquire);
+        if last != 0 && now.saturating_sub(last) < millis(self.breaker.cool_down) {
+            return;
+        }
+        if self.connecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.last_attempt.store(now, Ordering::Release);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(shared.connect_timeout, shared.connect()).await;
+            match result {
+                Ok(Ok(conn)) => {
+                    *shared.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+                    tracing::info!("larder: connected to Redis");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "larder: cannot connect to Redis; serving misses")
+                }
+                Err(_) => tracing::warn!("larder: connecting to Redis timed out; serving misses"),
+            }
+            shared.connecting.store(false, Ordering::Release);
+        });
+    }
+
+    async fn connect(&self) -> redis::RedisResult<Conn> {
+        match &self.target {
+            Target::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.command_timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                let manager = client.get_connection_manager_with_config(config).await?;
+                Ok(Conn::Single(manager))
+            }
+            Target::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+        }
+    }
+
+    /// Runs one command (or pipeline) under the timeout and the breaker.
+    async fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.breaker.allow() {
+            return Err(StoreError::unavailable(STORE, "circuit breaker open"));
+        }
+        let Some(conn) = self.conn() else {
+            return Err(StoreError::unavailable(STORE, "not connected"));
+        };
+        match tokio::time::timeout(self.command_timeout, op(conn)).await {
+            Ok(Ok(value)) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                self.breaker.failure();
+                Err(StoreError::new(STORE, e.to_string()))
+            }
+            Err(_) => {
+                self.breaker.failure();
+                Err(StoreError::timeout(STORE, self.command_timeout))
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn px(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Store for RedisStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            let value: Option<Vec<u8>> = self
+                .shared
+                .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+                .await?;
+            Ok(value.map(Bytes::from))
+        })
+    }
+
+    /// One `MGET`: one round trip for a URI's index and its variant, which
+    /// share a hash slot.
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> StoreFuture<'a, Vec<Option<Bytes>>> {
+        Box::pin(async move {
+            let values: Vec<Option<Vec<u8>>> = self
+                .shared
+                .run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+                .await?;
+            Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if value.len() > self.shared.max_value_bytes {
+                return Err(StoreError::too_large(STORE, value.len()));
+            }
+            self.shared
+                .run(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(value.as_ref())
+                        .arg("PX")
+                        .arg(px(ttl))
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.shared
+                .run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await })
+                .await
+        })
+    }
+
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.shared
+                .run(|mut c| async move {
+                    // Set the index's expiry if it has none, extend it if
+                    // this entry outlives it (PEXPIRE NX / GT, Redis 7).
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("SADD").arg(index).arg(member).ignore();
+                    pipe.cmd("PEXPIRE")
+                        .arg(index)
+                        .arg(px(ttl))
+                        .arg("NX")
+                        .ignore();
+                    pipe.cmd("PEXPIRE")
+                        .arg(index)
+                        .arg(px(ttl))
+                        .arg("GT")
+                        .ignore();
+                    pipe.query_async::<()>(&mut c).await
+                })
+                .await
+        })
+    }
+
+    fn index_purge<'a>(&'a self, index: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut purged = 0;
+            loop {
+                // SPOP takes members out atomically: an entry indexed while
+                // the purge runs is either purged or stays indexed.
+                let members: Vec<String> = self
+                    .shared
+                    .run(|mut c| async move {
+                        redis::cmd("SPOP")
+                            .arg(index)
+                            .arg(500)
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                if members.is_empty() {
+                    return Ok(purged);
+                }
+                // Members live in different slots on a cluster: one DEL each.
+                for member in &members {
+                    self.delete(member).await?;
+                }
+                purged += members.len() as u64;
+            }
+        })
+    }
+
+    fn incr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            self.shared
+                .run(|mut c| async move { redis::cmd("INCR").arg(key).query_async(&mut c).await })
+                .await
+        })
+    }
+
+    fn counter<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let value: Option<u64> = self
+                .shared
+                .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+                .await?;
+            Ok(value.unwrap_or(0))
+        })
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.shared.target {
+            Target::Single(_) => "single",
+            Target::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("target", &kind)
+            .field("command_timeout", &self.shared.command_timeout)
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A circuit breaker: closed (commands flow), open (none are sent until the
+/// cool-down ends), half-open (one probe decides).
+struct Breaker {
+    failures_to_open: u32,
+    cool_down: Duration,
+    base: Instant,
+    consecutive: AtomicU32,
+    /// Milliseconds since `base` until which the breaker is open; 0 = closed.
+    open_until: AtomicU64,
+    probing: AtomicBool,
+    skipped: AtomicU64,
+}
+
+impl Breaker {
+    fn new(failures_to_open: u32, cool_down: Duration) -> Self {
+        Breaker {
+            failures_to_open,
+            cool_down,
+            base: Instant::now(),
+            consecutive: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        // +1 so that "open until 0" can mean closed.
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+
+    fn is_open(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) != 0
+    }
+
+    fn allow(&self) -> bool {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            return true;
+        }
+        // Cooled down: exactly one caller probes.
+        if self.now() >= until && !self.probing.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    fn success(&self) {
+        self.consecutive.store(0, Ordering::Release);
+        if self.open_until.swap(0, Ordering::AcqRel) != 0 {
+            tracing::info!("larder: Redis answers again; circuit breaker closed");
+        }
+        self.probing.store(false, Ordering::Release);
+    }
+
+    fn failure(&self) {
+        let failures = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+        let probe_failed = self.probing.swap(false, Ordering::AcqRel);
+        if probe_failed || failures >= self.failures_to_open {
+            let until = self.now().saturating_add(millis(self.cool_down));
+            if self.open_until.swap(until, Ordering::AcqRel) == 0 {
+                tracing::warn!(
+                    failures,
+                    "larder: Redis keeps failing; circuit breaker open"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_opens_after_consecutive_failures_and_probes_once() {
+        let b = Breaker::new(3, Duration::ZERO);
+        assert!(b.allow());
+        b.failure();
+        b.failure();
+        assert!(!b.is_open());
+        b.success(); // a success resets the count
+        b.failure();
+        b.failure();
+        assert!(!b.is_open());
+        b.failure();
+        assert!(b.is_open());
+        // Cool-down zero: the next caller probes, the others are held back.
+        assert!(b.allow());
+        assert!(!b.allow());
+        assert_eq!(b.skipped.load(Ordering::Relaxed), 1);
+        // A failed probe re-opens; a successful one closes.
+        b.failure();
+        assert!(b.is_open());
+        assert!(b.allow());
+        b.success();
+        assert!(!b.is_open());
+        assert!(b.allow() && b.allow());
+    }
+
+    #[test]
+    fn breaker_stays_open_during_the_cool_down() {
+        let b = Breaker::new(1, Duration::from_secs(3600));
+        b.failure();
+        assert!(!b.allow());
+        assert!(!b.allow());
+        assert_eq!(b.skipped.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn urls_choose_single_or_cluster_and_bad_ones_say_why() {
+        assert!(matches!(
+            target("redis://127.0.0.1:6379/2"),
+            Ok(Target::Single(_))
+        ));
+        assert!(matches!(
+            target("redis+cluster://127.0.0.1:7000, 127.0.0.1:7001"),
+            Ok(Target::Cluster(_))
+        ));
+        assert!(matches!(
+            target("redis+cluster://:secret@127.0.0.1:7000"),
+            Ok(Target::Cluster(_))
+        ));
+        let err = target("redis+cluster://").err().unwrap().to_string();
+        assert!(err.contains("at least one host"), "{err}");
+        let err = target("http://nope").err().unwrap().to_string();
+        assert!(err.contains("invalid Redis URL"), "{err}");
+    }
+}

@@ -1,0 +1,4 @@
+//! Test helpers that start real servers.
+#![allow(dead_code)]
+
+pub mod redis;
