@@ -1,0 +1,206 @@
+//! What a cache hit costs.
+//!
+//! Two comparisons, each in its own criterion group so that its benchmarks
+//! run in the same process, one after the other:
+//!
+//! - `engine/engine_hit_1k`: [`Cache::lookup`] on a warm key whose entry is
+//!   a 1 KiB body in the [`MemoryStore`], up to the hit `Response<Bytes>`.
+//!   This is the engine alone: key, store read, decode, freshness, headers.
+//! - `router/router_plain_1k` vs `router/router_cached_hit_1k`: an axum
+//!   `Router` whose handler returns the same 1 KiB body, without and with
+//!   the cache layer on the route (warmed), each driven by
+//!   `tower::ServiceExt::oneshot` with a GET request and the body collected.
+//!   A cached hit should cost about what the plain handler does, or less.
+//!
+//! Every benchmark checks once, outside the timed loop, that it measures
+//! what it says (a hit with a 1024-byte body), so a miss cannot pass for a
+//! fast hit.
+//!
+//! Run with:
+//!
+//! ```text
+//! cargo bench -p larder --bench hit_path
+//! cargo bench -p larder --bench hit_path -- engine_hit_1k   # one benchmark
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::header::{CONTENT_TYPE, HOST};
+use http::{request, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use larder::{Cache, Lookup, MemoryStore, Policy};
+use tokio::runtime::Runtime;
+use tower::ServiceExt;
+
+const BODY_LEN: usize = 1024;
+static BODY_BYTES: [u8; BODY_LEN] = [b'x'; BODY_LEN];
+const CONTENT_TYPE_VALUE: &str = "application/octet-stream";
+const PATH: &str = "/items";
+const HOST_VALUE: &str = "example.com";
+
+fn body() -> Bytes {
+    Bytes::from_static(&BODY_BYTES)
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn policy() -> Policy {
+    Policy::ttl(Duration::from_secs(3600))
+}
+
+fn cache() -> Cache {
+    Cache::builder().store(MemoryStore::new(64 << 20)).build()
+}
+
+fn get_parts() -> request::Parts {
+    Request::get(PATH)
+        .header(HOST, HOST_VALUE)
+        .body(())
+        .expect("request")
+        .into_parts()
+        .0
+}
+
+fn get_request() -> Request<Body> {
+    Request::get(PATH)
+        .header(HOST, HOST_VALUE)
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn cache_status(response: &Response<impl Sized>) -> &str {
+    response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Stores the 1 KiB response under the request's key, as the first request
+/// for it would.
+async fn warm_engine(cache: &Cache, policy: &Arc<Policy>) {
+    let mut parts = get_parts();
+    let Lookup::Forward(fill) = cache.lookup(&parts, policy).await else {
+        panic!("the first lookup of a cold cache must forward");
+    };
+    assert!(fill.stores(), "the request must be storable");
+    fill.prepare(&mut parts);
+    let response = Response::builder()
+        .header(CONTENT_TYPE, CONTENT_TYPE_VALUE)
+        .body(Full::new(body()))
+        .expect("response");
+    let response = fill.complete(response).await;
+    assert!(
+        cache_status(&response).contains("stored"),
+        "the warming response was not stored: {:?}",
+        cache_status(&response)
+    );
+}
+
+fn engine(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = cache();
+    let policy = Arc::new(policy());
+    rt.block_on(warm_engine(&cache, &policy));
+
+    let parts = get_parts();
+    match rt.block_on(cache.lookup(&parts, &policy)) {
+        Lookup::Respond(response) => {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.body().len(), BODY_LEN);
+            assert!(cache_status(&response).contains("hit"));
+        }
+        Lookup::Forward(_) => panic!("engine_hit_1k would measure a miss"),
+    }
+
+    let mut group = c.benchmark_group("engine");
+    let (cache, parts, policy) = (&cache, &parts, &policy);
+    group.bench_function("engine_hit_1k", |b| {
+        b.to_async(&rt).iter(|| async move {
+            match cache.lookup(black_box(parts), policy).await {
+                Lookup::Respond(response) => black_box(response),
+                Lookup::Forward(_) => unreachable!("a miss inside the timed loop"),
+            }
+        })
+    });
+    group.finish();
+}
+
+async fn handler() -> ([(http::HeaderName, &'static str); 1], Bytes) {
+    ([(CONTENT_TYPE, CONTENT_TYPE_VALUE)], body())
+}
+
+/// Sends one GET through a clone of `router` and reads the whole body, as a
+/// server would.
+async fn send(router: &Router) -> (Response<()>, Bytes) {
+    let response = router
+        .clone()
+        .oneshot(get_request())
+        .await
+        .expect("infallible");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (Response::from_parts(parts, ()), bytes)
+}
+
+fn router(c: &mut Criterion) {
+    let rt = runtime();
+    let plain: Router = Router::new().route(PATH, get(handler));
+    let cache = cache();
+    let cached: Router = Router::new().route(PATH, get(handler).layer(cache.layer(policy())));
+
+    let (response, bytes) = rt.block_on(send(&plain));
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(bytes.len(), BODY_LEN);
+
+    let (warming, _) = rt.block_on(send(&cached));
+    assert!(
+        cache_status(&warming).contains("stored"),
+        "the warming response was not stored: {:?}",
+        cache_status(&warming)
+    );
+    let (response, bytes) = rt.block_on(send(&cached));
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(bytes.len(), BODY_LEN);
+    assert!(
+        cache_status(&response).contains("hit"),
+        "router_cached_hit_1k would not measure a hit: {:?}",
+        cache_status(&response)
+    );
+
+    let mut group = c.benchmark_group("router");
+    let (plain, cached) = (&plain, &cached);
+    group.bench_function("router_plain_1k", |b| {
+        b.to_async(&rt)
+            .iter(|| async move { black_box(send(plain).await) })
+    });
+    group.bench_function("router_cached_hit_1k", |b| {
+        b.to_async(&rt)
+            .iter(|| async move { black_box(send(cached).await) })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = engine, router
+}
+criterion_main!(benches);
