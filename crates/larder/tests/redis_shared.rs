@@ -194,3 +194,24 @@ async fn an_app_starts_and_serves_while_redis_is_down() {
         assert_eq!(reply.text(), "ok");
     }
 }
+
+#[cfg(feature = "redis-tls")]
+#[tokio::test]
+async fn a_rediss_url_speaks_tls() {
+    let Some(server) = RedisServer::start_tls() else {
+        return;
+    };
+    let redis = RedisStore::builder(server.url())
+        .command_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connects over TLS");
+    let cache = Cache::builder().store(redis).build();
+    let app = Router::new()
+        .route("/items", get(|| async { "over tls" }))
+        .layer(cache.layer(Policy::ttl(Duration::from_secs(60))));
+    get_reply(&app, "/items").await;
+    let hit = get_reply(&app, "/items").await;
+    assert!(hit.is_hit(), "{}", hit.cache_status());
+    assert_eq!(hit.text(), "over tls");
+}

@@ -447,8 +447,14 @@ async fn cache_status_joins_the_list_from_nearer_the_origin_9211_2() {
         get(|| async {
             let mut response = http::Response::new(Body::from("x"));
             let h = response.headers_mut();
-            h.append("cache-status", http::HeaderValue::from_static("origin-cache; hit"));
-            h.append("cache-status", http::HeaderValue::from_static("edge; fwd=miss"));
+            h.append(
+                "cache-status",
+                http::HeaderValue::from_static("origin-cache; hit"),
+            );
+            h.append(
+                "cache-status",
+                http::HeaderValue::from_static("edge; fwd=miss"),
+            );
             h.insert("cache-control", http::HeaderValue::from_static("private"));
             response
         })

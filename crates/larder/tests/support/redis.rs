@@ -102,6 +102,81 @@ impl RedisServer {
         server
     }
 
+    /// Starts a server that speaks only TLS, with a self-signed certificate
+    /// made for it (clients must not verify: `rediss://…/#insecure`).
+    pub fn start_tls() -> Option<RedisServer> {
+        if !have("redis-server") {
+            return skip("no redis-server binary on PATH");
+        }
+        if Command::new("openssl").arg("version").output().is_err() {
+            return skip("no openssl binary to make a test certificate");
+        }
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("larder-redis-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "openssl could not make a test certificate");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&cert)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        wait_until("redis-server (TLS)", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(RedisServer {
+            port,
+            child: Some(child),
+            dir,
+            external: Some(format!("rediss://127.0.0.1:{port}/#insecure")),
+        })
+    }
+
     fn launch(&mut self, extra: &[&str]) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -180,7 +255,7 @@ impl Drop for RedisServer {
                 .status();
         }
         self.kill();
-        if self.external.is_none() {
+        if !self.dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
