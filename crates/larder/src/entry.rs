@@ -305,7 +305,7 @@ impl Record {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
         let mut r = Reader { buf: bytes, pos: 0 };
-        if r.take(4)? != MAGIC[..] {
+        if r.view(4)? != MAGIC.as_slice() {
             return Err(DecodeError::BadMagic);
         }
         let version = r.u8()?;
@@ -357,7 +357,9 @@ fn decode_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
         tags.push(r.string()?);
     }
     let n = r.count(MAX_HEADERS)?;
-    let mut headers = HeaderMap::with_capacity(n);
+    // Room for what the cache adds when it sends the entry (Age,
+    // Cache-Status, Cache-Control, a legacy header) without regrowing.
+    let mut headers = HeaderMap::with_capacity(n + 4);
     for _ in 0..n {
         let name = r.header_name()?;
         let value = HeaderValue::from_maybe_shared(r.bytes()?)
@@ -431,10 +433,18 @@ impl Reader {
         Ok(out)
     }
 
+    /// A borrowed view of the next `n` bytes: no reference counting, for
+    /// fields that are copied out anyway.
+    fn view(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let out = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let b = self.take(N)?;
         let mut out = [0; N];
-        out.copy_from_slice(&b);
+        out.copy_from_slice(self.view(N)?);
         Ok(out)
     }
 
@@ -469,14 +479,21 @@ impl Reader {
         self.take(n)
     }
 
+    fn slice(&mut self) -> Result<&[u8], DecodeError> {
+        let n = self.u32()? as usize;
+        self.view(n)
+    }
+
     fn string(&mut self) -> Result<String, DecodeError> {
-        let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Invalid("utf-8 string"))
+        let b = self.slice()?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::Invalid("utf-8 string"))
     }
 
     fn header_name(&mut self) -> Result<HeaderName, DecodeError> {
-        let b = self.bytes()?;
-        HeaderName::from_bytes(&b).map_err(|_| DecodeError::Invalid("header name"))
+        let b = self.slice()?;
+        HeaderName::from_bytes(b).map_err(|_| DecodeError::Invalid("header name"))
     }
 }
 

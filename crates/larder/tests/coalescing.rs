@@ -140,9 +140,22 @@ struct StallFirstRead {
     first: std::sync::atomic::AtomicBool,
 }
 
+impl StallFirstRead {
+    async fn maybe_stall(&self) {
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.stalled.notify_one();
+            let _permit = self.release.acquire().await.unwrap();
+        }
+    }
+}
+
 impl larder::store::Store for StallFirstRead {
     fn get<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, Option<bytes::Bytes>> {
-        self.inner.get(key)
+        Box::pin(async move {
+            let got = self.inner.get(key).await?;
+            self.maybe_stall().await;
+            Ok(got)
+        })
     }
 
     fn get_many<'a>(
@@ -151,10 +164,7 @@ impl larder::store::Store for StallFirstRead {
     ) -> larder::store::StoreFuture<'a, Vec<Option<bytes::Bytes>>> {
         Box::pin(async move {
             let got = self.inner.get_many(keys).await?;
-            if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                self.stalled.notify_one();
-                let _permit = self.release.acquire().await.unwrap();
-            }
+            self.maybe_stall().await;
             Ok(got)
         })
     }

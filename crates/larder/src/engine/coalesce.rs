@@ -7,7 +7,6 @@
 //! again rather than wait for nothing.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -54,12 +53,14 @@ impl Default for Flights {
 }
 
 impl Flights {
-    /// The landing count of `key`'s bucket: take it before reading the store.
-    pub fn landings(&self, key: &str) -> u64 {
-        self.landings[bucket(key)].load(Ordering::Acquire)
+    /// The landing count of a bucket (see [`bucket`]): take it before
+    /// reading the store.
+    pub fn landings(&self, bucket: usize) -> u64 {
+        self.landings[bucket % LANDING_BUCKETS].load(Ordering::Acquire)
     }
 
-    pub fn join(self: &Arc<Self>, key: &str) -> Join {
+    /// Joins the flight for `key`; a leader's landing counts in `bucket`.
+    pub fn join(self: &Arc<Self>, key: &str, bucket: usize) -> Join {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = map.get(key) {
             return Join::Follower(slot.subscribe());
@@ -69,6 +70,7 @@ impl Flights {
         Join::Leader(Leader {
             flights: self.clone(),
             key: key.to_owned(),
+            bucket: bucket % LANDING_BUCKETS,
             slot,
             landed: false,
         })
@@ -85,6 +87,7 @@ impl Flights {
 pub(crate) struct Leader {
     flights: Arc<Flights>,
     key: String,
+    bucket: usize,
     slot: Arc<Slot>,
     landed: bool,
 }
@@ -105,7 +108,7 @@ impl Leader {
                 map.remove(&self.key);
             }
         }
-        self.flights.landings[bucket(&self.key)].fetch_add(1, Ordering::Release);
+        self.flights.landings[self.bucket].fetch_add(1, Ordering::Release);
         self.slot.send_replace(Some(landed));
     }
 }
@@ -118,10 +121,15 @@ impl Drop for Leader {
     }
 }
 
-fn bucket(key: &str) -> usize {
-    let mut h = std::hash::DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() as usize) % LANDING_BUCKETS
+/// The landing bucket of a key: FNV-1a, cheap enough for every request
+/// (the key itself already ends in a cryptographic hash).
+pub(crate) fn bucket(key: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h as usize) % LANDING_BUCKETS
 }
 
 /// Waits for the leader; a closed channel counts as abandoned.
@@ -139,17 +147,17 @@ mod tests {
     #[tokio::test]
     async fn one_leader_many_followers() {
         let flights = Arc::new(Flights::default());
-        let Join::Leader(leader) = flights.join("k") else {
+        let Join::Leader(leader) = flights.join("k", bucket("k")) else {
             panic!("first must lead")
         };
-        let Join::Follower(rx) = flights.join("k") else {
+        let Join::Follower(rx) = flights.join("k", bucket("k")) else {
             panic!("second must follow")
         };
-        assert!(matches!(flights.join("other"), Join::Leader(_)));
+        assert!(matches!(flights.join("other", 0), Join::Leader(_)));
         let waiter = tokio::spawn(follow(rx));
-        let before = flights.landings("k");
+        let before = flights.landings(bucket("k"));
         leader.land(Landed::Uncacheable);
-        assert_eq!(flights.landings("k"), before + 1);
+        assert_eq!(flights.landings(bucket("k")), before + 1);
         assert!(matches!(waiter.await.unwrap(), Landed::Uncacheable));
         assert_eq!(flights.in_flight(), 0);
     }
@@ -157,14 +165,14 @@ mod tests {
     #[tokio::test]
     async fn dropped_leader_abandons_and_frees_the_key() {
         let flights = Arc::new(Flights::default());
-        let Join::Leader(leader) = flights.join("k") else {
+        let Join::Leader(leader) = flights.join("k", 0) else {
             panic!()
         };
-        let Join::Follower(rx) = flights.join("k") else {
+        let Join::Follower(rx) = flights.join("k", 0) else {
             panic!()
         };
         drop(leader);
         assert!(matches!(follow(rx).await, Landed::Abandoned));
-        assert!(matches!(flights.join("k"), Join::Leader(_)));
+        assert!(matches!(flights.join("k", 0), Join::Leader(_)));
     }
 }

@@ -80,7 +80,19 @@ impl Cache {
     /// ```
     pub async fn lookup(&self, parts: &request::Parts, policy: &Arc<Policy>) -> Lookup {
         let now = self.inner.clock.now();
-        let generation = self.generation(&policy.namespace).await;
+        let Some(generation) = self.generation(&policy.namespace).await else {
+            // The store cannot even say which keys are current: leave it be.
+            Counters::bump(&self.inner.counters.bypasses);
+            let plan = Plan::Pass(None);
+            return Lookup::Forward(Box::new(self.fill(
+                parts,
+                policy,
+                plan,
+                Fwd::Bypass,
+                None,
+                now,
+            )));
+        };
         let Some(primary) = key::primary(
             &self.inner.prefix,
             &policy.namespace,
@@ -133,8 +145,8 @@ impl Cache {
 
         // Taken before the read: a fetch of this key that lands after it
         // may have stored what the read is about to miss.
-        let flight_key = flight_key(&primary, policy, &parts.headers);
-        let landings = self.inner.flights.landings(&flight_key);
+        let bucket = super::coalesce::bucket(&primary.store_key);
+        let landings = self.inner.flights.landings(bucket);
         let found = self.find(&primary, &policy.vary, &parts.headers).await;
         let mut fwd = found.fwd;
         if let Some(entry) = found.entry {
@@ -173,7 +185,7 @@ impl Cache {
             index: found.index,
             fwd,
             directives,
-            flight_key,
+            bucket,
             landings,
         };
         self.coalesce(parts, policy, miss, now).await
@@ -191,15 +203,16 @@ impl Cache {
             mut index,
             fwd,
             directives,
-            flight_key,
+            bucket,
             mut landings,
         } = miss;
+        let flight_key = flight_key(&primary, policy, &parts.headers);
         // A leader that goes away hands the key to the next request; a few
         // rounds of that and we stop waiting.
         for _ in 0..3 {
-            let rx = match self.inner.flights.join(&flight_key) {
+            let rx = match self.inner.flights.join(&flight_key, bucket) {
                 Join::Leader(leader) => {
-                    if self.inner.flights.landings(&flight_key) != landings {
+                    if self.inner.flights.landings(bucket) != landings {
                         // Another fetch landed after our read: look again
                         // rather than run the handler a second time.
                         let found = self.find(&primary, &policy.vary, &parts.headers).await;
@@ -239,7 +252,7 @@ impl Cache {
                     return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                 }
                 Ok(Landed::Abandoned) => {
-                    landings = self.inner.flights.landings(&flight_key);
+                    landings = self.inner.flights.landings(bucket);
                     continue;
                 }
                 // Uncacheable, another variant, or waited too long: fetch our own.
@@ -324,20 +337,29 @@ impl Cache {
         headers: &HeaderMap,
     ) -> Found {
         let store = &self.inner.store;
-        let mut keys = vec![primary.store_key.clone()];
-        if !declared.is_empty() {
+        let read = if declared.is_empty() {
+            store.get(&primary.store_key).await.map(|v| (v, None))
+        } else {
+            // The index and the variant the route's own vary fields select,
+            // in one round trip.
             let values = key::vary_values(declared, headers);
-            keys.push(key::variant_key(primary, declared, &values));
-        }
-        let mut got = match store.get_many(&keys).await {
-            Ok(got) => got,
+            let keys = [
+                primary.store_key.clone(),
+                key::variant_key(primary, declared, &values),
+            ];
+            store.get_many(&keys).await.map(|mut got| {
+                let variant = got.get_mut(1).and_then(Option::take);
+                (got.into_iter().next().flatten(), variant)
+            })
+        };
+        let (first, prefetched) = match read {
+            Ok(read) => read,
             Err(e) => {
                 self.store_error("get", e);
                 return Found::miss(Fwd::Miss, None);
             }
         };
-        let prefetched = got.get_mut(1).and_then(Option::take);
-        let Some(bytes) = got.into_iter().next().flatten() else {
+        let Some(bytes) = first else {
             return Found::miss(Fwd::UriMiss, None);
         };
         let index = match self.decode(&primary.store_key, bytes).await {
@@ -423,7 +445,8 @@ struct Miss {
     index: Option<VariantIndex>,
     fwd: Fwd,
     directives: Option<CacheControl>,
-    flight_key: String,
+    /// The landing bucket of the primary key, and its count before the read.
+    bucket: usize,
     landings: u64,
 }
 

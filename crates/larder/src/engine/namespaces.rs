@@ -56,31 +56,57 @@ impl Cache {
         )
     }
 
-    /// The namespace's current generation, as this instance knows it.
-    pub(crate) async fn generation(&self, namespace: &str) -> u64 {
+    /// The namespace's current generation, as this instance knows it;
+    /// `None` when it has never been read (the store is failing), in which
+    /// case the request must not use the store: keys of a guessed
+    /// generation could reach entries a purge retired.
+    pub(crate) async fn generation(&self, namespace: &str) -> Option<u64> {
         let g = self.inner.namespaces.get(namespace);
         let now = self.clock_millis();
         let read_at = g.read_at.load(Ordering::Acquire);
-        let due =
-            read_at == 0 || now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh);
-        // One request refreshes; the others use what is known meanwhile.
-        if due && !g.reading.swap(true, Ordering::AcqRel) {
-            match self
-                .inner
-                .store
-                .counter(&self.generation_key(namespace))
+        if read_at == 0 {
+            // Keys depend on it: the first read is waited for.
+            return self
+                .read_generation(&g, namespace, now)
                 .await
-            {
-                Ok(value) => {
-                    g.value.fetch_max(value, Ordering::AcqRel);
-                }
-                Err(e) => self.store_error("counter", e),
-            }
-            // Also after an error: a failing store is not asked per request.
-            g.read_at.store(now.max(1), Ordering::Release);
-            g.reading.store(false, Ordering::Release);
+                .then(|| g.value.load(Ordering::Acquire));
         }
-        g.value.load(Ordering::Acquire)
+        let due = now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh);
+        // Later reads happen beside the request, one at a time, so no
+        // request waits on them. The flag is released by a guard, even if
+        // the task is dropped half-way.
+        if due && !g.reading.swap(true, Ordering::AcqRel) {
+            let (cache, g, namespace) = (self.clone(), g.clone(), namespace.to_owned());
+            tokio::spawn(async move {
+                let _reading = Reading(&g.reading);
+                cache.read_generation(&g, &namespace, now).await;
+            });
+        }
+        Some(g.value.load(Ordering::Acquire))
+    }
+
+    /// Reads the generation from the store; false if that failed.
+    async fn read_generation(&self, g: &Generation, namespace: &str, now: u64) -> bool {
+        match self
+            .inner
+            .store
+            .counter(&self.generation_key(namespace))
+            .await
+        {
+            Ok(value) => {
+                g.value.fetch_max(value, Ordering::AcqRel);
+                g.read_at.fetch_max(now.max(1), Ordering::AcqRel);
+                true
+            }
+            Err(e) => {
+                self.store_error("counter", e);
+                // Once known, a failing store is not asked per request.
+                if g.read_at.load(Ordering::Acquire) != 0 {
+                    g.read_at.fetch_max(now.max(1), Ordering::AcqRel);
+                }
+                false
+            }
+        }
     }
 
     /// Moves the namespace to a new generation; returns it.
@@ -104,6 +130,15 @@ impl Cache {
             .duration_since(UNIX_EPOCH)
             .map(millis)
             .unwrap_or(0)
+    }
+}
+
+/// Clears the "a read is running" flag when dropped.
+struct Reading<'a>(&'a AtomicBool);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

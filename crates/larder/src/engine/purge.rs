@@ -37,7 +37,12 @@ impl Cache {
             return Err(not_absolute());
         };
         let host = key::normalize_host(authority.as_str(), scheme);
-        let generation = self.generation(namespace).await;
+        let generation = self.generation(namespace).await.ok_or_else(|| {
+            PurgeError::Store(crate::store::StoreError::unavailable(
+                "cache",
+                "the namespace generation could not be read",
+            ))
+        })?;
         let primary = key::primary_for(
             &self.inner.prefix,
             namespace,

@@ -70,15 +70,20 @@ pub(crate) fn from_entry(
 ) -> Response<Bytes> {
     let age = freshness::current_age(entry.initial_age, entry.response_time, now);
     let ttl = freshness::remaining_ttl(entry.lifetime, age);
-    let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED)
-        .or_else(|| freshness::http_date(&entry.headers, header::DATE))
-        .unwrap_or(entry.response_time);
-    let precondition = conditional::evaluate(
-        method,
-        request,
-        entry.headers.get(header::ETAG),
-        Some(last_modified),
-    );
+    // Most requests carry no precondition: skip the date parsing for them.
+    let precondition = if conditional::has_preconditions(request) {
+        let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED)
+            .or_else(|| freshness::http_date(&entry.headers, header::DATE))
+            .unwrap_or(entry.response_time);
+        conditional::evaluate(
+            method,
+            request,
+            entry.headers.get(header::ETAG),
+            Some(last_modified),
+        )
+    } else {
+        Precondition::Proceed
+    };
     let (status, mut headers, body) = match precondition {
         Precondition::Proceed => {
             let body = if method == Method::HEAD {
@@ -147,7 +152,7 @@ pub(crate) fn client_cache_control(policy: &Policy, headers: &mut HeaderMap, ttl
         ClientCacheControl::RemainingTtl => {
             if !headers.contains_key(header::CACHE_CONTROL) {
                 let value = format!("max-age={}", ttl.max(0));
-                if let Ok(v) = HeaderValue::from_str(&value) {
+                if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
                     headers.insert(header::CACHE_CONTROL, v);
                 }
             }

@@ -110,7 +110,9 @@ impl CacheStatus<'_> {
     /// assert_eq!(quoted.member(), r#""my cache""#);
     /// ```
     pub fn member(&self) -> String {
-        self.to_string()
+        let mut out = String::with_capacity(self.name.len() + 48);
+        self.write_member(&mut out);
+        out
     }
 
     /// Appends this member to an existing `Cache-Status` value from a cache
@@ -130,6 +132,11 @@ impl CacheStatus<'_> {
     /// ```
     pub fn append_to(&self, existing: Option<&HeaderValue>) -> HeaderValue {
         let member = self.member();
+        if existing.is_none() {
+            // The common case: hand the bytes over without a copy.
+            return HeaderValue::from_maybe_shared(bytes::Bytes::from(member))
+                .expect("Cache-Status is built from valid field bytes");
+        }
         // Trailing commas and whitespace would leave an empty list member
         // after ours, which no Structured Fields parser accepts.
         let earlier = existing
@@ -152,34 +159,66 @@ impl CacheStatus<'_> {
 /// Fields parsers accept the space (RFC 8941 §4.2.3.2).
 impl fmt::Display for CacheStatus<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_token_or_string(f, self.name)?;
+        f.write_str(&self.member())
+    }
+}
+
+impl CacheStatus<'_> {
+    /// Writes the member straight into a `String`: this runs on every
+    /// response, and the formatting machinery costs more than the bytes.
+    fn write_member(&self, out: &mut String) {
+        // Writing into a String cannot fail.
+        let _ = write_token_or_string(out, self.name);
         if self.hit {
-            f.write_str("; hit")?;
+            out.push_str("; hit");
         }
         if let Some(fwd) = self.fwd {
-            write!(f, "; fwd={}", fwd.as_str())?;
+            out.push_str("; fwd=");
+            out.push_str(fwd.as_str());
         }
         if let Some(status) = self.fwd_status {
-            write!(f, "; fwd-status={status}")?;
+            out.push_str("; fwd-status=");
+            push_int(out, i64::from(status));
         }
         if let Some(ttl) = self.ttl {
-            write!(f, "; ttl={}", ttl.clamp(-SF_INTEGER_MAX, SF_INTEGER_MAX))?;
+            out.push_str("; ttl=");
+            push_int(out, ttl.clamp(-SF_INTEGER_MAX, SF_INTEGER_MAX));
         }
         if self.stored {
-            f.write_str("; stored")?;
+            out.push_str("; stored");
         }
         if self.collapsed {
-            f.write_str("; collapsed")?;
+            out.push_str("; collapsed");
         }
         if let Some(key) = self.key {
-            f.write_str("; key=")?;
-            write_string(f, key)?;
+            out.push_str("; key=");
+            let _ = write_string(out, key);
         }
         if let Some(detail) = self.detail {
-            f.write_str("; detail=")?;
-            write_token_or_string(f, detail)?;
+            out.push_str("; detail=");
+            let _ = write_token_or_string(out, detail);
         }
-        Ok(())
+    }
+}
+
+/// Decimal digits of `n`, without the formatting machinery.
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(d as char);
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use moka::future::Cache;
+use moka::sync::Cache;
 use moka::Expiry;
 
 use super::{Store, StoreFuture};
@@ -174,7 +174,7 @@ impl MemoryStore {
     /// });
     /// ```
     pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
     }
 }
 
@@ -189,21 +189,21 @@ impl std::fmt::Debug for MemoryStore {
 
 impl Store for MemoryStore {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        Box::pin(async move { Ok(self.cache.get(key).await.map(|v| v.bytes)) })
+        // moka's sync cache: no await, nothing to wait for in memory.
+        Box::pin(async move { Ok(self.cache.get(key).map(|v| v.bytes)) })
     }
 
     fn put<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.cache
-                .insert(key.to_owned(), Value { bytes: value, ttl })
-                .await;
+                .insert(key.to_owned(), Value { bytes: value, ttl });
             Ok(())
         })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.cache.invalidate(key).await;
+            self.cache.invalidate(key);
             Ok(())
         })
     }
@@ -245,7 +245,7 @@ impl Store for MemoryStore {
                 return Ok(0);
             }
             for member in &members {
-                self.cache.invalidate(member.as_str()).await;
+                self.cache.invalidate(member.as_str());
             }
             Ok(members.len() as u64)
         })
