@@ -93,6 +93,7 @@ fn primary_key(uri: &str) -> String {
         &Method::GET,
         &uri.parse().unwrap(),
         &headers,
+        None,
     )
     .unwrap()
     .store_key

@@ -71,13 +71,15 @@ pub fn normalize_host(host: &str, scheme: &str) -> String {
 }
 
 /// Builds the primary key of a request URI. `None` for methods that are not
-/// looked up.
+/// looked up. `extra` is the route's extra key part
+/// ([`Policy::key_extra`](crate::Policy::key_extra)), if it has one.
 pub fn primary(
     prefix: &str,
     namespace: &str,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    extra: Option<&str>,
 ) -> Option<PrimaryKey> {
     let class = method_class(method)?;
     Some(primary_for(
@@ -87,6 +89,7 @@ pub fn primary(
         scheme(uri),
         &host(uri, headers),
         uri,
+        extra,
     ))
 }
 
@@ -99,6 +102,7 @@ pub fn primary_for(
     scheme: &str,
     host: &str,
     uri: &Uri,
+    extra: Option<&str>,
 ) -> PrimaryKey {
     // The raw path and query, never normalised: the cache must not decide
     // that two URIs are equal where the origin might not.
@@ -106,15 +110,58 @@ pub fn primary_for(
         Some(q) => format!("?{q}"),
         None => String::new(),
     };
-    let material = format!(
+    let mut material = format!(
         "larder-key-1\n{namespace}\n{class}\n{scheme}\n{host}\n{}{query}",
         uri.path()
     );
+    // A URI holds no line break, so the extra part, last and after one,
+    // can never make the material of another URI.
+    if let Some(extra) = extra {
+        material.push('\n');
+        material.push_str(extra);
+    }
+    key_for(prefix, namespace, material)
+}
+
+fn key_for(prefix: &str, namespace: &str, material: String) -> PrimaryKey {
     let hash = hex16(blake3::hash(material.as_bytes()).as_bytes());
     let store_key = format!("{prefix}:{}:{{{hash}}}", escape_namespace(namespace));
     PrimaryKey {
         material,
         store_key,
+    }
+}
+
+/// The keys of one call of a memoized function, laid out like a URI and
+/// its variants: the function's key holds an index whose deletion forgets
+/// every result at once, and each result sits under it by its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoKey {
+    /// The function's key: where its index lives.
+    pub function: PrimaryKey,
+    /// The store key of this call's result.
+    pub call_key: String,
+    /// The material the stored result carries and is checked against.
+    pub call_material: String,
+}
+
+/// Builds the keys of a call of `function` (a path such as
+/// `my_app::users::profile`) with `args`, the arguments' serialized bytes.
+pub fn memo(prefix: &str, namespace: &str, function: &str, args: &[u8]) -> MemoKey {
+    let function = key_for(
+        prefix,
+        namespace,
+        format!("larder-memo-1\n{namespace}\n{function}"),
+    );
+    let args_hash = blake3::hash(args);
+    let call_key = format!("{}:{}", function.store_key, hex16(args_hash.as_bytes()));
+    // The whole hash, not the key's half of it: a stored result is only
+    // ever served for the arguments it was computed from.
+    let call_material = format!("{}\n{}", function.material, args_hash.to_hex());
+    MemoKey {
+        function,
+        call_key,
+        call_material,
     }
 }
 
@@ -271,6 +318,7 @@ mod tests {
             &method.parse().unwrap(),
             &uri.parse().unwrap(),
             &headers,
+            None,
         )
     }
 
@@ -332,16 +380,59 @@ mod tests {
     fn namespace_is_keyed_and_escaped() {
         let uri: Uri = "/a".parse().unwrap();
         let h = HeaderMap::new();
-        let a = primary("p", "items", &Method::GET, &uri, &h).unwrap();
-        let b = primary("p", "users", &Method::GET, &uri, &h).unwrap();
+        let a = primary("p", "items", &Method::GET, &uri, &h, None).unwrap();
+        let b = primary("p", "users", &Method::GET, &uri, &h, None).unwrap();
         assert_ne!(a.store_key, b.store_key);
         assert!(a.store_key.starts_with("p:items:{"));
-        let odd = primary("p", "a:{b}", &Method::GET, &uri, &h).unwrap();
+        let odd = primary("p", "a:{b}", &Method::GET, &uri, &h, None).unwrap();
         assert!(
             odd.store_key.starts_with("p:a%3A%7Bb%7D:{"),
             "{}",
             odd.store_key
         );
+    }
+
+    #[test]
+    fn a_route_extra_part_is_keyed_apart_from_the_uri() {
+        let uri: Uri = "/a".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("h"));
+        let k = |extra| primary("p", "n", &Method::GET, &uri, &h, extra).unwrap();
+        let plain = k(None);
+        let alice = k(Some("alice"));
+        assert_ne!(plain, alice);
+        assert_ne!(alice, k(Some("bob")));
+        assert_ne!(plain, k(Some("")), "an empty extra is still an extra");
+        assert_eq!(alice, k(Some("alice")));
+        assert!(
+            alice.material.ends_with("\n/a\nalice"),
+            "{}",
+            alice.material
+        );
+        // HEAD still shares GET's entry.
+        let head = primary("p", "n", &Method::HEAD, &uri, &h, Some("alice")).unwrap();
+        assert_eq!(head, alice);
+    }
+
+    #[test]
+    fn memo_calls_share_their_function_slot_and_differ_by_arguments() {
+        let a = memo("p", "n", "app::profile", b"[1]");
+        let b = memo("p", "n", "app::profile", b"[2]");
+        assert_eq!(a.function, b.function);
+        assert_ne!(a.call_key, b.call_key);
+        assert!(a.call_key.starts_with(&a.function.store_key));
+        assert_ne!(a.call_material, b.call_material);
+        let other = memo("p", "n", "app::settings", b"[1]");
+        assert_ne!(a.function, other.function);
+        assert_ne!(
+            a.function,
+            memo("p", "m", "app::profile", b"[1]").function,
+            "the namespace is keyed"
+        );
+        // A memo key never lands where a URI's key could.
+        let uri: Uri = "/".parse().unwrap();
+        let page = primary("p", "n", &Method::GET, &uri, &HeaderMap::new(), None).unwrap();
+        assert_ne!(page.material, a.function.material);
     }
 
     #[test]
