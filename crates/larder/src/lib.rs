@@ -53,17 +53,33 @@
 //! be read, makes a miss, never an error.
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod clock;
 mod engine;
 pub mod entry;
 mod layer;
+#[cfg(feature = "macros")]
+pub mod memo;
 pub mod policy;
+mod registry;
 pub mod store;
 
 pub use engine::{
     Cache, CacheBody, CacheBuilder, Fill, Lookup, Stats, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MEMORY_BYTES,
 };
-pub use layer::{CacheLayer, CacheService};
+#[cfg(feature = "macros")]
+pub use larder_macros::{cache, memoize};
+pub use layer::{CacheLayer, CacheService, ExtensionLayer, ExtensionService};
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
+pub use registry::{init, InitError};
 pub use store::MemoryStore;
+
+/// What the attributes' expansions name; not a public API.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    pub use ::axum::response::{IntoResponse, Response};
+    pub use http::{HeaderName, HeaderValue, StatusCode};
+}
