@@ -107,6 +107,6 @@ pub use store::MemoryStore;
 #[cfg(feature = "macros")]
 #[doc(hidden)]
 pub mod __private {
-    pub use ::axum::response::{IntoResponse, Response};
+    pub use ::axum::response::Response;
     pub use http::{HeaderName, HeaderValue, StatusCode};
 }

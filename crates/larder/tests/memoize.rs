@@ -237,3 +237,23 @@ async fn an_unreadable_stored_value_is_a_miss() {
     assert!(!is_even(7).await);
     assert_eq!(count(&PARITY_CALLS), 3);
 }
+
+static MAP_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Serializable, but not as JSON: object keys must be strings.
+#[larder::memoize(ttl = "1m", cache = "memo-unjsonable")]
+async fn total(counts: std::collections::BTreeMap<(u8, u8), u32>) -> u32 {
+    bump(&MAP_CALLS);
+    counts.values().sum()
+}
+
+#[tokio::test]
+async fn arguments_that_cannot_be_serialized_run_uncached() {
+    let w = world("memo-unjsonable");
+    let counts = std::collections::BTreeMap::from([((1, 2), 3), ((3, 4), 5)]);
+    for _ in 0..2 {
+        assert_eq!(total(counts.clone()).await, 8);
+    }
+    assert_eq!(count(&MAP_CALLS), 2);
+    assert_eq!(w.cache.stats().misses, 0, "the cache was never asked");
+}

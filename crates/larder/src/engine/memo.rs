@@ -38,7 +38,8 @@ impl Cache {
     /// `args` are the arguments' bytes (any serialization that is equal for
     /// equal arguments); `namespace` groups keys as routes' namespaces do.
     /// Only `Ok` values are stored. Concurrent calls with equal arguments
-    /// run `compute` once; the others wait for its value. A store that
+    /// run `compute` once; the others wait for its value (after an `Err`,
+    /// which is never shared, each runs its own). A store that
     /// fails, or a value that cannot be read back, makes a miss: `compute`
     /// runs, and the error is counted and logged.
     ///
@@ -295,5 +296,52 @@ fn memo_entry(key: &MemoKey, nonce: u64, body: Bytes, ttl: Duration, now: System
         stale_if_error: Duration::ZERO,
         forbids_stale: true,
         tags: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::policy::NotStored;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    async fn twice<T, F>(cache: &Cache, value: F) -> usize
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn() -> T,
+    {
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        for _ in 0..2 {
+            let run = async {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, Infallible>(value())
+            };
+            let _ = cache.memoize("default", "t::f", b"[]", TTL, run).await;
+        }
+        runs.into_inner()
+    }
+
+    #[tokio::test]
+    async fn a_value_over_the_body_limit_is_returned_not_stored() {
+        // 14 characters and their quotes: 16 bytes of JSON, at the limit.
+        let cache = Cache::builder().max_body_bytes(16).build();
+        assert_eq!(twice(&cache, || "x".repeat(14)).await, 1);
+        let cache = Cache::builder().max_body_bytes(16).build();
+        assert_eq!(twice(&cache, || "x".repeat(15)).await, 2);
+        assert_eq!(cache.stats().not_stored(NotStored::TooLarge), 2);
+    }
+
+    #[tokio::test]
+    async fn a_value_json_cannot_hold_is_returned_not_stored() {
+        let cache = Cache::builder().build();
+        // JSON object keys must be strings.
+        let runs = twice(&cache, || BTreeMap::from([((1, 2), 3)])).await;
+        assert_eq!(runs, 2);
+        assert_eq!(cache.stats().not_stored(NotStored::Body), 2);
+        assert_eq!(cache.stats().stores, 0);
     }
 }
