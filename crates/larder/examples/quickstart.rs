@@ -1,12 +1,14 @@
-//! Quickstart: cache slow axum routes with larder's tower layer.
+//! Quickstart: cache slow axum handlers with `#[larder::cache]`.
 //!
-//! Shows a per-route TTL cache (`GET /items`), invalidation by a POST to the
-//! same URI, a route that varies on `Accept-Language` (`GET /greeting`), the
-//! `Cache-Status`/`Age`/`x-cache` headers, conditional requests, and the
-//! cache's stats. Run it, then try the curl commands it prints:
+//! Shows a per-handler TTL cache (`GET /items`), invalidation by a POST to
+//! the same URI, a handler that varies on `Accept-Language` (`GET
+//! /greeting`), the `Cache-Status`/`Age`/`x-cache` headers, conditional
+//! requests, and the cache's stats. The handlers carry the attribute; the
+//! cache is set up once with `larder::init`. Run it, then try the curl
+//! commands it prints:
 //!
 //! ```text
-//! cargo run -p larder --example quickstart
+//! cargo run -p larder --example quickstart --features macros
 //! ```
 //!
 //! Set `LARDER_QUICKSTART_ADDR` (default `127.0.0.1:3000`) to listen elsewhere.
@@ -19,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use larder::{Cache, Policy};
+use larder::Cache;
 
 /// How many times the slow query really ran (for `/items` and `/uncached`):
 /// a cache hit leaves it unchanged.
@@ -40,11 +42,23 @@ async fn slow_items() -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], body)
 }
 
+/// The slow query, cached for a minute: it runs once, whoever asks.
+#[larder::cache(ttl = "1m", namespace = "items")]
+async fn list_items() -> impl IntoResponse {
+    slow_items().await
+}
+
+/// On a POST the attribute stores nothing: a successful answer
+/// invalidates the cached `GET /items` of the same namespace.
+#[larder::cache(ttl = "1m", namespace = "items")]
 async fn add_item() -> impl IntoResponse {
     let n = ADDED.fetch_add(1, Relaxed) + 1;
     (StatusCode::CREATED, format!("added item-{n}\n"))
 }
 
+/// Each Accept-Language value gets its own entry; `Vary` tells downstream
+/// caches to do the same.
+#[larder::cache(ttl = "1m", vary = ["accept-language"])]
 async fn greeting(headers: HeaderMap) -> &'static str {
     let lang = headers
         .get(ACCEPT_LANGUAGE)
@@ -60,30 +74,19 @@ async fn greeting(headers: HeaderMap) -> &'static str {
 #[tokio::main]
 async fn main() {
     // In-memory store (64 MiB); `x-cache: HIT|MISS` beside the standard
-    // `Cache-Status` for tools that expect the legacy header.
+    // `Cache-Status` for tools that expect the legacy header. Set up once,
+    // for every `#[larder::cache]` handler (the counterpart of
+    // fastapi-cache's `FastAPICache.init`).
     let cache = Cache::builder().legacy_status_header("x-cache").build();
-    let minute = Duration::from_secs(60);
+    larder::init(cache.clone()).expect("the quickstart sets one cache");
 
-    let stats_cache = cache.clone();
     let app = Router::new()
-        // The layer wraps the whole method router, not just `get(..)`, so a
-        // successful POST /items reaches the cache and invalidates the GET.
-        .route(
-            "/items",
-            get(slow_items)
-                .post(add_item)
-                .layer(cache.layer(Policy::ttl(minute).namespace("items"))),
-        )
+        .route("/items", get(list_items).post(add_item))
         .route("/uncached", get(slow_items))
-        // Each Accept-Language value gets its own entry; `Vary` tells
-        // downstream caches to do the same.
-        .route(
-            "/greeting",
-            get(greeting).layer(cache.layer(Policy::ttl(minute).vary([ACCEPT_LANGUAGE]))),
-        )
+        .route("/greeting", get(greeting))
         .route(
             "/stats",
-            get(move || async move { format!("{:?}\n", stats_cache.stats()) }),
+            get(move || async move { format!("{:?}\n", cache.stats()) }),
         );
 
     let addr =

@@ -31,6 +31,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::registry::Installed;
 use crate::{Cache, CacheBody, Lookup, Policy};
 
 impl Cache {
@@ -51,6 +52,70 @@ impl Cache {
             cache: self.clone(),
             policy: Arc::new(policy),
         }
+    }
+}
+
+impl Cache {
+    /// A tower layer that caches nothing itself: it hands this cache to the
+    /// `#[larder::cache]` handlers below it, as a request extension. Use it
+    /// on a router whose handlers carry the attribute.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use larder::Cache;
+    ///
+    /// # async fn list_items() -> &'static str { "items" }
+    /// let cache = Cache::builder().build();
+    /// let app: Router = Router::new()
+    ///     .route("/items", get(list_items))
+    ///     .layer(cache.extension());
+    /// ```
+    pub fn extension(&self) -> ExtensionLayer {
+        ExtensionLayer {
+            cache: self.clone(),
+        }
+    }
+}
+
+/// Hands a [`Cache`] to the handlers below it. Made by [`Cache::extension`].
+#[derive(Clone, Debug)]
+pub struct ExtensionLayer {
+    cache: Cache,
+}
+
+impl<S> Layer<S> for ExtensionLayer {
+    type Service = ExtensionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ExtensionService {
+            inner,
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+/// A service whose requests carry a [`Cache`]. Made by [`ExtensionLayer`].
+#[derive(Clone, Debug)]
+pub struct ExtensionService<S> {
+    inner: S,
+    cache: Cache,
+}
+
+impl<S, B> Service<Request<B>> for ExtensionService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        Installed::add(request.extensions_mut(), &self.cache);
+        self.inner.call(request)
     }
 }
 
@@ -107,6 +172,9 @@ where
         let cache = self.cache.clone();
         let policy = self.policy.clone();
         Box::pin(async move {
+            let mut request = request;
+            // `#[larder::cache]` handlers behind this layer use this cache.
+            Installed::add(request.extensions_mut(), &cache);
             let (mut parts, body) = request.into_parts();
             match cache.lookup(&parts, &policy).await {
                 Lookup::Respond(response) => Ok(CacheBody::for_response(response)),

@@ -1,10 +1,36 @@
 //! larder: an HTTP response cache for Rust web services.
 //!
-//! Put a [`Cache`] in front of slow routes with a tower layer. Responses are
-//! stored with the semantics of a shared HTTP cache (RFC 9111), announced with
-//! `Cache-Status` (RFC 9211), and concurrent misses on one key run the handler
-//! once.
+//! Put a [`Cache`] in front of slow handlers, with the `#[larder::cache]`
+//! attribute (feature `macros`) or a tower layer. Responses are stored with
+//! the semantics of a shared HTTP cache (RFC 9111), announced with
+//! `Cache-Status` (RFC 9211), and concurrent misses on one key run the
+//! handler once.
 //!
+#![cfg_attr(
+    feature = "macros",
+    doc = r#"
+With the attribute, the per-view decorator of Django's `cache_page` or
+fastapi-cache's `@cache`, the handler stays as written:
+
+```
+use axum::{routing::get, Router};
+use larder::Cache;
+
+#[larder::cache(ttl = "15m", namespace = "items")]
+async fn list_items() -> &'static str {
+    "[\"apple\", \"pear\"]" // imagine a slow database query here
+}
+
+let cache = Cache::builder().build();
+let app: Router = Router::new()
+    .route("/items", get(list_items))
+    .layer(cache.extension()); // or larder::init(cache) once, at startup
+```
+
+See [`cache`] for its options and [`memoize`] for plain async functions.
+With the tower layer, the rules are a [`Policy`] value:
+"#
+)]
 //! ```
 //! use std::time::Duration;
 //! use axum::{routing::get, Router};
@@ -39,11 +65,12 @@
 //!   as Django's `cache_page` does; [`Policy::origin_headers`] is a shared
 //!   cache that follows the response's `Cache-Control` and `Expires`.
 //! - [`Cache`]: a store and how to use it; [`Cache::layer`] makes the tower
-//!   layer, [`Cache::stats`] tells what it did.
+//!   layer, [`Cache::extension`] hands the cache to attribute handlers,
+//!   [`init`] sets one up process-wide, [`Cache::stats`] tells what it did.
 //! - [`store`]: where entries live. [`MemoryStore`] is the embedded default.
 //! - [`policy`]: the HTTP caching rules as pure functions, usable on their own.
 //! - [`Cache::lookup`] and [`Fill`]: the engine's two calls, for adapters to
-//!   other frameworks.
+//!   other frameworks; `larder::axum` is the one the attribute uses.
 //!
 //! # What clients see
 //!
@@ -53,17 +80,33 @@
 //! be read, makes a miss, never an error.
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod clock;
 mod engine;
 pub mod entry;
 mod layer;
+#[cfg(feature = "macros")]
+pub mod memo;
 pub mod policy;
+mod registry;
 pub mod store;
 
 pub use engine::{
     Cache, CacheBody, CacheBuilder, Fill, Lookup, PurgeError, Stats, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MEMORY_BYTES,
 };
-pub use layer::{CacheLayer, CacheService};
+#[cfg(feature = "macros")]
+pub use larder_macros::{cache, memoize};
+pub use layer::{CacheLayer, CacheService, ExtensionLayer, ExtensionService};
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
+pub use registry::{init, InitError};
 pub use store::MemoryStore;
+
+/// What the attributes' expansions name; not a public API.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    pub use ::axum::response::Response;
+    pub use http::{HeaderName, HeaderValue, StatusCode};
+}

@@ -1,5 +1,6 @@
 //! Bodies past the limit stream through; bad stored bytes and failing
-//! stores are misses, never errors; hits copy no body bytes.
+//! stores are misses, never errors; hits copy no body bytes. Through the
+//! layer and the attribute, but for the engine-level zero-copy check.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use http::Method;
 use http_body::Frame;
 use larder::entry::Record;
 use larder::policy::key;
-use larder::store::{Store, StoreError, StoreFuture};
+use larder::store::Store;
 use larder::{Cache, Lookup, NotStored, Policy};
 
 fn minute() -> Policy {
@@ -36,52 +38,62 @@ fn streamed_20_mib() -> Body {
     )))
 }
 
-#[tokio::test]
-async fn a_20_mib_streamed_body_passes_through_intact_and_uncached() {
-    let w = World::with(|b| b.max_body_bytes(8 << 20).cache_status_detail(true));
-    let calls = w.counter();
-    let app = Router::new().route(
-        "/big",
-        get(move || {
-            let calls = calls.clone();
-            async move {
-                bump(&calls);
-                streamed_20_mib()
-            }
-        })
-        .layer(w.cache.layer(minute())),
-    );
-    let expected = http_body_util::BodyExt::collect(streamed_20_mib())
-        .await
-        .unwrap()
-        .to_bytes();
-    for round in 1..=2 {
-        let reply = get_reply(&app, "/big").await;
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.body.len(), 20 << 20);
-        assert!(reply.body == expected, "body differs in round {round}");
-        assert!(
-            reply.cache_status().contains("detail=too-large"),
-            "{}",
-            reply.cache_status()
-        );
-    }
-    assert_eq!(w.calls(), 2);
-    assert_eq!(w.cache.stats().not_stored(NotStored::TooLarge), 2);
-    assert_eq!(w.cache.stats().stores, 0);
+async fn big(State(calls): State<Calls>) -> Body {
+    bump(&calls);
+    streamed_20_mib()
 }
 
-#[tokio::test]
-async fn a_body_at_the_limit_is_stored() {
-    let w = World::with(|b| b.max_body_bytes(1024));
-    let app = Router::new().route(
-        "/k",
-        get(|| async { vec![7u8; 1024] }).layer(w.cache.layer(minute())),
+#[larder::cache(ttl = "60s")]
+async fn cached_big(calls: State<Calls>) -> Body {
+    big(calls).await
+}
+
+async fn kibibyte() -> Vec<u8> {
+    vec![7u8; 1024]
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_kibibyte() -> Vec<u8> {
+    kibibyte().await
+}
+
+async fn version(State(calls): State<Calls>) -> String {
+    format!("v{}", bump(&calls))
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_version(calls: State<Calls>) -> String {
+    version(calls).await
+}
+
+async fn posted() -> &'static str {
+    "posted"
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_posted() -> &'static str {
+    posted().await
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_a() -> &'static str {
+    "a"
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_b() -> &'static str {
+    "b"
+}
+
+/// `GET /items`, counted, and a `POST` beside it.
+fn counted(mount: Mount, w: &World) -> Router {
+    let route = w.route(
+        mount,
+        minute(),
+        get(version).post(posted),
+        get(cached_version).post(cached_posted),
     );
-    get_reply(&app, "/k").await;
-    let hit = get_reply(&app, "/k").await;
-    assert!(hit.is_hit());
-    assert_eq!(hit.body.len(), 1024);
+    w.app(mount, Router::new().route("/items", route), w.counter())
 }
 
 #[tokio::test]
@@ -123,127 +135,10 @@ fn primary_key(uri: &str) -> String {
         &Method::GET,
         &uri.parse().unwrap(),
         &headers,
+        None,
     )
     .unwrap()
     .store_key
-}
-
-#[tokio::test]
-async fn garbage_under_an_entry_key_is_a_miss_and_is_deleted() {
-    let w = World::new();
-    let calls = w.counter();
-    let app = Router::new().route(
-        "/items",
-        get(move || {
-            let calls = calls.clone();
-            async move { format!("v{}", bump(&calls)) }
-        })
-        .layer(w.cache.layer(minute())),
-    );
-    get_reply(&app, "/items").await;
-    let key = primary_key("/items");
-    assert!(
-        w.store.get(&key).await.unwrap().is_some(),
-        "the test computes the engine's key"
-    );
-    let garbage: [&[u8]; 4] = [
-        b"",
-        b"\xff\xfe garbage",
-        b"LRDR\x01\x01\xff\xff\xff\xff",
-        b"LRDR\x09",
-    ];
-    for (i, bytes) in garbage.into_iter().enumerate() {
-        w.store
-            .put(&key, Bytes::from_static(bytes), Duration::from_secs(60))
-            .await
-            .unwrap();
-        let reply = get_reply(&app, "/items").await;
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.text(), format!("v{}", i + 2));
-        assert!(!reply.is_hit());
-        // The miss stored a good entry again in its place.
-        assert!(get_reply(&app, "/items").await.is_hit());
-    }
-    assert_eq!(w.cache.stats().corrupt_entries, 4);
-}
-
-#[tokio::test]
-async fn an_entry_of_another_uri_under_this_key_is_not_served() {
-    let w = World::new();
-    let app = Router::new()
-        .route("/a", get(|| async { "a" }))
-        .route("/b", get(|| async { "b" }))
-        .layer(w.cache.layer(minute()));
-    get_reply(&app, "/a").await;
-    // Move /a's entry under /b's key: a hash collision, as far as the
-    // engine can tell. It must compare the full key material.
-    let a = w.store.get(&primary_key("/a")).await.unwrap().unwrap();
-    w.store
-        .put(&primary_key("/b"), a, Duration::from_secs(60))
-        .await
-        .unwrap();
-    let b = get_reply(&app, "/b").await;
-    assert_eq!(b.text(), "b");
-    assert!(!b.is_hit());
-}
-
-/// A store that fails every operation, as a dead Redis would.
-struct DeadStore;
-
-impl Store for DeadStore {
-    fn get<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-    fn put<'a>(&'a self, _key: &'a str, _value: Bytes, _ttl: Duration) -> StoreFuture<'a, ()> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-    fn delete<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-    fn index_add<'a>(&'a self, _: &'a str, _: &'a str, _: Duration) -> StoreFuture<'a, ()> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-    fn index_purge<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-    fn incr<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-    fn counter<'a>(&'a self, _: &'a str) -> StoreFuture<'a, u64> {
-        Box::pin(async { Err(StoreError::new("dead", "connection refused")) })
-    }
-}
-
-#[tokio::test]
-async fn a_failing_store_fails_open() {
-    let w = World::with(|b| b.store(DeadStore));
-    let calls = w.counter();
-    let app = Router::new().route(
-        "/items",
-        get(move || {
-            let calls = calls.clone();
-            async move { format!("v{}", bump(&calls)) }
-        })
-        .post(|| async { "posted" })
-        .layer(w.cache.layer(minute())),
-    );
-    for i in 1..=3 {
-        let reply = get_reply(&app, "/items").await;
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.text(), format!("v{i}"));
-        assert!(
-            !reply.cache_status().contains("stored"),
-            "{}",
-            reply.cache_status()
-        );
-    }
-    let post = send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
-    assert_eq!(post.text(), "posted");
-    // The namespace generation cannot be read, so no request touches the
-    // store any further: one failed read each.
-    assert_eq!(w.cache.stats().store_errors, 4);
-    assert_eq!(w.cache.stats().bypasses, 4);
-    assert_eq!(w.cache.stats().stores, 0);
 }
 
 #[tokio::test]
@@ -278,4 +173,122 @@ async fn a_hit_copies_no_body_bytes() {
         stored.as_ptr_range().contains(&hit.body().as_ptr()),
         "the hit copied the body"
     );
+}
+
+both_mounts! {
+    #[tokio::test]
+    async fn a_20_mib_streamed_body_passes_through_intact_and_uncached(mount) {
+        let w = World::with(|b| b.max_body_bytes(8 << 20).cache_status_detail(true));
+        let route = w.route(mount, minute(), get(big), get(cached_big));
+        let app = w.app(mount, Router::new().route("/big", route), w.counter());
+        let expected = http_body_util::BodyExt::collect(streamed_20_mib())
+            .await
+            .unwrap()
+            .to_bytes();
+        for round in 1..=2 {
+            let reply = get_reply(&app, "/big").await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.body.len(), 20 << 20);
+            assert!(reply.body == expected, "body differs in round {round}");
+            assert!(
+                reply.cache_status().contains("detail=too-large"),
+                "{}",
+                reply.cache_status()
+            );
+        }
+        assert_eq!(w.calls(), 2);
+        assert_eq!(w.cache.stats().not_stored(NotStored::TooLarge), 2);
+        assert_eq!(w.cache.stats().stores, 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_limit_is_stored(mount) {
+        let w = World::with(|b| b.max_body_bytes(1024));
+        let route = w.route(mount, minute(), get(kibibyte), get(cached_kibibyte));
+        let app = w.app(mount, Router::new().route("/k", route), ());
+        get_reply(&app, "/k").await;
+        let hit = get_reply(&app, "/k").await;
+        assert!(hit.is_hit());
+        assert_eq!(hit.body.len(), 1024);
+    }
+
+    #[tokio::test]
+    async fn garbage_under_an_entry_key_is_a_miss_and_is_deleted(mount) {
+        let w = World::new();
+        let app = counted(mount, &w);
+        get_reply(&app, "/items").await;
+        let key = primary_key("/items");
+        assert!(
+            w.store.get(&key).await.unwrap().is_some(),
+            "the test computes the engine's key"
+        );
+        let garbage: [&[u8]; 4] = [
+            b"",
+            b"\xff\xfe garbage",
+            b"LRDR\x01\x01\xff\xff\xff\xff",
+            b"LRDR\x09",
+        ];
+        for (i, bytes) in garbage.into_iter().enumerate() {
+            w.store
+                .put(&key, Bytes::from_static(bytes), Duration::from_secs(60))
+                .await
+                .unwrap();
+            let reply = get_reply(&app, "/items").await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.text(), format!("v{}", i + 2));
+            assert!(!reply.is_hit());
+            // The miss stored a good entry again in its place.
+            assert!(get_reply(&app, "/items").await.is_hit());
+        }
+        assert_eq!(w.cache.stats().corrupt_entries, 4);
+    }
+
+    #[tokio::test]
+    async fn an_entry_of_another_uri_under_this_key_is_not_served(mount) {
+        let w = World::new();
+        let router = match mount {
+            Mount::Layer => Router::new()
+                .route("/a", get(|| async { "a" }))
+                .route("/b", get(|| async { "b" }))
+                .layer(w.cache.layer(minute())),
+            Mount::Attribute => Router::new()
+                .route("/a", get(cached_a))
+                .route("/b", get(cached_b)),
+        };
+        let app = w.app(mount, router, ());
+        get_reply(&app, "/a").await;
+        // Move /a's entry under /b's key: a hash collision, as far as the
+        // engine can tell. It must compare the full key material.
+        let a = w.store.get(&primary_key("/a")).await.unwrap().unwrap();
+        w.store
+            .put(&primary_key("/b"), a, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let b = get_reply(&app, "/b").await;
+        assert_eq!(b.text(), "b");
+        assert!(!b.is_hit());
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_fails_open(mount) {
+        let w = World::with(|b| b.store(DeadStore));
+        let app = counted(mount, &w);
+        for i in 1..=3 {
+            let reply = get_reply(&app, "/items").await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.text(), format!("v{i}"));
+            assert!(
+                !reply.cache_status().contains("stored"),
+                "{}",
+                reply.cache_status()
+            );
+        }
+        let post = send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
+        assert_eq!(post.text(), "posted");
+        // The namespace generation cannot be read, so no request touches
+        // the store any further: one failed read each.
+        assert_eq!(w.cache.stats().store_errors, 4);
+        assert_eq!(w.cache.stats().bypasses, 4);
+        assert_eq!(w.cache.stats().stores, 0);
+    }
 }

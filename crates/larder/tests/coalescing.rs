@@ -1,134 +1,45 @@
-//! In-process coalescing: concurrent misses on one key run the handler once.
+//! In-process coalescing, through the layer and the attribute: concurrent
+//! misses on one key run the handler once.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use common::*;
 use larder::Policy;
 use tokio::sync::Semaphore;
 
+#[derive(Clone)]
+struct Gated {
+    calls: Calls,
+    gate: Arc<Semaphore>,
+}
+
+async fn slow(State(g): State<Gated>) -> String {
+    let n = bump(&g.calls);
+    let _permit = g.gate.acquire().await.unwrap();
+    format!("computed {n}")
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_slow(gated: State<Gated>) -> String {
+    slow(gated).await
+}
+
 /// A handler held at a gate until the test opens it, so every request is
 /// surely in flight before the first one finishes.
-fn gated_app(w: &World, gate: Arc<Semaphore>) -> Router {
-    let calls = w.counter();
-    Router::new().route(
-        "/slow",
-        get(move || {
-            let calls = calls.clone();
-            let gate = gate.clone();
-            async move {
-                let n = bump(&calls);
-                let _permit = gate.acquire().await.unwrap();
-                format!("computed {n}")
-            }
-        })
-        .layer(w.cache.layer(Policy::ttl(Duration::from_secs(60)))),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_concurrent_misses_run_the_handler_once() {
-    let w = World::new();
-    let gate = Arc::new(Semaphore::new(0));
-    let app = gated_app(&w, gate.clone());
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move { get_reply(&app, "/slow").await })
-        })
-        .collect();
-    // Wait until the leader is inside the handler, and give the others a
-    // chance to pile up behind it. However the requests interleave, the
-    // handler must run once: later ones are followers or hits.
-    while w.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
-    for _ in 0..1_000 {
-        tokio::task::yield_now().await;
-    }
-    gate.add_permits(1);
-    let (mut collapsed, mut hits) = (0, 0);
-    for task in tasks {
-        let reply = task.await.unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.text(), "computed 1");
-        if reply.cache_status().contains("collapsed") {
-            collapsed += 1;
-        } else if reply.is_hit() {
-            hits += 1;
-        }
-    }
-    assert_eq!(w.calls(), 1);
-    assert_eq!(collapsed + hits, 99);
-    let stats = w.cache.stats();
-    assert_eq!(
-        (stats.misses, stats.collapsed, stats.hits),
-        (1, collapsed, hits)
-    );
-}
-
-#[tokio::test]
-async fn a_leader_dropped_mid_fetch_hands_the_key_to_a_follower() {
-    let w = World::new();
-    let gate = Arc::new(Semaphore::new(0));
-    let app = gated_app(&w, gate.clone());
-    let leader = {
-        let app = app.clone();
-        tokio::spawn(async move { get_reply(&app, "/slow").await })
+fn gated_app(mount: Mount, w: &World, gate: Arc<Semaphore>) -> Router {
+    let policy = Policy::ttl(Duration::from_secs(60));
+    let route = w.route(mount, policy, get(slow), get(cached_slow));
+    let state = Gated {
+        calls: w.counter(),
+        gate,
     };
-    while w.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
-    let follower = {
-        let app = app.clone();
-        tokio::spawn(async move { get_reply(&app, "/slow").await })
-    };
-    for _ in 0..1_000 {
-        tokio::task::yield_now().await;
-    }
-    // The client of the leader goes away: its future is dropped.
-    leader.abort();
-    assert!(leader.await.unwrap_err().is_cancelled());
-    // The follower takes over and fetches.
-    while w.calls() < 2 {
-        tokio::task::yield_now().await;
-    }
-    gate.add_permits(1);
-    let reply = follower.await.unwrap();
-    assert_eq!(reply.text(), "computed 2");
-    assert!(reply.cache_status().contains("stored"));
-    assert!(get_reply(&app, "/slow").await.is_hit());
-}
-
-#[tokio::test]
-async fn followers_give_up_waiting_after_the_coalesce_wait() {
-    let w = World::with(|b| b.coalesce_wait(Duration::ZERO));
-    let gate = Arc::new(Semaphore::new(0));
-    let app = gated_app(&w, gate.clone());
-    let first = {
-        let app = app.clone();
-        tokio::spawn(async move { get_reply(&app, "/slow").await })
-    };
-    while w.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
-    let second = {
-        let app = app.clone();
-        tokio::spawn(async move { get_reply(&app, "/slow").await })
-    };
-    // With no wait at all, the second runs the handler itself.
-    while w.calls() < 2 {
-        tokio::task::yield_now().await;
-    }
-    gate.add_permits(2);
-    let (a, b) = (first.await.unwrap(), second.await.unwrap());
-    let mut texts = [a.text().to_owned(), b.text().to_owned()];
-    texts.sort();
-    assert_eq!(texts, ["computed 1", "computed 2"]);
+    w.app(mount, Router::new().route("/slow", route), state)
 }
 
 /// A store whose first read stalls, after reading, until the test lets it go:
@@ -204,30 +115,133 @@ impl larder::store::Store for StallFirstRead {
     }
 }
 
-#[tokio::test]
-async fn a_miss_read_before_another_fetch_landed_does_not_fetch_again() {
-    let stalled = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(Semaphore::new(0));
-    let store = StallFirstRead {
-        inner: larder::MemoryStore::new(1 << 20),
-        stalled: stalled.clone(),
-        release: release.clone(),
-        first: true.into(),
-    };
-    let w = World::with(|b| b.store(store));
-    let app = gated_app(&w, Arc::new(Semaphore::new(100)));
-    // A reads the store (a miss) and stalls before it can join a flight.
-    let late = {
-        let app = app.clone();
-        tokio::spawn(async move { get_reply(&app, "/slow").await })
-    };
-    stalled.notified().await;
-    // B misses, fetches, stores and lands, all while A is stalled.
-    let first = get_reply(&app, "/slow").await;
-    assert!(first.cache_status().contains("stored"));
-    release.add_permits(1);
-    // A finds nobody in flight; it must look again, not run the handler.
-    let reply = late.await.unwrap();
-    assert_eq!(reply.text(), "computed 1");
-    assert_eq!(w.calls(), 1);
+both_mounts! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_concurrent_misses_run_the_handler_once(mount) {
+        let w = World::new();
+        let gate = Arc::new(Semaphore::new(0));
+        let app = gated_app(mount, &w, gate.clone());
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { get_reply(&app, "/slow").await })
+            })
+            .collect();
+        // Wait until the leader is inside the handler, and give the others a
+        // chance to pile up behind it. However the requests interleave, the
+        // handler must run once: later ones are followers or hits.
+        while w.calls() == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+        let (mut collapsed, mut hits) = (0, 0);
+        for task in tasks {
+            let reply = task.await.unwrap();
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.text(), "computed 1");
+            if reply.cache_status().contains("collapsed") {
+                collapsed += 1;
+            } else if reply.is_hit() {
+                hits += 1;
+            }
+        }
+        assert_eq!(w.calls(), 1);
+        assert_eq!(collapsed + hits, 99);
+        let stats = w.cache.stats();
+        assert_eq!(
+            (stats.misses, stats.collapsed, stats.hits),
+            (1, collapsed, hits)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_mid_fetch_hands_the_key_to_a_follower(mount) {
+        let w = World::new();
+        let gate = Arc::new(Semaphore::new(0));
+        let app = gated_app(mount, &w, gate.clone());
+        let leader = {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        };
+        while w.calls() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let follower = {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        };
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        // The client of the leader goes away: its future is dropped.
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        // The follower takes over and fetches.
+        while w.calls() < 2 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+        let reply = follower.await.unwrap();
+        assert_eq!(reply.text(), "computed 2");
+        assert!(reply.cache_status().contains("stored"));
+        assert!(get_reply(&app, "/slow").await.is_hit());
+    }
+
+    #[tokio::test]
+    async fn followers_give_up_waiting_after_the_coalesce_wait(mount) {
+        let w = World::with(|b| b.coalesce_wait(Duration::ZERO));
+        let gate = Arc::new(Semaphore::new(0));
+        let app = gated_app(mount, &w, gate.clone());
+        let first = {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        };
+        while w.calls() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        };
+        // With no wait at all, the second runs the handler itself.
+        while w.calls() < 2 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(2);
+        let (a, b) = (first.await.unwrap(), second.await.unwrap());
+        let mut texts = [a.text().to_owned(), b.text().to_owned()];
+        texts.sort();
+        assert_eq!(texts, ["computed 1", "computed 2"]);
+    }
+
+    #[tokio::test]
+    async fn a_miss_read_before_another_fetch_landed_does_not_fetch_again(mount) {
+        let stalled = Arc::new(tokio::sync::Notify::new());
+        let release = Arc::new(Semaphore::new(0));
+        let store = StallFirstRead {
+            inner: larder::MemoryStore::new(1 << 20),
+            stalled: stalled.clone(),
+            release: release.clone(),
+            first: true.into(),
+        };
+        let w = World::with(|b| b.store(store));
+        let app = gated_app(mount, &w, Arc::new(Semaphore::new(100)));
+        // A reads the store (a miss) and stalls before it can join a flight.
+        let late = {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        };
+        stalled.notified().await;
+        // B misses, fetches, stores and lands, all while A is stalled.
+        let first = get_reply(&app, "/slow").await;
+        assert!(first.cache_status().contains("stored"));
+        release.add_permits(1);
+        // A finds nobody in flight; it must look again, not run the handler.
+        let reply = late.await.unwrap();
+        assert_eq!(reply.text(), "computed 1");
+        assert_eq!(w.calls(), 1);
+    }
 }

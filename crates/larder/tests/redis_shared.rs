@@ -92,7 +92,11 @@ async fn a_namespace_purge_on_one_instance_is_seen_by_the_other() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(seen, "B never saw A's purge");
-    assert_eq!(db.load(Ordering::SeqCst), 2, "B read the entry A stored after the purge");
+    assert_eq!(
+        db.load(Ordering::SeqCst),
+        2,
+        "B read the entry A stored after the purge"
+    );
 }
 
 /// Sends a request and returns the reply and how long it took. The bound

@@ -1,5 +1,6 @@
-//! What must never be shared: Set-Cookie, private, no-store, Vary: *,
-//! Authorization; and coalesced requests never get another's private answer.
+//! What must never be shared, through the layer and the attribute:
+//! Set-Cookie, private, no-store, Vary: *, Authorization; and coalesced
+//! requests never get another's private answer.
 
 mod common;
 
@@ -7,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use common::*;
@@ -17,25 +20,76 @@ fn minute() -> Policy {
     Policy::ttl(Duration::from_secs(60))
 }
 
-/// A handler that answers each caller with its own name, and the header
-/// `extra` that makes its response unshareable.
-fn personal_app(w: &World, extra: (&'static str, &'static str)) -> Router {
-    let calls = w.counter();
-    Router::new().route(
-        "/me",
-        get(move |headers: HeaderMap| {
-            let calls = calls.clone();
-            async move {
-                bump(&calls);
-                let user = headers
-                    .get("x-user")
-                    .map(|v| v.to_str().unwrap().to_owned())
-                    .unwrap_or_default();
-                ([extra], format!("hello {user}"))
-            }
-        })
-        .layer(w.cache.layer(minute())),
+/// What `/me` needs: the counter, and the header that makes its response
+/// unshareable.
+#[derive(Clone)]
+struct Personal {
+    calls: Calls,
+    extra: (&'static str, &'static str),
+}
+
+/// Answers each caller with its own name, and the header `extra`.
+async fn personal(State(p): State<Personal>, headers: HeaderMap) -> impl IntoResponse {
+    bump(&p.calls);
+    let user = headers
+        .get("x-user")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    ([p.extra], format!("hello {user}"))
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_personal(p: State<Personal>, headers: HeaderMap) -> impl IntoResponse {
+    personal(p, headers).await
+}
+
+fn personal_app(mount: Mount, w: &World, extra: (&'static str, &'static str)) -> Router {
+    let route = w.route(mount, minute(), get(personal), get(cached_personal));
+    let state = Personal {
+        calls: w.counter(),
+        extra,
+    };
+    w.app(mount, Router::new().route("/me", route), state)
+}
+
+async fn partly_private() -> impl IntoResponse {
+    (
+        [
+            ("cache-control", "private=\"x-user-id\""),
+            ("x-user-id", "42"),
+        ],
+        "shared part",
     )
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_partly_private() -> impl IntoResponse {
+    partly_private().await
+}
+
+async fn public(State(calls): State<Calls>) -> String {
+    format!("v{}", bump(&calls))
+}
+
+#[larder::cache(ttl = "60s", allow_authorization = true)]
+async fn cached_public(calls: State<Calls>) -> String {
+    public(calls).await
+}
+
+async fn slow_personal(State(calls): State<Calls>, headers: HeaderMap) -> impl IntoResponse {
+    bump(&calls);
+    // Long enough that the others arrive while this one runs.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let user = headers.get("x-user").unwrap().to_str().unwrap().to_owned();
+    (
+        [("set-cookie", format!("session={user}"))],
+        format!("hello {user}"),
+    )
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_slow_personal(calls: State<Calls>, headers: HeaderMap) -> impl IntoResponse {
+    slow_personal(calls, headers).await
 }
 
 fn as_user(user: &str) -> http::Request<Body> {
@@ -45,9 +99,9 @@ fn as_user(user: &str) -> http::Request<Body> {
         .unwrap()
 }
 
-async fn never_shared(extra: (&'static str, &'static str), reason: NotStored) {
+async fn never_shared(mount: Mount, extra: (&'static str, &'static str), reason: NotStored) {
     let w = World::with(|b| b.cache_status_detail(true));
-    let app = personal_app(&w, extra);
+    let app = personal_app(mount, &w, extra);
     assert_eq!(send(&app, as_user("alice")).await.text(), "hello alice");
     let bob = send(&app, as_user("bob")).await;
     assert_eq!(bob.text(), "hello bob", "{extra:?} was shared");
@@ -63,141 +117,110 @@ async fn never_shared(extra: (&'static str, &'static str), reason: NotStored) {
     assert_eq!(w.cache.stats().stores, 0);
 }
 
-#[tokio::test]
-async fn set_cookie_responses_are_never_shared() {
-    never_shared(("set-cookie", "session=alice"), NotStored::SetCookie).await;
-}
-
-#[tokio::test]
-async fn private_responses_are_never_shared_9111_5_2_2_7() {
-    never_shared(("cache-control", "private"), NotStored::Private).await;
-}
-
-#[tokio::test]
-async fn no_store_responses_are_never_shared_9111_5_2_2_5() {
-    never_shared(("cache-control", "no-store"), NotStored::NoStore).await;
-}
-
-#[tokio::test]
-async fn vary_star_responses_are_never_reused_9111_4_1() {
-    never_shared(("vary", "*"), NotStored::VaryStar).await;
-}
-
-#[tokio::test]
-async fn qualified_private_strips_the_named_field_and_stores_the_rest_9111_5_2_2_7() {
-    let w = World::new();
-    let app = Router::new().route(
-        "/p",
-        get(|| async {
-            (
-                [
-                    ("cache-control", "private=\"x-user-id\""),
-                    ("x-user-id", "42"),
-                ],
-                "shared part",
-            )
-        })
-        .layer(w.cache.layer(minute())),
-    );
-    let first = get_reply(&app, "/p").await;
-    // The client whose request produced the field still gets it,
-    assert_eq!(first.header("x-user-id"), Some("42"));
-    // but it is not stored, so nobody else does.
-    let hit = get_reply(&app, "/p").await;
-    assert!(hit.is_hit());
-    assert_eq!(hit.header("x-user-id"), None);
-    assert_eq!(hit.text(), "shared part");
-}
-
-#[tokio::test]
-async fn authorization_requests_are_not_shared_by_default_9111_3_5() {
-    let w = World::new();
-    let app = personal_app(&w, ("x-none", "1"));
-    let authed = |user: &str| {
-        request("GET", "/me")
-            .header("x-user", user)
-            .header("authorization", format!("Bearer {user}"))
-            .body(Body::empty())
-            .unwrap()
-    };
-    assert_eq!(send(&app, authed("alice")).await.text(), "hello alice");
-    let bob = send(&app, authed("bob")).await;
-    assert_eq!(bob.text(), "hello bob");
-    assert!(
-        bob.cache_status().contains("fwd=bypass"),
-        "{}",
-        bob.cache_status()
-    );
-    // Nor does an authorized request read what an anonymous one stored.
-    assert_eq!(send(&app, as_user("anon")).await.text(), "hello anon");
-    assert_eq!(send(&app, authed("carol")).await.text(), "hello carol");
-    assert_eq!(w.calls(), 4);
-}
-
-#[tokio::test]
-async fn authorization_requests_are_shared_when_the_route_allows_it() {
-    let w = World::new();
-    let calls = w.counter();
-    let app = Router::new().route(
-        "/public",
-        get(move || {
-            let calls = calls.clone();
-            async move { format!("v{}", bump(&calls)) }
-        })
-        .layer(w.cache.layer(minute().allow_authorization(true))),
-    );
-    let authed = || {
-        request("GET", "/public")
-            .header("authorization", "Bearer x")
-            .body(Body::empty())
-            .unwrap()
-    };
-    send(&app, authed()).await;
-    assert!(send(&app, authed()).await.is_hit());
-    assert_eq!(w.calls(), 1);
-}
-
-#[tokio::test]
-async fn coalesced_requests_never_receive_another_users_private_answer() {
-    let w = World::new();
-    let calls = w.counter();
-    let app = Router::new().route(
-        "/me",
-        get(move |headers: HeaderMap| {
-            let calls = calls.clone();
-            async move {
-                bump(&calls);
-                // Long enough that the others arrive while this one runs.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                let user = headers.get("x-user").unwrap().to_str().unwrap().to_owned();
-                (
-                    [("set-cookie", format!("session={user}"))],
-                    format!("hello {user}"),
-                )
-            }
-        })
-        .layer(w.cache.layer(minute())),
-    );
-    let app = Arc::new(app);
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                let user = format!("user{i}");
-                let reply = send(&app, as_user(&user)).await;
-                (user, reply)
-            })
-        })
-        .collect();
-    for task in tasks {
-        let (user, reply) = task.await.unwrap();
-        assert_eq!(reply.text(), format!("hello {user}"));
-        assert_eq!(
-            reply.header("set-cookie"),
-            Some(format!("session={user}").as_str())
-        );
-        assert!(!reply.cache_status().contains("collapsed"));
+both_mounts! {
+    #[tokio::test]
+    async fn set_cookie_responses_are_never_shared(mount) {
+        never_shared(mount, ("set-cookie", "session=alice"), NotStored::SetCookie).await;
     }
-    assert_eq!(w.calls(), 20);
-    assert_eq!(w.cache.stats().stores, 0);
+
+    #[tokio::test]
+    async fn private_responses_are_never_shared_9111_5_2_2_7(mount) {
+        never_shared(mount, ("cache-control", "private"), NotStored::Private).await;
+    }
+
+    #[tokio::test]
+    async fn no_store_responses_are_never_shared_9111_5_2_2_5(mount) {
+        never_shared(mount, ("cache-control", "no-store"), NotStored::NoStore).await;
+    }
+
+    #[tokio::test]
+    async fn vary_star_responses_are_never_reused_9111_4_1(mount) {
+        never_shared(mount, ("vary", "*"), NotStored::VaryStar).await;
+    }
+
+    #[tokio::test]
+    async fn qualified_private_strips_the_named_field_and_stores_the_rest_9111_5_2_2_7(mount) {
+        let w = World::new();
+        let route = w.route(mount, minute(), get(partly_private), get(cached_partly_private));
+        let app = w.app(mount, Router::new().route("/p", route), ());
+        let first = get_reply(&app, "/p").await;
+        // The client whose request produced the field still gets it,
+        assert_eq!(first.header("x-user-id"), Some("42"));
+        // but it is not stored, so nobody else does.
+        let hit = get_reply(&app, "/p").await;
+        assert!(hit.is_hit());
+        assert_eq!(hit.header("x-user-id"), None);
+        assert_eq!(hit.text(), "shared part");
+    }
+
+    #[tokio::test]
+    async fn authorization_requests_are_not_shared_by_default_9111_3_5(mount) {
+        let w = World::new();
+        let app = personal_app(mount, &w, ("x-none", "1"));
+        let authed = |user: &str| {
+            request("GET", "/me")
+                .header("x-user", user)
+                .header("authorization", format!("Bearer {user}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(send(&app, authed("alice")).await.text(), "hello alice");
+        let bob = send(&app, authed("bob")).await;
+        assert_eq!(bob.text(), "hello bob");
+        assert!(
+            bob.cache_status().contains("fwd=bypass"),
+            "{}",
+            bob.cache_status()
+        );
+        // Nor does an authorized request read what an anonymous one stored.
+        assert_eq!(send(&app, as_user("anon")).await.text(), "hello anon");
+        assert_eq!(send(&app, authed("carol")).await.text(), "hello carol");
+        assert_eq!(w.calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn authorization_requests_are_shared_when_the_route_allows_it(mount) {
+        let w = World::new();
+        let policy = minute().allow_authorization(true);
+        let route = w.route(mount, policy, get(public), get(cached_public));
+        let app = w.app(mount, Router::new().route("/public", route), w.counter());
+        let authed = || {
+            request("GET", "/public")
+                .header("authorization", "Bearer x")
+                .body(Body::empty())
+                .unwrap()
+        };
+        send(&app, authed()).await;
+        assert!(send(&app, authed()).await.is_hit());
+        assert_eq!(w.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn coalesced_requests_never_receive_another_users_private_answer(mount) {
+        let w = World::new();
+        let route = w.route(mount, minute(), get(slow_personal), get(cached_slow_personal));
+        let app = w.app(mount, Router::new().route("/me", route), w.counter());
+        let app = Arc::new(app);
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let user = format!("user{i}");
+                    let reply = send(&app, as_user(&user)).await;
+                    (user, reply)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (user, reply) = task.await.unwrap();
+            assert_eq!(reply.text(), format!("hello {user}"));
+            assert_eq!(
+                reply.header("set-cookie"),
+                Some(format!("session={user}").as_str())
+            );
+            assert!(!reply.cache_status().contains("collapsed"));
+        }
+        assert_eq!(w.calls(), 20);
+        assert_eq!(w.cache.stats().stores, 0);
+    }
 }

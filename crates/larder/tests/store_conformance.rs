@@ -229,10 +229,17 @@ async fn corrupt_value_is_a_miss_and_deleted(store: Arc<dyn Store>) {
     let uri: http::Uri = "/other".parse().unwrap();
     let mut headers = http::HeaderMap::new();
     headers.insert("host", http::HeaderValue::from_static(HOST));
-    let key =
-        larder::policy::key::primary("larder", "default", 0, &http::Method::GET, &uri, &headers)
-            .unwrap()
-            .store_key;
+    let key = larder::policy::key::primary(
+        "larder",
+        "default",
+        0,
+        &http::Method::GET,
+        &uri,
+        &headers,
+        None,
+    )
+    .unwrap()
+    .store_key;
     store
         .put(
             &key,

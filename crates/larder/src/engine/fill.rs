@@ -34,6 +34,7 @@ pub struct Fill {
     pub(crate) method: Method,
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
+    pub(crate) key_extra: Option<String>,
     pub(crate) directives: Option<CacheControl>,
     pub(crate) request_time: SystemTime,
     /// The namespace generation the request was keyed with (invalidation
@@ -483,6 +484,7 @@ impl Fill {
                 &scheme,
                 &host,
                 &uri,
+                self.key_extra.as_deref(),
             );
             match inner.store.delete(&primary.store_key).await {
                 Ok(()) => Counters::bump(&inner.counters.invalidations),
@@ -519,7 +521,7 @@ fn store_ttl(entry: &Entry) -> Duration {
 
 /// A nonce for a new variant index: unpredictable enough that two indexes
 /// written for one URI differ, without a dependency on a random crate.
-fn new_nonce() -> u64 {
+pub(crate) fn new_nonce() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

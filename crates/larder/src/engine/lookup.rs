@@ -93,6 +93,8 @@ impl Cache {
                 now,
             )));
         };
+        // Unsafe methods compute it in `fill`, where invalidation needs it.
+        let extra = key::method_class(&parts.method).and_then(|_| key_extra(policy, parts));
         let Some(primary) = key::primary(
             &self.inner.prefix,
             &policy.namespace,
@@ -100,6 +102,7 @@ impl Cache {
             &parts.method,
             &parts.uri,
             &parts.headers,
+            extra.as_deref(),
         ) else {
             Counters::bump(&self.inner.counters.bypasses);
             let plan = if is_safe(&parts.method) {
@@ -294,6 +297,9 @@ impl Cache {
         directives: Option<CacheControl>,
         request_time: SystemTime,
     ) -> Fill {
+        let key_extra = matches!(plan, Plan::Invalidate)
+            .then(|| key_extra(policy, parts))
+            .flatten();
         Fill {
             cache: self.clone(),
             policy: policy.clone(),
@@ -302,6 +308,7 @@ impl Cache {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
+            key_extra,
             directives,
             request_time,
             generation: 0,
@@ -422,7 +429,7 @@ impl Cache {
 
     /// Decodes a stored value; a corrupt or foreign one is deleted and
     /// counted, and reads as nothing.
-    async fn decode(&self, store_key: &str, bytes: Bytes) -> Option<Record> {
+    pub(crate) async fn decode(&self, store_key: &str, bytes: Bytes) -> Option<Record> {
         match Record::decode(bytes, self.max_record_bytes()) {
             Ok(record) => Some(record),
             Err(e) => {
@@ -460,6 +467,12 @@ fn flight_key(primary: &PrimaryKey, policy: &Policy, headers: &HeaderMap) -> Str
         let values = key::vary_values(&policy.vary, headers);
         key::variant_key(primary, &policy.vary, &values)
     }
+}
+
+/// The route's extra key part for this request. An unsafe request computes
+/// it too: the entries it invalidates are the ones its own extra selects.
+fn key_extra(policy: &Policy, parts: &request::Parts) -> Option<String> {
+    policy.key_extra.map(|extra| (extra.0)(parts))
 }
 
 /// Safe methods other than GET/HEAD do not invalidate (RFC 9110 §9.2.1).

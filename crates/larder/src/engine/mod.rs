@@ -9,6 +9,8 @@ mod body;
 mod coalesce;
 mod fill;
 mod lookup;
+#[cfg(feature = "macros")]
+mod memo;
 mod namespaces;
 mod purge;
 mod respond;

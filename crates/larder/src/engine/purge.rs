@@ -51,6 +51,7 @@ impl Cache {
             scheme,
             &host,
             &uri,
+            None,
         );
         // The primary key holds the entry or the variant index: deleting it
         // makes every variant unreachable.

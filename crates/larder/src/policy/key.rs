@@ -23,7 +23,7 @@ const VARY_STAR: &str = "*";
 /// use larder::policy::key::primary;
 ///
 /// let uri: Uri = "https://example.com/items?page=2".parse().unwrap();
-/// let key = primary("larder", "items", 0, &Method::GET, &uri, &HeaderMap::new()).unwrap();
+/// let key = primary("larder", "items", 0, &Method::GET, &uri, &HeaderMap::new(), None).unwrap();
 /// assert!(key.store_key.starts_with("larder:items:0:{") && key.store_key.ends_with('}'));
 /// assert!(key.material.ends_with("https\nexample.com\n/items?page=2"));
 /// ```
@@ -120,7 +120,8 @@ pub fn normalize_host(host: &str, scheme: &str) -> String {
 }
 
 /// Builds the primary key of a request URI. `None` for methods that are not
-/// looked up.
+/// looked up. `extra` is the route's extra key part
+/// ([`Policy::key_extra`](crate::Policy::key_extra)), if it has one.
 ///
 /// ```
 /// use http::{header::HOST, HeaderMap, HeaderValue, Method, Uri};
@@ -130,7 +131,7 @@ pub fn normalize_host(host: &str, scheme: &str) -> String {
 /// let key_for = |host: &'static str, method: &Method| {
 ///     let mut headers = HeaderMap::new();
 ///     headers.insert(HOST, HeaderValue::from_static(host));
-///     primary("larder", "default", 0, method, &uri, &headers)
+///     primary("larder", "default", 0, method, &uri, &headers, None)
 /// };
 /// assert_eq!(key_for("Example.COM", &Method::GET), key_for("example.com", &Method::HEAD));
 /// assert_eq!(key_for("example.com", &Method::POST), None);
@@ -142,6 +143,7 @@ pub fn primary(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    extra: Option<&str>,
 ) -> Option<PrimaryKey> {
     let class = method_class(method)?;
     Some(primary_for(
@@ -152,6 +154,7 @@ pub fn primary(
         scheme(uri),
         &host(uri, headers),
         uri,
+        extra,
     ))
 }
 
@@ -165,8 +168,8 @@ pub fn primary(
 /// use larder::policy::key::{primary, primary_for};
 ///
 /// let uri: Uri = "http://example.com/items".parse().unwrap();
-/// let direct = primary_for("larder", "default", 0, "GET", "http", "example.com", &uri);
-/// let from_request = primary("larder", "default", 0, &Method::GET, &uri, &HeaderMap::new());
+/// let direct = primary_for("larder", "default", 0, "GET", "http", "example.com", &uri, None);
+/// let from_request = primary("larder", "default", 0, &Method::GET, &uri, &HeaderMap::new(), None);
 /// assert_eq!(Some(direct), from_request);
 /// ```
 #[allow(clippy::too_many_arguments)]
@@ -178,6 +181,7 @@ pub fn primary_for(
     scheme: &str,
     host: &str,
     uri: &Uri,
+    extra: Option<&str>,
 ) -> PrimaryKey {
     // The raw path and query, never normalised: the cache must not decide
     // that two URIs are equal where the origin might not.
@@ -208,6 +212,16 @@ pub fn primary_for(
         material.push('?');
         material.push_str(q);
     }
+    // A URI holds no line break, so the extra part, last and after one,
+    // can never make the material of another URI.
+    if let Some(extra) = extra {
+        material.push('\n');
+        material.push_str(extra);
+    }
+    key_for(prefix, namespace, generation, material)
+}
+
+fn key_for(prefix: &str, namespace: &str, generation: u64, material: String) -> PrimaryKey {
     let hash = blake3::hash(material.as_bytes());
     // The generation is in the store key only: a namespace purge moves every
     // key of the namespace at once (engine/namespaces.rs).
@@ -226,6 +240,42 @@ pub fn primary_for(
     }
 }
 
+/// The keys of one call of a memoized function, laid out like a URI and
+/// its variants: the function's key holds an index whose deletion forgets
+/// every result at once, and each result sits under it by its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoKey {
+    /// The function's key: where its index lives.
+    pub function: PrimaryKey,
+    /// The store key of this call's result.
+    pub call_key: String,
+    /// The material the stored result carries and is checked against.
+    pub call_material: String,
+}
+
+/// Builds the keys of a call of `function` (a path such as
+/// `my_app::users::profile`) with `args`, the arguments' serialized bytes.
+pub fn memo(prefix: &str, namespace: &str, function: &str, args: &[u8]) -> MemoKey {
+    // Memo keys have no generation: a memoized function is purged with its
+    // own `purge()`, not with the namespace of routes.
+    let function = key_for(
+        prefix,
+        namespace,
+        0,
+        format!("larder-memo-1\n{namespace}\n{function}"),
+    );
+    let args_hash = blake3::hash(args);
+    let call_key = format!("{}:{}", function.store_key, hex16(args_hash.as_bytes()));
+    // The whole hash, not the key's half of it: a stored result is only
+    // ever served for the arguments it was computed from.
+    let call_material = format!("{}\n{}", function.material, args_hash.to_hex());
+    MemoKey {
+        function,
+        call_key,
+        call_material,
+    }
+}
+
 /// The store key of one variant: the primary key plus a hash of the Vary
 /// field names and the request's values for them.
 ///
@@ -234,7 +284,7 @@ pub fn primary_for(
 /// use larder::policy::key::{primary_for, variant_key};
 ///
 /// let uri: Uri = "/items".parse().unwrap();
-/// let key = primary_for("larder", "default", 0, "GET", "http", "example.com", &uri);
+/// let key = primary_for("larder", "default", 0, "GET", "http", "example.com", &uri, None);
 /// let names = [ACCEPT_ENCODING];
 /// let gzip = variant_key(&key, &names, &[Some(b"gzip".to_vec())]);
 /// assert!(gzip.starts_with(&format!("{}:", key.store_key)));
@@ -471,6 +521,7 @@ mod tests {
             &method.parse().unwrap(),
             &uri.parse().unwrap(),
             &headers,
+            None,
         )
     }
 
@@ -532,16 +583,59 @@ mod tests {
     fn namespace_is_keyed_and_escaped() {
         let uri: Uri = "/a".parse().unwrap();
         let h = HeaderMap::new();
-        let a = primary("p", "items", 0, &Method::GET, &uri, &h).unwrap();
-        let b = primary("p", "users", 0, &Method::GET, &uri, &h).unwrap();
+        let a = primary("p", "items", 0, &Method::GET, &uri, &h, None).unwrap();
+        let b = primary("p", "users", 0, &Method::GET, &uri, &h, None).unwrap();
         assert_ne!(a.store_key, b.store_key);
         assert!(a.store_key.starts_with("p:items:0:{"));
-        let odd = primary("p", "a:{b}", 0, &Method::GET, &uri, &h).unwrap();
+        let odd = primary("p", "a:{b}", 0, &Method::GET, &uri, &h, None).unwrap();
         assert!(
             odd.store_key.starts_with("p:a%3A%7Bb%7D:0:{"),
             "{}",
             odd.store_key
         );
+    }
+
+    #[test]
+    fn a_route_extra_part_is_keyed_apart_from_the_uri() {
+        let uri: Uri = "/a".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("h"));
+        let k = |extra| primary("p", "n", 0, &Method::GET, &uri, &h, extra).unwrap();
+        let plain = k(None);
+        let alice = k(Some("alice"));
+        assert_ne!(plain, alice);
+        assert_ne!(alice, k(Some("bob")));
+        assert_ne!(plain, k(Some("")), "an empty extra is still an extra");
+        assert_eq!(alice, k(Some("alice")));
+        assert!(
+            alice.material.ends_with("\n/a\nalice"),
+            "{}",
+            alice.material
+        );
+        // HEAD still shares GET's entry.
+        let head = primary("p", "n", 0, &Method::HEAD, &uri, &h, Some("alice")).unwrap();
+        assert_eq!(head, alice);
+    }
+
+    #[test]
+    fn memo_calls_share_their_function_slot_and_differ_by_arguments() {
+        let a = memo("p", "n", "app::profile", b"[1]");
+        let b = memo("p", "n", "app::profile", b"[2]");
+        assert_eq!(a.function, b.function);
+        assert_ne!(a.call_key, b.call_key);
+        assert!(a.call_key.starts_with(&a.function.store_key));
+        assert_ne!(a.call_material, b.call_material);
+        let other = memo("p", "n", "app::settings", b"[1]");
+        assert_ne!(a.function, other.function);
+        assert_ne!(
+            a.function,
+            memo("p", "m", "app::profile", b"[1]").function,
+            "the namespace is keyed"
+        );
+        // A memo key never lands where a URI's key could.
+        let uri: Uri = "/".parse().unwrap();
+        let page = primary("p", "n", 0, &Method::GET, &uri, &HeaderMap::new(), None).unwrap();
+        assert_ne!(page.material, a.function.material);
     }
 
     #[test]
@@ -586,8 +680,8 @@ mod tests {
     fn generation_moves_the_store_key_not_the_material() {
         let uri: Uri = "/a".parse().unwrap();
         let h = HeaderMap::new();
-        let g0 = primary("p", "ns", 0, &Method::GET, &uri, &h).unwrap();
-        let g1 = primary("p", "ns", 1, &Method::GET, &uri, &h).unwrap();
+        let g0 = primary("p", "ns", 0, &Method::GET, &uri, &h, None).unwrap();
+        let g1 = primary("p", "ns", 1, &Method::GET, &uri, &h, None).unwrap();
         assert_ne!(g0.store_key, g1.store_key);
         assert_eq!(g0.material, g1.material);
         assert!(g1.store_key.starts_with("p:ns:1:{"));

@@ -15,5 +15,5 @@ pub mod storable;
 
 pub use cache_control::{CacheControl, FieldNames, MaxStale};
 pub use cache_status::{CacheStatus, Fwd};
-pub use route::{ClientCacheControl, Heuristic, Mode, Policy};
+pub use route::{ClientCacheControl, Heuristic, KeyExtra, Mode, Policy};
 pub use storable::NotStored;

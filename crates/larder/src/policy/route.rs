@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{request, HeaderName, HeaderValue, StatusCode};
 
 /// Where a stored response's freshness comes from: a [`Policy`]'s mode.
 ///
@@ -83,6 +83,10 @@ pub enum ClientCacheControl {
     Untouched,
 }
 
+/// An extra part of a route's cache key, computed from the request: for
+/// example a tenant taken from a header the route does not vary on.
+pub type KeyExtra = fn(&request::Parts) -> String;
+
 /// One route's caching rules.
 ///
 /// ```
@@ -105,7 +109,25 @@ pub struct Policy {
     pub(crate) honor_request_directives: bool,
     pub(crate) allow_authorization: bool,
     pub(crate) tags: Vec<String>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) key_extra: Option<ExtraFn>,
 }
+
+/// A [`KeyExtra`] with the equality a `Policy` needs: the same function.
+/// Function addresses are not guaranteed unique, so two policies holding
+/// one function may (rarely) compare unequal; nothing in larder relies on
+/// that comparison, only on the key the function makes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExtraFn(pub KeyExtra);
+
+impl PartialEq for ExtraFn {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 as usize == other.0 as usize
+    }
+}
+
+impl Eq for ExtraFn {}
 
 impl Policy {
     /// Route-TTL mode: responses are fresh for `ttl`, whatever the handler's
@@ -131,6 +153,9 @@ impl Policy {
             honor_request_directives: true,
             allow_authorization: false,
             tags: Vec::new(),
+            stale_while_revalidate: None,
+            stale_if_error: None,
+            key_extra: None,
         }
     }
 
@@ -297,6 +322,42 @@ impl Policy {
     /// ```
     pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
         self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long past expiry a stored response may be served while it is
+    /// refreshed (RFC 5861 `stale-while-revalidate`), when the response
+    /// states no window of its own.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// How long past expiry a stored response may be served when the
+    /// handler fails (RFC 5861 `stale-if-error`), when the response states
+    /// no window of its own.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
+    /// Adds `extra(request)` to every key of the route, so that requests
+    /// the URI alone cannot tell apart get their own entries.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// fn tenant(parts: &http::request::Parts) -> String {
+    ///     let tenant = parts.headers.get("x-tenant").and_then(|v| v.to_str().ok());
+    ///     tenant.unwrap_or("public").to_owned()
+    /// }
+    ///
+    /// let policy = Policy::ttl(Duration::from_secs(60)).key_extra(tenant);
+    /// # let _ = policy;
+    /// ```
+    pub fn key_extra(mut self, extra: KeyExtra) -> Self {
+        self.key_extra = Some(ExtraFn(extra));
         self
     }
 

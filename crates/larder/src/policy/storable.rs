@@ -240,8 +240,15 @@ pub fn may_store(
         )
         .ok_or(NotStored::NoFreshness)?,
     };
-    let stale_while_revalidate = directives.stale_while_revalidate.map(secs);
-    let stale_if_error = directives.stale_if_error.map(secs);
+    // The response's own windows win; the route's are defaults.
+    let stale_while_revalidate = directives
+        .stale_while_revalidate
+        .map(secs)
+        .or(policy.stale_while_revalidate);
+    let stale_if_error = directives
+        .stale_if_error
+        .map(secs)
+        .or(policy.stale_if_error);
     let forbids_stale = directives.forbids_stale();
     // A response stale on arrival is worth keeping only for a stale window.
     let usable_stale = !forbids_stale
@@ -557,6 +564,29 @@ mod tests {
         assert_eq!(s.stale_while_revalidate, Some(Duration::from_secs(30)));
         assert_eq!(s.stale_if_error, Some(Duration::from_secs(300)));
         assert!(!s.forbids_stale);
+    }
+
+    #[test]
+    fn route_stale_windows_apply_when_the_response_states_none_5861() {
+        let route = || {
+            Policy::ttl(Duration::from_secs(60))
+                .stale_while_revalidate(Duration::from_secs(15))
+                .stale_if_error(Duration::from_secs(600))
+        };
+        let s = Case::with(route()).run().unwrap();
+        assert_eq!(s.stale_while_revalidate, Some(Duration::from_secs(15)));
+        assert_eq!(s.stale_if_error, Some(Duration::from_secs(600)));
+        let s = Case::with(route())
+            .resp("cache-control", "stale-while-revalidate=30")
+            .run()
+            .unwrap();
+        assert_eq!(s.stale_while_revalidate, Some(Duration::from_secs(30)));
+        assert_eq!(s.stale_if_error, Some(Duration::from_secs(600)));
+        // A route window makes a response stale on arrival worth keeping.
+        let mut c = Case::with(Policy::origin_headers().stale_if_error(Duration::from_secs(60)))
+            .resp("cache-control", "max-age=10");
+        c.age = Duration::from_secs(10);
+        assert!(c.run().is_ok());
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! Shared test harness: a real axum `Router` driven with `oneshot`, a
 //! handler that counts its calls, and a manual clock.
-#![allow(dead_code)]
+//!
+//! Behaviour tests run twice, once per [`Mount`]: the tower layer and the
+//! `#[larder::cache]` attribute. [`both_mounts!`] turns one test body into
+//! `layer::name` and `attribute::name`; the body builds its app through a
+//! scenario function that takes the mount, and asserts the same either way.
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
+use axum::routing::MethodRouter;
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -16,6 +22,47 @@ use larder::{Cache, MemoryStore};
 use tower::ServiceExt;
 
 pub const HOST: &str = "example.com";
+
+/// How a scenario's handlers are cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    /// `cache.layer(policy)` around plain handlers.
+    Layer,
+    /// `#[larder::cache(..)]` handlers; the router carries `cache.extension()`.
+    Attribute,
+}
+
+/// Runs each test body against both mounts:
+///
+/// ```text
+/// both_mounts! {
+///     #[tokio::test]
+///     async fn name(mount) { let app = scenario(mount, &world); ... }
+/// }
+/// ```
+/// makes `layer::name` and `attribute::name`.
+macro_rules! both_mounts {
+    ($($(#[$attr:meta])* async fn $name:ident($mount:ident) $body:block)*) => {
+        mod layer {
+            use super::*;
+            $($(#[$attr])* async fn $name() {
+                let $mount = Mount::Layer;
+                $body
+            })*
+        }
+        mod attribute {
+            use super::*;
+            $($(#[$attr])* async fn $name() {
+                let $mount = Mount::Attribute;
+                $body
+            })*
+        }
+    };
+}
+pub(crate) use both_mounts;
+
+/// The counter handlers bump, as axum state.
+pub type Calls = Arc<AtomicUsize>;
 
 /// 2023-11-14T22:13:20Z: a fixed start, so dates in assertions are stable.
 pub fn epoch() -> SystemTime {
@@ -57,6 +104,39 @@ impl World {
     /// A counter a handler bumps; the test reads it through `calls()`.
     pub fn counter(&self) -> Arc<AtomicUsize> {
         self.calls.clone()
+    }
+}
+
+impl World {
+    /// A route cached by the mount: `plain` under the layer with `policy`,
+    /// or `attributed`, whose `#[larder::cache]` options say the same.
+    pub fn route<S>(
+        &self,
+        mount: Mount,
+        policy: larder::Policy,
+        plain: MethodRouter<S>,
+        attributed: MethodRouter<S>,
+    ) -> MethodRouter<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        match mount {
+            Mount::Layer => plain.layer(self.cache.layer(policy)),
+            Mount::Attribute => attributed,
+        }
+    }
+
+    /// The finished app: attribute handlers find this world's cache (and
+    /// so its manual clock) on the request, never in a global.
+    pub fn app<S>(&self, mount: Mount, router: Router<S>, state: S) -> Router
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let router = match mount {
+            Mount::Layer => router,
+            Mount::Attribute => router.layer(self.cache.extension()),
+        };
+        router.with_state(state)
     }
 }
 
@@ -112,4 +192,40 @@ pub fn get(uri: &str) -> Request<Body> {
 
 pub async fn get_reply(app: &Router, uri: &str) -> Reply {
     send(app, get(uri)).await
+}
+
+/// A store that fails every operation, as a dead Redis would.
+pub struct DeadStore;
+
+fn refused<'a, T: Send + 'a>() -> larder::store::StoreFuture<'a, T> {
+    Box::pin(async { Err(larder::store::StoreError::new("dead", "connection refused")) })
+}
+
+impl larder::store::Store for DeadStore {
+    fn get<'a>(&'a self, _: &'a str) -> larder::store::StoreFuture<'a, Option<Bytes>> {
+        refused()
+    }
+    fn put<'a>(&'a self, _: &'a str, _: Bytes, _: Duration) -> larder::store::StoreFuture<'a, ()> {
+        refused()
+    }
+    fn delete<'a>(&'a self, _: &'a str) -> larder::store::StoreFuture<'a, ()> {
+        refused()
+    }
+    fn index_add<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Duration,
+    ) -> larder::store::StoreFuture<'a, ()> {
+        refused()
+    }
+    fn index_purge<'a>(&'a self, _: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        refused()
+    }
+    fn incr<'a>(&'a self, _: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        refused()
+    }
+    fn counter<'a>(&'a self, _: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        refused()
+    }
 }

@@ -1,0 +1,176 @@
+//! `#[larder::cache]`: an axum handler that asks the cache first.
+//!
+//! ```text
+//! #[larder::cache(ttl = "15m")]
+//! async fn list_items(State(db): State<Db>) -> Json<Vec<Item>> { .. }
+//! ```
+//! becomes
+//! ```text
+//! async fn list_items(
+//!     __larder_request: ::larder::axum::CacheRequest,
+//!     __larder_arg0: State<Db>,
+//! ) -> ::larder::__private::Response {
+//!     async fn list_items(State(db): State<Db>) -> Json<Vec<Item>> { .. }
+//!     static __LARDER_ROUTE: ::larder::axum::CachedRoute = /* name, cache, policy */;
+//!     ::larder::axum::run(__larder_request, &__LARDER_ROUTE, list_items(__larder_arg0)).await
+//! }
+//! ```
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Error, ItemFn};
+
+use crate::options::{Attribute, Options};
+use crate::signature;
+
+pub const ATTRIBUTE: Attribute = Attribute {
+    name: "cache",
+    options: &[
+        "ttl",
+        "namespace",
+        "vary",
+        "tags",
+        "statuses",
+        "cache_control",
+        "stale_while_revalidate",
+        "stale_if_error",
+        "key",
+        "cache",
+        "honor_request_cache_control",
+        "allow_authorization",
+        "origin_headers",
+    ],
+};
+
+/// axum implements `Handler` for functions of up to 16 extractors, and the
+/// attribute adds one.
+const MAX_ARGUMENTS: usize = 15;
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let function: ItemFn = syn::parse2(item)?;
+    let options = Options::parse(&ATTRIBUTE, attr)?;
+    let arguments = signature::check(&function, "cache", "axum handler")?;
+    let sig = &function.sig;
+    if !sig.generics.params.is_empty() {
+        return Err(generic(&sig.ident, &sig.generics));
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        return Err(generic(&sig.ident, where_clause));
+    }
+    if let Some(span) = arguments.iter().find_map(|a| signature::impl_trait(&a.ty)) {
+        return Err(generic(&sig.ident, quote::quote_spanned!(span=> impl)));
+    }
+    if arguments.len() > MAX_ARGUMENTS {
+        return Err(Error::new_spanned(
+            &sig.inputs,
+            format!(
+                "#[larder::cache] adds an extractor, and axum handlers take at most 16: \
+                 this one can take at most {MAX_ARGUMENTS}; group some into a struct that implements FromRequestParts"
+            ),
+        ));
+    }
+    let policy = policy(&options)?;
+
+    let ItemFn {
+        attrs, vis, block, ..
+    } = &function;
+    let name = &sig.ident;
+    let name_text = name.to_string();
+    let cache = match &options.cache {
+        Some(name) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
+    };
+    let idents: Vec<_> = arguments.iter().map(|a| &a.ident).collect();
+    let types = arguments.iter().map(|a| &a.ty);
+    // The wrapper has one argument more than the user wrote: do not lint
+    // the user for it.
+    let allow = (arguments.len() == 7).then(|| quote!(#[allow(clippy::too_many_arguments)]));
+    Ok(quote! {
+        #(#attrs)*
+        #allow
+        #vis async fn #name(
+            __larder_request: ::larder::axum::CacheRequest,
+            #(#idents: #types),*
+        ) -> ::larder::__private::Response {
+            #sig #block
+            static __LARDER_ROUTE: ::larder::axum::CachedRoute =
+                ::larder::axum::CachedRoute::new(#name_text, #cache, || #policy);
+            ::larder::axum::run(__larder_request, &__LARDER_ROUTE, #name(#(#idents),*)).await
+        }
+    })
+}
+
+fn generic(name: &syn::Ident, at: impl quote::ToTokens) -> Error {
+    Error::new_spanned(
+        at,
+        format!(
+            "#[larder::cache] cannot go on a generic handler: axum routes one concrete function. \
+             Put the attribute on a non-generic `async fn` that calls `{name}` with concrete types"
+        ),
+    )
+}
+
+/// The `Policy` the options describe, as an expression. Each option is
+/// one builder call: the attribute holds no caching rule of its own.
+fn policy(o: &Options) -> syn::Result<TokenStream> {
+    let mut policy = match (o.ttl, o.origin_headers) {
+        (Some(_), Some(span)) => return Err(Error::new(
+            span,
+            "`origin_headers` takes freshness from the response; it cannot be combined with `ttl`",
+        )),
+        (Some(seconds), None) => {
+            quote!(::larder::Policy::ttl(::core::time::Duration::from_secs(#seconds)))
+        }
+        (None, Some(_)) => quote!(::larder::Policy::origin_headers()),
+        (None, None) => {
+            return Err(Error::new(
+                proc_macro2::Span::call_site(),
+                "#[larder::cache] needs a `ttl`, such as #[larder::cache(ttl = \"15m\")], \
+                 or `origin_headers` to take freshness from the response",
+            ))
+        }
+    };
+    if let Some(namespace) = &o.namespace {
+        policy.extend(quote!(.namespace(#namespace)));
+    }
+    if !o.vary.is_empty() {
+        let names = &o.vary;
+        policy.extend(quote!(.vary([#(::larder::__private::HeaderName::from_static(#names)),*])));
+    }
+    if !o.tags.is_empty() {
+        let tags = &o.tags;
+        policy.extend(quote!(.tags([#(#tags),*])));
+    }
+    if !o.statuses.is_empty() {
+        let statuses = &o.statuses;
+        policy.extend(quote!(.statuses([#(
+            match ::larder::__private::StatusCode::from_u16(#statuses) {
+                ::core::result::Result::Ok(status) => status,
+                ::core::result::Result::Err(_) => ::core::unreachable!(),
+            }
+        ),*])));
+    }
+    if let Some(value) = &o.cache_control {
+        policy.extend(
+            quote!(.client_cache_control(::larder::ClientCacheControl::Fixed(
+                ::larder::__private::HeaderValue::from_static(#value)
+            ))),
+        );
+    }
+    if let Some(seconds) = o.stale_while_revalidate {
+        policy.extend(quote!(.stale_while_revalidate(::core::time::Duration::from_secs(#seconds))));
+    }
+    if let Some(seconds) = o.stale_if_error {
+        policy.extend(quote!(.stale_if_error(::core::time::Duration::from_secs(#seconds))));
+    }
+    if let Some(key) = &o.key {
+        policy.extend(quote!(.key_extra(#key)));
+    }
+    if let Some(honor) = o.honor_request_cache_control {
+        policy.extend(quote!(.honor_request_directives(#honor)));
+    }
+    if let Some(allow) = o.allow_authorization {
+        policy.extend(quote!(.allow_authorization(#allow)));
+    }
+    Ok(policy)
+}

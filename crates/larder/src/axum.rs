@@ -1,0 +1,209 @@
+//! The axum adapter behind `#[larder::cache]`.
+//!
+//! The attribute turns a handler into one that takes a hidden
+//! [`CacheRequest`] extractor first and hands it, with the handler's own
+//! future, to [`run`]. `run` does what the tower layer does: ask the engine,
+//! answer from the cache or call the handler, and give the engine the
+//! response. Nothing here decides anything about caching.
+//!
+//! Written by hand, without the attribute, a cached handler looks like this:
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{response::Response, routing::get, Router};
+//! use larder::axum::{run, CacheRequest, CachedRoute};
+//! use larder::{Cache, Policy};
+//!
+//! async fn list_items() -> &'static str {
+//!     "[\"apple\", \"pear\"]"
+//! }
+//!
+//! static LIST_ITEMS: CachedRoute = CachedRoute::new("list_items", None, || {
+//!     Policy::ttl(Duration::from_secs(900)).namespace("items")
+//! });
+//!
+//! async fn cached_list_items(request: CacheRequest) -> Response {
+//!     run(request, &LIST_ITEMS, list_items()).await
+//! }
+//!
+//! let cache = Cache::builder().build();
+//! let app: Router = Router::new()
+//!     .route("/items", get(cached_list_items))
+//!     .layer(cache.extension());
+//! ```
+//!
+//! The handler's extractors run before the cache is asked, on the request
+//! as the client sent it: a `HEAD` stays `HEAD` and conditional header
+//! fields are still there (the tower layer, which runs first, hands the
+//! handler a `GET` without them). The cache still answers `HEAD` and
+//! conditional requests itself, from the full response the handler gives.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use ::axum::body::Body;
+use ::axum::extract::FromRequestParts;
+use ::axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::Request;
+
+use crate::registry::{self, Installed};
+use crate::{Cache, CacheBody, Lookup, Policy};
+
+/// The extractor `#[larder::cache]` adds to a handler: what the cache needs
+/// of the request (method, URI, version, header fields) and the caches the
+/// request carries. It takes nothing from the request, so it may stand
+/// before any other extractor, a body extractor included.
+///
+/// ```
+/// use axum::response::Response;
+/// use larder::axum::{run, CacheRequest, CachedRoute};
+///
+/// static ROUTE: CachedRoute = CachedRoute::new("echo", None, || {
+///     larder::Policy::ttl(std::time::Duration::from_secs(60))
+/// });
+///
+/// // The cache's extractor first, the body extractor last.
+/// async fn echo(cache: CacheRequest, body: String) -> Response {
+///     run(cache, &ROUTE, async move { body }).await
+/// }
+/// let app: axum::Router = axum::Router::new().route("/echo", axum::routing::post(echo));
+/// ```
+#[derive(Debug)]
+pub struct CacheRequest {
+    parts: Parts,
+    installed: Option<Installed>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CacheRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        // Extensions stay behind: they are the other extractors' to take,
+        // and the engine has no use for them.
+        let (mut copy, ()) = Request::new(()).into_parts();
+        copy.method = parts.method.clone();
+        copy.uri = parts.uri.clone();
+        copy.version = parts.version;
+        copy.headers = parts.headers.clone();
+        Ok(CacheRequest {
+            parts: copy,
+            installed: parts.extensions.get::<Installed>().cloned(),
+        })
+    }
+}
+
+/// One cached handler: its name (for the log), the cache it asks for, and
+/// its [`Policy`], built on first use. `#[larder::cache]` makes one `static`
+/// of these per handler.
+pub struct CachedRoute {
+    handler: &'static str,
+    cache: Option<&'static str>,
+    make_policy: fn() -> Policy,
+    policy: OnceLock<Arc<Policy>>,
+    warned: AtomicBool,
+}
+
+impl std::fmt::Debug for CachedRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedRoute")
+            .field("handler", &self.handler)
+            .field("cache", &self.cache)
+            .field("policy", &self.policy.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedRoute {
+    /// A handler named `handler`, cached with the cache named `cache` (the
+    /// innermost or default one when `None`) under the policy `policy`
+    /// makes.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::{axum::CachedRoute, Policy};
+    ///
+    /// static ROUTE: CachedRoute = CachedRoute::new("profile", Some("sessions"), || {
+    ///     Policy::ttl(Duration::from_secs(30))
+    /// });
+    /// assert_eq!(ROUTE.policy().namespace_name(), "default");
+    /// ```
+    pub const fn new(
+        handler: &'static str,
+        cache: Option<&'static str>,
+        policy: fn() -> Policy,
+    ) -> Self {
+        CachedRoute {
+            handler,
+            cache,
+            make_policy: policy,
+            policy: OnceLock::new(),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// The handler's policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        self.policy.get_or_init(|| Arc::new((self.make_policy)()))
+    }
+
+    /// Says once per handler that it found no cache, and how to give it one.
+    fn no_cache(&self) {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match self.cache {
+            None => tracing::error!(
+                handler = self.handler,
+                "larder: #[larder::cache] handler `{}` found no cache, so it runs uncached: \
+                 add `.layer(cache.extension())` to its router, or call `larder::init(cache)` at startup",
+                self.handler,
+            ),
+            Some(name) => tracing::error!(
+                handler = self.handler,
+                cache = name,
+                "larder: #[larder::cache] handler `{}` found no cache named {name:?}, so it runs uncached: \
+                 build one with `Cache::builder().name({name:?})` and add `.layer(cache.extension())` \
+                 to the router or call `larder::init(cache)` at startup",
+                self.handler,
+            ),
+        }
+    }
+}
+
+/// Runs a cached handler: answers from the cache, or awaits `handler` and
+/// gives its response to the cache. What `#[larder::cache]` expands to.
+///
+/// Without a cache (none on the request, none set with [`crate::init`])
+/// the handler runs uncached and one error is logged for it.
+pub async fn run<F>(request: CacheRequest, route: &CachedRoute, handler: F) -> Response
+where
+    F: Future,
+    F::Output: IntoResponse,
+{
+    let CacheRequest { parts, installed } = request;
+    let Some(cache) = registry::find(installed.as_ref(), route.cache) else {
+        route.no_cache();
+        return handler.await.into_response();
+    };
+    respond(&cache, &parts, route.policy(), handler).await
+}
+
+async fn respond<F>(cache: &Cache, parts: &Parts, policy: &Arc<Policy>, handler: F) -> Response
+where
+    F: Future,
+    F::Output: IntoResponse,
+{
+    match cache.lookup(parts, policy).await {
+        Lookup::Respond(response) => CacheBody::<Body>::for_response(response).map(Body::new),
+        Lookup::Forward(fill) => {
+            // No `fill.prepare`: the handler's extractors have already read
+            // the request. The engine answers HEAD and preconditions from
+            // the full response either way.
+            let response = handler.await.into_response();
+            fill.complete(response).await.map(Body::new)
+        }
+    }
+}
