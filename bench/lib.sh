@@ -87,13 +87,31 @@ bench_spawn() { # NAME COMMAND...
 
 # Stops one process bench_spawn started.
 bench_stop() { # PID
-    local pid=$1 kept=() p
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    bench_forget "$1"
+}
+
+bench_forget() { # PID
+    local kept=() p
     for p in "${BENCH_PIDS[@]}"; do
-        [[ $p == "$pid" ]] || kept+=("$p")
+        [[ $p == "$1" ]] || kept+=("$p")
     done
     BENCH_PIDS=("${kept[@]}")
+}
+
+# Runs a command to its end, output to OUTFILE. In the background with a
+# wait, because bash runs a trap only once a foreground child has exited:
+# this way a TERM stops the script, and the command, at once.
+bench_run() { # OUTFILE COMMAND...
+    local out=$1 pid rc=0
+    shift
+    "$@" >"$out" 2>&1 &
+    pid=$!
+    BENCH_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    bench_forget "$pid"
+    return "$rc"
 }
 
 # Waits (bounded) until a command succeeds.
@@ -129,8 +147,8 @@ bench_ms() {
 bench_wrk() { # SUBJECT PAYLOAD ROUND URL
     local subject=$1 payload=$2 round=$3 url=$4 out rps p50 p99 non2xx sock
     out=$BENCH_DIR/wrk-${subject//[^A-Za-z0-9_-]/_}-$payload-$round.txt
-    timeout $((BENCH_SECONDS + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" \
-        -d"${BENCH_SECONDS}s" --latency "$url" >"$out" 2>&1 ||
+    bench_run "$out" timeout $((BENCH_SECONDS + 30)) wrk -t"$BENCH_THREADS" \
+        -c"$BENCH_CONNECTIONS" -d"${BENCH_SECONDS}s" --latency "$url" ||
         bench_die "wrk failed on $url: $(cat "$out")"
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
     p50=$(awk '$1 == "50%" {print $2}' "$out")
@@ -149,8 +167,8 @@ bench_wrk() { # SUBJECT PAYLOAD ROUND URL
 # A short unrecorded wrk run: connections opened, allocator and caches warm.
 bench_warm() { # URL
     [[ $BENCH_WARMUP_SECONDS == 0 ]] && return
-    timeout $((BENCH_WARMUP_SECONDS + 30)) wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" \
-        -d"${BENCH_WARMUP_SECONDS}s" "$1" >/dev/null 2>&1 || bench_die "warm-up of $1 failed"
+    bench_run /dev/null timeout $((BENCH_WARMUP_SECONDS + 30)) wrk -t"$BENCH_THREADS" \
+        -c"$BENCH_CONNECTIONS" -d"${BENCH_WARMUP_SECONDS}s" "$1" || bench_die "warm-up of $1 failed"
 }
 
 # Records a line measured by another tool (no rounds), for context rows.

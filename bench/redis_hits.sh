@@ -104,8 +104,10 @@ for size in $SIZES; do
     head -c "$size" /dev/zero | tr '\0' x | rcli -x set key:__rand_int__ >/dev/null
     [[ $(rcli strlen key:__rand_int__) == "$size" ]] || bench_die "cannot write the redis-benchmark key"
     # --csv rather than -q: the same run, with p99 too.
-    csv=$(timeout 120 redis-benchmark -p "$REDIS_PORT" -t get -d "$size" \
-        -c "$BENCH_CONNECTIONS" -n "$REQUESTS" --csv | awk -F'","' '/^"GET"/')
+    bench_run "$BENCH_DIR/redis-benchmark-$size.csv" timeout 120 redis-benchmark \
+        -p "$REDIS_PORT" -t get -d "$size" -c "$BENCH_CONNECTIONS" -n "$REQUESTS" --csv ||
+        bench_die "redis-benchmark failed: $(cat "$BENCH_DIR/redis-benchmark-$size.csv")"
+    csv=$(grep '^"GET"' "$BENCH_DIR/redis-benchmark-$size.csv" || true)
     [[ -n $csv ]] || bench_die "no GET line from redis-benchmark"
     IFS=',' read -r _ rps _ _ p50 _ p99 _ <<<"${csv//\"/}"
     bench_record "redis-benchmark GET" "$size" "$rps" "$p50" "$p99"
