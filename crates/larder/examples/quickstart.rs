@@ -11,7 +11,9 @@
 //! cargo run -p larder --example quickstart --features macros
 //! ```
 //!
-//! Set `LARDER_QUICKSTART_ADDR` (default `127.0.0.1:3000`) to listen elsewhere.
+//! Set `LARDER_QUICKSTART_ADDR` (default `127.0.0.1:3000`) to listen elsewhere,
+//! and `LARDER_REDIS_URL` (with `--features macros,redis`) to share the cache
+//! between instances through Redis.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -71,13 +73,41 @@ async fn greeting(headers: HeaderMap) -> &'static str {
     }
 }
 
+/// The in-memory store, or Redis when `LARDER_REDIS_URL` is set: then every
+/// instance of the app started with that URL shares one cache.
+fn store(builder: larder::CacheBuilder) -> larder::CacheBuilder {
+    let Ok(url) = std::env::var("LARDER_REDIS_URL") else {
+        println!("store: in memory (set LARDER_REDIS_URL=redis://127.0.0.1:6379 to share it)");
+        return builder;
+    };
+    #[cfg(feature = "redis")]
+    match larder::store::RedisStore::builder(&url).build() {
+        Ok(redis) => {
+            println!("store: Redis at {url}");
+            builder.store(redis)
+        }
+        Err(e) => {
+            eprintln!("{e}; using the in-memory store");
+            builder
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        eprintln!(
+            "LARDER_REDIS_URL={url} is set, but this build has no Redis store: \
+             run with --features macros,redis. Using the in-memory store."
+        );
+        builder
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // In-memory store (64 MiB); `x-cache: HIT|MISS` beside the standard
     // `Cache-Status` for tools that expect the legacy header. Set up once,
     // for every `#[larder::cache]` handler (the counterpart of
     // fastapi-cache's `FastAPICache.init`).
-    let cache = Cache::builder().legacy_status_header("x-cache").build();
+    let cache = store(Cache::builder().legacy_status_header("x-cache")).build();
     larder::init(cache.clone()).expect("the quickstart sets one cache");
 
     let app = Router::new()
@@ -93,7 +123,9 @@ async fn main() {
         std::env::var("LARDER_QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot listen on {addr}: {e} (set LARDER_QUICKSTART_ADDR to another address)")
+        });
     let url = format!("http://{addr}");
     println!(
         "larder quickstart listening on {url}

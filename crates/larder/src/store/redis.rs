@@ -166,10 +166,19 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Builds the store. It connects lazily, in the background, on first
-    /// use: an application starts even while Redis is down. Fails only on a
-    /// URL that cannot be used, saying what is wrong with it.
+    /// Builds the store. It connects in the background (at once when called
+    /// inside a tokio runtime, else on first use): an application starts
+    /// even while Redis is down, and requests are misses until it answers.
+    /// Fails only on a URL that cannot be used, saying what is wrong with it.
     pub fn build(self) -> Result<RedisStore, StoreError> {
+        let store = self.build_idle()?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            store.shared.connect_in_background();
+        }
+        Ok(store)
+    }
+
+    fn build_idle(self) -> Result<RedisStore, StoreError> {
         let target = target(&self.url)?;
         Ok(RedisStore {
             shared: Arc::new(Shared {
@@ -189,7 +198,7 @@ impl RedisStoreBuilder {
     /// rather not start without Redis (and for tests). The error says why
     /// the connection failed.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let store = self.build()?;
+        let store = self.build_idle()?;
         let shared = &store.shared;
         let conn = tokio::time::timeout(shared.connect_timeout, shared.connect())
             .await
@@ -516,11 +525,19 @@ impl Breaker {
     }
 
     fn success(&self) {
-        self.consecutive.store(0, Ordering::Release);
-        if self.open_until.swap(0, Ordering::AcqRel) != 0 {
+        // Every successful command comes here: read before writing, so a
+        // healthy breaker's cache lines stay shared between cores.
+        if self.consecutive.load(Ordering::Acquire) != 0 {
+            self.consecutive.store(0, Ordering::Release);
+        }
+        if self.open_until.load(Ordering::Acquire) != 0
+            && self.open_until.swap(0, Ordering::AcqRel) != 0
+        {
             tracing::info!("larder: Redis answers again; circuit breaker closed");
         }
-        self.probing.store(false, Ordering::Release);
+        if self.probing.load(Ordering::Acquire) {
+            self.probing.store(false, Ordering::Release);
+        }
     }
 
     fn failure(&self) {
