@@ -451,6 +451,12 @@ fn delta_seconds(arg: &Arg<'_>) -> Option<u32> {
     let Arg::Value(digits) = arg else {
         return None;
     };
+    parse_delta_seconds(digits)
+}
+
+/// Parses `delta-seconds` (1*DIGIT, RFC 9111 §1.2.2), clamping values past
+/// 2^31 to it; `None` for anything else. `Age` uses the same rule.
+pub(crate) fn parse_delta_seconds(digits: &[u8]) -> Option<u32> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }

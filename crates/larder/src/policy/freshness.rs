@@ -90,16 +90,7 @@ pub fn age_value(headers: &HeaderMap) -> Option<u32> {
     let Single::One(value) = single_value(headers, http::header::AGE) else {
         return None;
     };
-    let digits = value.as_bytes().trim_ascii();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let cap = u64::from(MAX_DELTA_SECONDS);
-    // Clamping at every step keeps the accumulator far from u64 overflow.
-    let n = digits
-        .iter()
-        .fold(0u64, |n, &d| (n * 10 + u64::from(d - b'0')).min(cap));
-    u32::try_from(n).ok()
+    super::cache_control::parse_delta_seconds(value.as_bytes().trim_ascii())
 }
 
 /// Statuses that are heuristically cacheable (RFC 9110 §15.1).
