@@ -172,14 +172,15 @@ where
         let cache = self.cache.clone();
         let policy = self.policy.clone();
         Box::pin(async move {
-            let mut request = request;
-            // `#[larder::cache]` handlers behind this layer use this cache.
-            Installed::add(request.extensions_mut(), &cache);
             let (mut parts, body) = request.into_parts();
             match cache.lookup(&parts, &policy).await {
                 Lookup::Respond(response) => Ok(CacheBody::for_response(response)),
                 Lookup::Forward(fill) => {
                     fill.prepare(&mut parts);
+                    // `#[larder::cache]` handlers behind this layer use this
+                    // cache. Only forwarded requests reach them, so a hit
+                    // does not pay for the extension.
+                    Installed::add(&mut parts.extensions, &cache);
                     let response = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(fill.complete(response).await)
                 }

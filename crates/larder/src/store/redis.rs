@@ -289,7 +289,9 @@ impl Shared {
             Target::Single(client) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(self.command_timeout))
+                    // Commands are bounded by our own timeout (`run`); a
+                    // second timer per command would only cost.
+                    .set_response_timeout(None)
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_secs(1));
                 let manager = client.get_connection_manager_with_config(config).await?;
