@@ -51,8 +51,27 @@ impl<B: Body> CacheBody<B> {
         }
     }
 
-    /// The body for a response the cache built: bodiless statuses (304,
-    /// 412 without content) and HEAD answers get [`CacheBody::no_body`].
+    /// The body for a response the cache built. A 304, and an empty body
+    /// whose `Content-Length` describes another message (a HEAD answer),
+    /// get a body with no size hint, so that frameworks do not write
+    /// `Content-Length: 0` over the real length (RFC 9110 §8.6, §9.3.2).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body::Body;
+    /// use http_body_util::Empty;
+    /// use larder::CacheBody;
+    ///
+    /// let head = http::Response::builder()
+    ///     .header("content-length", "8")
+    ///     .body(Bytes::new())
+    ///     .unwrap();
+    /// let body = CacheBody::<Empty<Bytes>>::for_response(head).into_body();
+    /// assert_eq!(body.size_hint().exact(), None);
+    /// let full = http::Response::new(Bytes::from("items v1"));
+    /// let body = CacheBody::<Empty<Bytes>>::for_response(full).into_body();
+    /// assert_eq!(body.size_hint().exact(), Some(8));
+    /// ```
     pub fn for_response(response: http::Response<Bytes>) -> http::Response<Self> {
         let bodiless = response.status() == http::StatusCode::NOT_MODIFIED
             || (response.body().is_empty()
