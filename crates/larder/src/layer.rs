@@ -31,8 +31,9 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::policy::key;
 use crate::registry::Installed;
-use crate::{Cache, CacheBody, Lookup, Policy};
+use crate::{Cache, CacheBody, Lookup, NotStored, Policy};
 
 impl Cache {
     /// A tower layer that caches what the wrapped service answers, under
@@ -151,7 +152,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CacheService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    ReqBody: Send + 'static,
+    ReqBody: Body + Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Send,
     ResBody::Error: Send,
@@ -173,7 +174,23 @@ where
         let policy = self.policy.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match cache.lookup(&parts, &policy).await {
+            // In HTTP/1 a request body needs Content-Length or
+            // Transfer-Encoding, which `lookup` checks (RFC 9112 §6.3). From
+            // HTTP/2 on it needs neither: a GET body that does not end at
+            // once is still a body the key does not cover.
+            let unannounced_body = parts.version >= http::Version::HTTP_2
+                && key::method_class(&parts.method).is_some()
+                && !body.is_end_stream();
+            let lookup = if unannounced_body {
+                Lookup::Forward(Box::new(cache.forward_uncached(
+                    &parts,
+                    &policy,
+                    NotStored::RequestBody,
+                )))
+            } else {
+                cache.lookup(&parts, &policy).await
+            };
+            match lookup {
                 Lookup::Respond(response) => Ok(CacheBody::for_response(response)),
                 Lookup::Forward(fill) => {
                     fill.prepare(&mut parts);

@@ -117,7 +117,42 @@ async fn never_shared(mount: Mount, extra: (&'static str, &'static str), reason:
     assert_eq!(w.cache.stats().stores, 0);
 }
 
+/// Answers with the request's body: a handler whose answer the key (URL
+/// and vary fields) does not determine when a GET carries a body.
+async fn echo(State(calls): State<Calls>, body: String) -> String {
+    bump(&calls);
+    format!("you sent {body:?}")
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_echo(calls: State<Calls>, body: String) -> String {
+    echo(calls, body).await
+}
+
 both_mounts! {
+    #[tokio::test]
+    async fn a_get_with_a_body_bypasses_the_cache(mount) {
+        let w = World::with(|b| b.cache_status_detail(true));
+        let route = w.route(mount, minute(), get(echo), get(cached_echo));
+        let app = w.app(mount, Router::new().route("/echo", route), w.counter());
+        // As on the wire: an HTTP/1.1 body comes with its length.
+        let with_body = |b: &'static str| {
+            request("GET", "/echo")
+                .header("content-length", b.len())
+                .body(Body::from(b))
+                .unwrap()
+        };
+        assert_eq!(send(&app, with_body("alice")).await.text(), "you sent \"alice\"");
+        let bob = send(&app, with_body("bob")).await;
+        assert_eq!(bob.text(), "you sent \"bob\"", "one body's answer served for another");
+        assert!(bob.cache_status().contains("fwd=bypass; fwd-status=200; detail=request-body"), "{}", bob.cache_status());
+        // Without a body the route caches as usual.
+        get_reply(&app, "/echo").await;
+        assert!(get_reply(&app, "/echo").await.is_hit());
+        assert_eq!(w.calls(), 3);
+        assert_eq!(w.cache.stats().not_stored(NotStored::RequestBody), 2);
+    }
+
     #[tokio::test]
     async fn set_cookie_responses_are_never_shared(mount) {
         never_shared(mount, ("set-cookie", "session=alice"), NotStored::SetCookie).await;
@@ -223,4 +258,34 @@ both_mounts! {
         assert_eq!(w.calls(), 20);
         assert_eq!(w.cache.stats().stores, 0);
     }
+}
+
+/// HTTP/2 needs no Content-Length: the layer sees the body itself.
+#[tokio::test]
+async fn an_http2_get_body_without_a_length_bypasses_the_layer() {
+    let w = World::new();
+    let route = w.route(Mount::Layer, minute(), get(echo), get(cached_echo));
+    let app = w.app(
+        Mount::Layer,
+        Router::new().route("/echo", route),
+        w.counter(),
+    );
+    let h2 = |b: &'static str| {
+        request("GET", "/echo")
+            .version(http::Version::HTTP_2)
+            .body(Body::from(b))
+            .unwrap()
+    };
+    assert_eq!(send(&app, h2("alice")).await.text(), "you sent \"alice\"");
+    assert_eq!(send(&app, h2("bob")).await.text(), "you sent \"bob\"");
+    // An HTTP/2 GET without a body is cached as usual.
+    let empty = || {
+        request("GET", "/echo")
+            .version(http::Version::HTTP_2)
+            .body(Body::empty())
+            .unwrap()
+    };
+    send(&app, empty()).await;
+    assert!(send(&app, empty()).await.is_hit());
+    assert_eq!(w.calls(), 3);
 }

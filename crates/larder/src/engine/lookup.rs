@@ -123,6 +123,9 @@ impl Cache {
             .honor_request_directives
             .then(|| CacheControl::from_request(&parts.headers));
 
+        if crate::policy::storable::request_has_body(&parts.headers) {
+            return self.bypass(parts, policy, NotStored::RequestBody, Fwd::Bypass, now);
+        }
         if matches!(policy.mode, Mode::RouteTtl(_))
             && !policy.allow_authorization
             && parts.headers.contains_key(http::header::AUTHORIZATION)
@@ -267,6 +270,40 @@ impl Cache {
         Lookup::Forward(Box::new(
             self.fill(parts, policy, plan, fwd, directives, now),
         ))
+    }
+
+    /// Forwards a request without reading or writing the cache, for
+    /// adapters that know something `lookup` cannot see: a GET whose body
+    /// streams without a `Content-Length` (HTTP/2), say. The response gets
+    /// `Cache-Status: …; fwd=bypass` and counts as not stored for `reason`.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use larder::{Cache, NotStored, Policy};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let policy = Arc::new(Policy::ttl(Duration::from_secs(60)));
+    /// let (parts, ()) = http::Request::get("/search").body(()).unwrap().into_parts();
+    /// let fill = cache.forward_uncached(&parts, &policy, NotStored::RequestBody);
+    /// assert!(!fill.stores());
+    /// let response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from("r")));
+    /// let response = fill.complete(response).await;
+    /// assert!(response.headers()["cache-status"].to_str().unwrap().contains("fwd=bypass"));
+    /// # });
+    /// ```
+    pub fn forward_uncached(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        reason: NotStored,
+    ) -> Fill {
+        let now = self.inner.clock.now();
+        match self.bypass(parts, policy, reason, Fwd::Bypass, now) {
+            Lookup::Forward(fill) => *fill,
+            Lookup::Respond(_) => unreachable!("bypass always forwards"),
+        }
     }
 
     fn bypass(

@@ -46,6 +46,8 @@ pub enum NotStored {
     TooLarge,
     /// The body failed while being read, or carried trailers.
     Body,
+    /// The GET or HEAD request carried a body, which the key does not cover.
+    RequestBody,
 }
 
 impl NotStored {
@@ -59,7 +61,7 @@ impl NotStored {
     /// let tokens: HashSet<&str> = NotStored::ALL.iter().map(|r| r.as_str()).collect();
     /// assert_eq!(tokens.len(), NotStored::ALL.len()); // each reason once
     /// ```
-    pub const ALL: [NotStored; 13] = [
+    pub const ALL: [NotStored; 14] = [
         NotStored::Method,
         NotStored::Status,
         NotStored::RequestNoStore,
@@ -73,6 +75,7 @@ impl NotStored {
         NotStored::Stale,
         NotStored::TooLarge,
         NotStored::Body,
+        NotStored::RequestBody,
     ];
 
     /// A short token, used in logs, stats and `Cache-Status` `detail`.
@@ -98,6 +101,7 @@ impl NotStored {
             NotStored::Stale => "stale",
             NotStored::TooLarge => "too-large",
             NotStored::Body => "body",
+            NotStored::RequestBody => "request-body",
         }
     }
 
@@ -139,6 +143,32 @@ pub struct Storable {
     pub forbids_stale: bool,
     /// Header fields named by qualified `private`/`no-cache`, to strip.
     pub strip: Vec<HeaderName>,
+}
+
+/// True when a request announces a body (a non-zero `Content-Length`, or
+/// any `Transfer-Encoding`). A GET or HEAD with a body bypasses the cache:
+/// the key does not cover the body, so a handler that reads it could
+/// otherwise answer one client with what another's body asked for.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::storable::request_has_body;
+///
+/// let mut headers = HeaderMap::new();
+/// assert!(!request_has_body(&headers));
+/// headers.insert("content-length", HeaderValue::from_static("0"));
+/// assert!(!request_has_body(&headers));
+/// headers.insert("content-length", HeaderValue::from_static("12"));
+/// assert!(request_has_body(&headers));
+/// ```
+pub fn request_has_body(headers: &http::HeaderMap) -> bool {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .any(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
 /// What the cache knows of a request when deciding to store its response.
@@ -587,6 +617,20 @@ mod tests {
             .resp("cache-control", "max-age=10");
         c.age = Duration::from_secs(10);
         assert!(c.run().is_ok());
+    }
+
+    #[test]
+    fn a_get_with_a_body_is_not_for_the_cache() {
+        let with = |name: &'static str, value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(value));
+            request_has_body(&h)
+        };
+        assert!(with("content-length", "5"));
+        assert!(with("transfer-encoding", "chunked"));
+        assert!(!with("content-length", "0"));
+        assert!(!with("content-length", " 0 "));
+        assert!(!request_has_body(&HeaderMap::new()));
     }
 
     #[test]
