@@ -329,6 +329,15 @@ impl Fill {
                 )
                 .await
         } else {
+            if names != self.policy.vary {
+                // Later lookups of this URI fetch the variant with the index.
+                self.policy.varies.set();
+                let memo: Arc<[header::HeaderName]> = names.clone().into();
+                self.cache
+                    .inner
+                    .vary_memo
+                    .insert(primary.store_key.clone(), memo);
+            }
             let nonce = match seen {
                 Some(index) if index.names == names => index.nonce,
                 _ => new_nonce(),

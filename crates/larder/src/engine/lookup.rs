@@ -153,7 +153,7 @@ impl Cache {
         // may have stored what the read is about to miss.
         let bucket = super::coalesce::bucket(&primary.store_key);
         let landings = self.inner.flights.landings(bucket);
-        let found = self.find(&primary, &policy.vary, &parts.headers).await;
+        let found = self.find(&primary, policy, &parts.headers).await;
         let mut fwd = found.fwd;
         if let Some(entry) = found.entry {
             let age = freshness::current_age(entry.initial_age, entry.response_time, now);
@@ -221,7 +221,7 @@ impl Cache {
                     if self.inner.flights.landings(bucket) != landings {
                         // Another fetch landed after our read: look again
                         // rather than run the handler a second time.
-                        let found = self.find(&primary, &policy.vary, &parts.headers).await;
+                        let found = self.find(&primary, policy, &parts.headers).await;
                         index = found.index;
                         if let Some(entry) = found.entry.filter(|e| {
                             let age = freshness::current_age(e.initial_age, e.response_time, now);
@@ -377,19 +377,30 @@ impl Cache {
     pub(crate) async fn find(
         &self,
         primary: &PrimaryKey,
-        declared: &[HeaderName],
+        policy: &Policy,
         headers: &HeaderMap,
     ) -> Found {
         let store = &self.inner.store;
-        let read = if declared.is_empty() {
+        let declared = policy.vary.as_slice();
+        // The variant to fetch with the index: the route's declared vary
+        // fields, or the names this instance last saw in the URI's index.
+        let guess = if declared.is_empty() && policy.varies.get() {
+            self.inner.vary_memo.get(primary.store_key.as_str())
+        } else {
+            None
+        };
+        let names: &[HeaderName] = match &guess {
+            Some(names) => names,
+            None => declared,
+        };
+        let read = if names.is_empty() {
             store.get(&primary.store_key).await.map(|v| (v, None))
         } else {
-            // The index and the variant the route's own vary fields select,
-            // in one round trip.
-            let values = key::vary_values(declared, headers);
+            // The index and the variant, in one round trip (one hash slot).
+            let values = key::vary_values(names, headers);
             let keys = [
                 primary.store_key.clone(),
-                key::variant_key(primary, declared, &values),
+                key::variant_key(primary, names, &values),
             ];
             store.get_many(&keys).await.map(|mut got| {
                 let variant = got.get_mut(1).and_then(Option::take);
@@ -430,7 +441,14 @@ impl Cache {
         if index.material != primary.material || !declared.iter().all(|d| index.names.contains(d)) {
             return Found::miss(Fwd::UriMiss, None);
         }
-        let variant = if index.names == declared {
+        if index.names.as_slice() != declared && index.names.as_slice() != names {
+            policy.varies.set();
+            let names: Arc<[HeaderName]> = index.names.clone().into();
+            self.inner
+                .vary_memo
+                .insert(primary.store_key.clone(), names);
+        }
+        let variant = if index.names == names {
             prefetched
         } else {
             let values = key::vary_values(&index.names, headers);

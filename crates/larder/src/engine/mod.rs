@@ -33,6 +33,9 @@ pub use stats::Stats;
 
 /// The default in-memory capacity when no store is given: 64 MiB.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// How many URIs' Vary names an instance remembers.
+const VARY_MEMO_ENTRIES: u64 = 10_000;
+
 /// The default largest body the cache buffers and stores: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 
@@ -68,6 +71,9 @@ pub(crate) struct Inner {
     pub coalesce_wait: Duration,
     pub namespace_refresh: Duration,
     pub namespaces: namespaces::Namespaces,
+    /// The Vary names last seen in each URI's variant index, so that a
+    /// route whose responses vary still hits in one round trip.
+    pub vary_memo: moka::sync::Cache<String, Arc<[HeaderName]>>,
     pub flights: Arc<coalesce::Flights>,
     pub counters: stats::Counters,
     pub error_log: stats::RateLimitedLog,
@@ -265,6 +271,7 @@ impl CacheBuilder {
                 coalesce_wait: self.coalesce_wait,
                 namespace_refresh: self.namespace_refresh,
                 namespaces: namespaces::Namespaces::default(),
+                vary_memo: moka::sync::Cache::new(VARY_MEMO_ENTRIES),
                 flights: Arc::default(),
                 counters: stats::Counters::default(),
                 error_log: stats::RateLimitedLog::new(Duration::from_secs(10)),

@@ -112,7 +112,36 @@ pub struct Policy {
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) key_extra: Option<ExtraFn>,
+    pub(crate) varies: VarySeen,
 }
+
+/// Set once a response of the route varied on fields the route did not
+/// declare. From then on a lookup also fetches the variant the engine's
+/// memo of that URI's Vary names points at, in the same round trip. It is
+/// what the engine learned, not a rule: policies compare equal whatever it
+/// holds, and clones share it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VarySeen(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl VarySeen {
+    pub(crate) fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self) {
+        if !self.get() {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl PartialEq for VarySeen {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for VarySeen {}
 
 /// A [`KeyExtra`] with the equality a `Policy` needs: the same function.
 /// Function addresses are not guaranteed unique, so two policies holding
@@ -156,6 +185,7 @@ impl Policy {
             stale_while_revalidate: None,
             stale_if_error: None,
             key_extra: None,
+            varies: VarySeen::default(),
         }
     }
 
