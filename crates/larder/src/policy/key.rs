@@ -230,7 +230,11 @@ fn key_for(prefix: &str, namespace: &str, generation: u64, material: String) -> 
     store_key.push(':');
     push_escaped(&mut store_key, namespace);
     store_key.push(':');
-    let _ = write!(store_key, "{generation}");
+    if generation == 0 {
+        store_key.push('0');
+    } else {
+        let _ = write!(store_key, "{generation}");
+    }
     store_key.push_str(":{");
     push_hex16(&mut store_key, hash.as_bytes());
     store_key.push('}');
@@ -476,6 +480,12 @@ pub fn escape(text: &str) -> String {
 
 fn push_escaped(out: &mut String, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    // Namespaces are nearly always plain words: copy them whole.
+    if text.bytes().all(safe) {
+        out.push_str(text);
+        return;
+    }
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
             out.push(b as char);
@@ -497,10 +507,13 @@ fn hex16(hash: &[u8; 32]) -> String {
 
 fn push_hex16(out: &mut String, hash: &[u8; 32]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in &hash[..16] {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
+    let mut digits = [0u8; 32];
+    for (i, b) in hash[..16].iter().enumerate() {
+        digits[2 * i] = HEX[(b >> 4) as usize];
+        digits[2 * i + 1] = HEX[(b & 15) as usize];
     }
+    // Hex digits are ASCII: one copy instead of 32 pushes.
+    out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
 }
 
 #[cfg(test)]
