@@ -131,6 +131,23 @@ async fn cached_echo(calls: State<Calls>, body: String) -> String {
 
 both_mounts! {
     #[tokio::test]
+    async fn hosts_outside_the_allowlist_bypass_the_cache(mount) {
+        let w = World::with(|b| b.allowed_hosts(["Example.com"]).cache_status_detail(true));
+        let route = w.route(mount, minute(), get(echo), get(cached_echo));
+        let app = w.app(mount, Router::new().route("/echo", route), w.counter());
+        let host = |h: &'static str| http::Request::get("/echo").header("host", h).body(Body::empty()).unwrap();
+        send(&app, host("example.com")).await;
+        assert!(send(&app, host("example.com:80")).await.is_hit());
+        for _ in 0..2 {
+            let forged = send(&app, host("evil.example")).await;
+            assert!(forged.cache_status().contains("fwd=bypass"), "{}", forged.cache_status());
+            assert!(forged.cache_status().contains("detail=host"), "{}", forged.cache_status());
+        }
+        assert_eq!(w.calls(), 3);
+        assert_eq!(w.cache.stats().stores, 1);
+    }
+
+    #[tokio::test]
     async fn a_get_with_a_body_bypasses_the_cache(mount) {
         let w = World::with(|b| b.cache_status_detail(true));
         let route = w.route(mount, minute(), get(echo), get(cached_echo));

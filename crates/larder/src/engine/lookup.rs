@@ -126,6 +126,14 @@ impl Cache {
         if crate::policy::storable::request_has_body(&parts.headers) {
             return self.bypass(parts, policy, NotStored::RequestBody, Fwd::Bypass, now);
         }
+        if let Some(allowed) = &self.inner.allowed_hosts {
+            let host = key::host(&parts.uri, &parts.headers);
+            // Compare without the port an https request may carry too.
+            let bare = key::normalize_host(&host, "https");
+            if !allowed.iter().any(|a| *a == host || *a == bare) {
+                return self.bypass(parts, policy, NotStored::Host, Fwd::Bypass, now);
+            }
+        }
         if matches!(policy.mode, Mode::RouteTtl(_))
             && !policy.allow_authorization
             && parts.headers.contains_key(http::header::AUTHORIZATION)

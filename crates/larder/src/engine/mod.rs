@@ -67,6 +67,9 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub max_body: usize,
     pub legacy_header: Option<HeaderName>,
+    /// Lowercased hosts (default port removed) the cache serves; `None`:
+    /// every host.
+    pub allowed_hosts: Option<Vec<String>>,
     pub detail: bool,
     pub coalesce_wait: Duration,
     pub namespace_refresh: Duration,
@@ -153,6 +156,7 @@ pub struct CacheBuilder {
     clock: Arc<dyn Clock>,
     max_body: usize,
     legacy_header: Option<HeaderName>,
+    allowed_hosts: Option<Vec<String>>,
     detail: bool,
     coalesce_wait: Duration,
     namespace_refresh: Duration,
@@ -167,6 +171,7 @@ impl Default for CacheBuilder {
             clock: Arc::new(SystemClock),
             max_body: DEFAULT_MAX_BODY_BYTES,
             legacy_header: None,
+            allowed_hosts: None,
             detail: false,
             coalesce_wait: Duration::from_secs(30),
             namespace_refresh: Duration::from_secs(1),
@@ -225,6 +230,26 @@ impl CacheBuilder {
         self
     }
 
+    /// Serve from and store to the cache only for these hosts (compared
+    /// lowercased, default port removed); requests for any other `Host`
+    /// bypass it. Without it every host is cached, each under its own key:
+    /// an allowlist keeps forged `Host` values from filling the cache.
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder()
+    ///     .allowed_hosts(["example.com", "www.example.com"])
+    ///     .build();
+    /// # let _ = cache;
+    /// ```
+    pub fn allowed_hosts<H: AsRef<str>>(mut self, hosts: impl IntoIterator<Item = H>) -> Self {
+        let hosts = hosts
+            .into_iter()
+            .map(|h| crate::policy::key::normalize_host(h.as_ref(), "http"))
+            .collect();
+        self.allowed_hosts = Some(hosts);
+        self
+    }
+
     /// Add `detail=<reason>` to `Cache-Status` when a response is not
     /// stored. Off by default: it tells clients about the cache's rules.
     pub fn cache_status_detail(mut self, on: bool) -> Self {
@@ -267,6 +292,7 @@ impl CacheBuilder {
                 clock: self.clock,
                 max_body: self.max_body,
                 legacy_header: self.legacy_header,
+                allowed_hosts: self.allowed_hosts,
                 detail: self.detail,
                 coalesce_wait: self.coalesce_wait,
                 namespace_refresh: self.namespace_refresh,

@@ -48,6 +48,8 @@ pub enum NotStored {
     Body,
     /// The GET or HEAD request carried a body, which the key does not cover.
     RequestBody,
+    /// The request's host is not in the cache's allowed hosts.
+    Host,
 }
 
 impl NotStored {
@@ -61,7 +63,7 @@ impl NotStored {
     /// let tokens: HashSet<&str> = NotStored::ALL.iter().map(|r| r.as_str()).collect();
     /// assert_eq!(tokens.len(), NotStored::ALL.len()); // each reason once
     /// ```
-    pub const ALL: [NotStored; 14] = [
+    pub const ALL: [NotStored; 15] = [
         NotStored::Method,
         NotStored::Status,
         NotStored::RequestNoStore,
@@ -76,6 +78,7 @@ impl NotStored {
         NotStored::TooLarge,
         NotStored::Body,
         NotStored::RequestBody,
+        NotStored::Host,
     ];
 
     /// A short token, used in logs, stats and `Cache-Status` `detail`.
@@ -102,6 +105,7 @@ impl NotStored {
             NotStored::TooLarge => "too-large",
             NotStored::Body => "body",
             NotStored::RequestBody => "request-body",
+            NotStored::Host => "host",
         }
     }
 
