@@ -44,75 +44,17 @@ fn gated_app(mount: Mount, w: &World, gate: Arc<Semaphore>) -> Router {
 
 /// A store whose first read stalls, after reading, until the test lets it go:
 /// it puts one request's miss "in the past" of another request's fetch.
-struct StallFirstRead {
-    inner: larder::MemoryStore,
-    stalled: Arc<tokio::sync::Notify>,
-    release: Arc<Semaphore>,
-    first: std::sync::atomic::AtomicBool,
-}
-
-impl StallFirstRead {
-    async fn maybe_stall(&self) {
-        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.stalled.notify_one();
-            let _permit = self.release.acquire().await.unwrap();
-        }
-    }
-}
-
-impl larder::store::Store for StallFirstRead {
-    fn get<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, Option<bytes::Bytes>> {
+fn stall_first_read(stalled: Arc<tokio::sync::Notify>, release: Arc<Semaphore>) -> ObservedStore {
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    ObservedStore::new(Arc::new(move || {
+        let (first, stalled, release) = (first.clone(), stalled.clone(), release.clone());
         Box::pin(async move {
-            let got = self.inner.get(key).await?;
-            self.maybe_stall().await;
-            Ok(got)
+            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                stalled.notify_one();
+                let _permit = release.acquire().await.unwrap();
+            }
         })
-    }
-
-    fn get_many<'a>(
-        &'a self,
-        keys: &'a [String],
-    ) -> larder::store::StoreFuture<'a, Vec<Option<bytes::Bytes>>> {
-        Box::pin(async move {
-            let got = self.inner.get_many(keys).await?;
-            self.maybe_stall().await;
-            Ok(got)
-        })
-    }
-
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        value: bytes::Bytes,
-        ttl: Duration,
-    ) -> larder::store::StoreFuture<'a, ()> {
-        self.inner.put(key, value, ttl)
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, ()> {
-        self.inner.delete(key)
-    }
-
-    fn index_add<'a>(
-        &'a self,
-        index: &'a str,
-        member: &'a str,
-        ttl: Duration,
-    ) -> larder::store::StoreFuture<'a, ()> {
-        self.inner.index_add(index, member, ttl)
-    }
-
-    fn index_purge<'a>(&'a self, index: &'a str) -> larder::store::StoreFuture<'a, u64> {
-        self.inner.index_purge(index)
-    }
-
-    fn incr<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
-        self.inner.incr(key)
-    }
-
-    fn counter<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
-        self.inner.counter(key)
-    }
+    }))
 }
 
 both_mounts! {
@@ -221,12 +163,7 @@ both_mounts! {
     async fn a_miss_read_before_another_fetch_landed_does_not_fetch_again(mount) {
         let stalled = Arc::new(tokio::sync::Notify::new());
         let release = Arc::new(Semaphore::new(0));
-        let store = StallFirstRead {
-            inner: larder::MemoryStore::new(1 << 20),
-            stalled: stalled.clone(),
-            release: release.clone(),
-            first: true.into(),
-        };
+        let store = stall_first_read(stalled.clone(), release.clone());
         let w = World::with(|b| b.store(store));
         let app = gated_app(mount, &w, Arc::new(Semaphore::new(100)));
         // A reads the store (a miss) and stalls before it can join a flight.

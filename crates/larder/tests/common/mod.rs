@@ -229,3 +229,72 @@ impl larder::store::Store for DeadStore {
         refused()
     }
 }
+
+/// What an [`ObservedStore`] runs after each read round trip (`get` or
+/// `get_many`), before the read's result is handed back.
+pub type AfterRead =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A memory store that lets a test watch, or hold up, its reads.
+#[derive(Clone)]
+pub struct ObservedStore {
+    pub inner: Arc<larder::MemoryStore>,
+    after_read: AfterRead,
+}
+
+impl ObservedStore {
+    pub fn new(after_read: AfterRead) -> Self {
+        ObservedStore {
+            inner: Arc::new(larder::MemoryStore::new(1 << 20)),
+            after_read,
+        }
+    }
+}
+
+impl larder::store::Store for ObservedStore {
+    fn get<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            let got = self.inner.get(key).await?;
+            (self.after_read)().await;
+            Ok(got)
+        })
+    }
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> larder::store::StoreFuture<'a, Vec<Option<Bytes>>> {
+        Box::pin(async move {
+            let got = self.inner.get_many(keys).await?;
+            (self.after_read)().await;
+            Ok(got)
+        })
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> larder::store::StoreFuture<'a, ()> {
+        self.inner.put(key, value, ttl)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, ()> {
+        self.inner.delete(key)
+    }
+    fn index_add<'a>(
+        &'a self,
+        index: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> larder::store::StoreFuture<'a, ()> {
+        self.inner.index_add(index, member, ttl)
+    }
+    fn index_purge<'a>(&'a self, index: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        self.inner.index_purge(index)
+    }
+    fn incr<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        self.inner.incr(key)
+    }
+    fn counter<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
+        self.inner.counter(key)
+    }
+}
