@@ -198,7 +198,16 @@ where
                     // cache. Only forwarded requests reach them, so a hit
                     // does not pay for the extension.
                     Installed::add(&mut parts.extensions, &cache);
-                    let response = inner.call(Request::from_parts(parts, body)).await?;
+                    let response = match inner.call(Request::from_parts(parts, body)).await {
+                        Ok(response) => response,
+                        // No answer at all: a stale one may stand in.
+                        Err(e) => {
+                            return match fill.stale_on_error() {
+                                Some(stale) => Ok(CacheBody::for_response(stale)),
+                                None => Err(e),
+                            }
+                        }
+                    };
                     Ok(fill.complete(response).await)
                 }
             }

@@ -446,3 +446,140 @@ both_mounts! {
         }
     }
 }
+
+/// A handler that answers `v1` with the given Cache-Control while healthy,
+/// and 503 once `failing` is set.
+fn flaky_app(
+    w: &World,
+    policy: Policy,
+    cache_control: &'static str,
+) -> (Router, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = failing.clone();
+    let app = Router::new().route(
+        "/flaky",
+        get(move || {
+            let flag = flag.clone();
+            async move {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [("cache-control", "no-store")],
+                        "down",
+                    )
+                        .into_response()
+                } else {
+                    ([("cache-control", cache_control)], "v1").into_response()
+                }
+            }
+        })
+        .layer(w.cache.layer(policy)),
+    );
+    (app, failing)
+}
+
+fn fail(flag: &std::sync::atomic::AtomicBool) {
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_stale_answer_inside_its_window_5861_4() {
+    let w = World::new();
+    let (app, failing) = flaky_app(&w, minute(), "max-age=60, stale-if-error=300");
+    get_reply(&app, "/flaky").await;
+    fail(&failing);
+    w.clock.advance(Duration::from_secs(100)); // 40 s stale, window 300 s
+    let r = get_reply(&app, "/flaky").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "v1");
+    assert_eq!(
+        r.cache_status(),
+        "larder; fwd=stale; fwd-status=503; ttl=-40"
+    );
+    assert_eq!(r.header("x-cache"), Some("STALE"));
+    assert_eq!(r.header("age"), Some("100"));
+    w.clock.advance(Duration::from_secs(300)); // 340 s stale: outside
+    let r = get_reply(&app, "/flaky").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "down");
+}
+
+#[tokio::test]
+async fn stale_if_error_from_the_route_policy_5861_4() {
+    let w = World::new();
+    let policy = minute().stale_if_error(Duration::from_secs(300));
+    let (app, failing) = flaky_app(&w, policy, "public");
+    get_reply(&app, "/flaky").await;
+    fail(&failing);
+    w.clock.advance(Duration::from_secs(100));
+    assert_eq!(get_reply(&app, "/flaky").await.text(), "v1");
+}
+
+#[tokio::test]
+async fn stale_if_error_from_the_request_5861_4() {
+    let w = World::new();
+    let (app, failing) = flaky_app(&w, minute(), "public");
+    get_reply(&app, "/flaky").await;
+    fail(&failing);
+    w.clock.advance(Duration::from_secs(100));
+    assert_eq!(
+        get_reply(&app, "/flaky").await.status,
+        503,
+        "no window anywhere"
+    );
+    let asks = request("GET", "/flaky")
+        .header("cache-control", "stale-if-error=60")
+        .body(Body::empty())
+        .unwrap();
+    let r = send(&app, asks).await;
+    assert_eq!(r.text(), "v1");
+}
+
+#[tokio::test]
+async fn must_revalidate_never_serves_stale_on_error_9111_4_2_4() {
+    let w = World::new();
+    let (app, failing) = flaky_app(
+        &w,
+        minute(),
+        "max-age=60, must-revalidate, stale-if-error=300",
+    );
+    get_reply(&app, "/flaky").await;
+    fail(&failing);
+    w.clock.advance(Duration::from_secs(100));
+    assert_eq!(get_reply(&app, "/flaky").await.status, 503);
+}
+
+#[tokio::test]
+async fn stale_if_error_stands_in_for_a_service_error_5861_4() {
+    use tower::{Layer, ServiceExt};
+    let w = World::new();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = failing.clone();
+    let inner = tower::service_fn(move |_req: http::Request<Body>| {
+        let down = flag.load(std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if down {
+                Err("connection refused")
+            } else {
+                let mut r = http::Response::new(Body::from("v1"));
+                r.headers_mut().insert(
+                    "cache-control",
+                    http::HeaderValue::from_static("stale-if-error=300"),
+                );
+                Ok(r)
+            }
+        }
+    });
+    let service = w.cache.layer(minute()).layer(inner);
+    let get = || request("GET", "/s").body(Body::empty()).unwrap();
+    service.clone().oneshot(get()).await.unwrap();
+    fail(&failing);
+    w.clock.advance(Duration::from_secs(100));
+    let r = service.clone().oneshot(get()).await.unwrap();
+    assert_eq!(r.headers()["cache-status"], "larder; fwd=stale; ttl=-40");
+    w.clock.advance(Duration::from_secs(300));
+    assert_eq!(
+        service.oneshot(get()).await.unwrap_err(),
+        "connection refused"
+    );
+}

@@ -40,6 +40,8 @@ pub struct Fill {
     /// The namespace generation the request was keyed with (invalidation
     /// must delete keys of the same generation).
     pub(crate) generation: u64,
+    /// A stale entry allowed to stand in for a failed fetch (RFC 5861 §4).
+    pub(crate) stale: Option<Box<Entry>>,
 }
 
 pub(crate) enum Plan {
@@ -86,6 +88,56 @@ const CONDITIONAL_FIELDS: [header::HeaderName; 6] = [
 ];
 
 impl Fill {
+    /// When the handler could not answer at all (the service returned an
+    /// error), the stale response that may stand in for it (RFC 5861
+    /// `stale-if-error`), if the stored one is inside its window.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use larder::{Cache, Lookup, Policy};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let policy = Arc::new(Policy::ttl(Duration::from_secs(60)));
+    /// let (parts, ()) = http::Request::get("http://h/a").body(()).unwrap().into_parts();
+    /// let Lookup::Forward(fill) = cache.lookup(&parts, &policy).await else { unreachable!() };
+    /// assert!(fill.stale_on_error().is_none(), "nothing stored yet");
+    /// # });
+    /// ```
+    pub fn stale_on_error(mut self) -> Option<Response<bytes::Bytes>> {
+        let stale = self.stale.take()?;
+        if let Plan::Store {
+            leader: Some(leader),
+            ..
+        } = std::mem::replace(&mut self.plan, Plan::Pass(None))
+        {
+            leader.land(Landed::Uncacheable);
+        }
+        Some(self.stale_answer(*stale, None))
+    }
+
+    fn stale_answer(&self, entry: Entry, fwd_status: Option<u16>) -> Response<bytes::Bytes> {
+        Counters::bump(&self.cache.inner.counters.stale_hits);
+        let answer = Answer {
+            fwd: Some(Fwd::Stale),
+            fwd_status,
+            detail: self.cache.inner.detail.then_some("stale-if-error"),
+            legacy: "STALE",
+            ..Answer::default()
+        };
+        let now = self.cache.inner.clock.now();
+        respond::from_entry(
+            &self.cache,
+            &self.policy,
+            entry,
+            &self.method,
+            &self.headers,
+            answer,
+            now,
+        )
+    }
+
     /// True when the response may be stored (the request is cacheable).
     pub fn stores(&self) -> bool {
         matches!(self.plan, Plan::Store { .. })
@@ -144,6 +196,17 @@ impl Fill {
         else {
             unreachable!("store() is only called for Plan::Store")
         };
+        if freshness::is_error_for_stale(response.status()) {
+            if let Some(stale) = self.stale.take() {
+                // The handler failed and a stale answer may stand in: never
+                // share the failure, serve what is stored.
+                if let Some(l) = leader {
+                    l.land(Landed::Uncacheable);
+                }
+                let status = response.status().as_u16();
+                return CacheBody::for_response(self.stale_answer(*stale, Some(status)));
+            }
+        }
         let response_time = self.cache.inner.clock.now();
         let (parts, body) = response.into_parts();
         let directives = CacheControl::from_headers(&parts.headers);

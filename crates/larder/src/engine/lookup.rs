@@ -163,6 +163,8 @@ impl Cache {
         let landings = self.inner.flights.landings(bucket);
         let found = self.find(&primary, policy, &parts.headers).await;
         let mut fwd = found.fwd;
+        // A stale entry kept to stand in if the fetch fails (RFC 5861 §4).
+        let mut stale = None;
         if let Some(entry) = found.entry {
             let age = freshness::current_age(entry.initial_age, entry.response_time, now);
             match freshness::reuse(
@@ -187,6 +189,17 @@ impl Cache {
                     } else {
                         Fwd::Request
                     };
+                    let fallback = age >= entry.lifetime
+                        && freshness::stale_if_error_allows(
+                            entry.lifetime,
+                            age,
+                            entry.forbids_stale,
+                            entry.stale_if_error,
+                            directives.as_ref(),
+                        );
+                    if fallback {
+                        stale = Some(Box::new(entry));
+                    }
                 }
             }
         }
@@ -201,6 +214,7 @@ impl Cache {
             directives,
             bucket,
             landings,
+            stale,
         };
         self.coalesce(parts, policy, miss, now).await
     }
@@ -219,6 +233,7 @@ impl Cache {
             directives,
             bucket,
             mut landings,
+            stale,
         } = miss;
         let flight_key = flight_key(&primary, policy, &parts.headers);
         // A leader that goes away hands the key to the next request; a few
@@ -251,7 +266,8 @@ impl Cache {
                     }
                     Counters::bump(&self.inner.counters.misses);
                     let plan = Plan::store(primary, index, Some(leader));
-                    let fill = self.fill(parts, policy, plan, fwd, directives, now);
+                    let mut fill = self.fill(parts, policy, plan, fwd, directives, now);
+                    fill.stale = stale;
                     return Lookup::Forward(Box::new(fill));
                 }
                 Join::Follower(rx) => rx,
@@ -275,9 +291,9 @@ impl Cache {
         }
         Counters::bump(&self.inner.counters.misses);
         let plan = Plan::store(primary, index, None);
-        Lookup::Forward(Box::new(
-            self.fill(parts, policy, plan, fwd, directives, now),
-        ))
+        let mut fill = self.fill(parts, policy, plan, fwd, directives, now);
+        fill.stale = stale;
+        Lookup::Forward(Box::new(fill))
     }
 
     /// Forwards a request without reading or writing the cache, for
@@ -357,6 +373,7 @@ impl Cache {
             directives,
             request_time,
             generation: 0,
+            stale: None,
         }
     }
 
@@ -518,6 +535,8 @@ struct Miss {
     /// The landing bucket of the primary key, and its count before the read.
     bucket: usize,
     landings: u64,
+    /// A stale entry that may stand in if the fetch fails.
+    stale: Option<Box<Entry>>,
 }
 
 /// The key concurrent misses coalesce on. Requests that differ in a

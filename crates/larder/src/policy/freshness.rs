@@ -370,8 +370,113 @@ fn parse_http_date(value: &http::HeaderValue) -> Option<SystemTime> {
     httpdate::parse_http_date(text).ok()
 }
 
+/// May a stale stored response stand in for a failed fetch (RFC 5861 §4)?
+/// Only when it may be served stale at all (RFC 9111 §4.2.4), and its age
+/// is within the `stale-if-error` window: the longer of the stored
+/// response's and the request's (when the route honours request
+/// directives).
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::policy::freshness::stale_if_error_allows;
+///
+/// let minute = Duration::from_secs(60);
+/// let window = Duration::from_secs(300);
+/// assert!(stale_if_error_allows(minute, Duration::from_secs(200), false, window, None));
+/// assert!(!stale_if_error_allows(minute, Duration::from_secs(400), false, window, None));
+/// assert!(!stale_if_error_allows(minute, Duration::from_secs(200), true, window, None));
+/// ```
+pub fn stale_if_error_allows(
+    lifetime: Duration,
+    age: Duration,
+    forbids_stale: bool,
+    stored_window: Duration,
+    request: Option<&CacheControl>,
+) -> bool {
+    let requested = request
+        .and_then(|cc| cc.stale_if_error)
+        .map_or(Duration::ZERO, |s| Duration::from_secs(u64::from(s)));
+    let window = stored_window.max(requested);
+    !forbids_stale && !window.is_zero() && age <= lifetime.saturating_add(window)
+}
+
+/// The answers a stale response may replace (RFC 5861 §4): 500, 502, 503
+/// and 504. A failed fetch with no answer at all counts too.
+///
+/// ```
+/// use http::StatusCode;
+/// use larder::policy::freshness::is_error_for_stale;
+///
+/// assert!(is_error_for_stale(StatusCode::SERVICE_UNAVAILABLE));
+/// assert!(!is_error_for_stale(StatusCode::NOT_FOUND));
+/// ```
+pub fn is_error_for_stale(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_if_error_window_from_response_or_request_5861_4() {
+        let (life, win) = (Duration::from_secs(60), Duration::from_secs(100));
+        let age = |s| Duration::from_secs(s);
+        assert!(stale_if_error_allows(life, age(160), false, win, None));
+        assert!(!stale_if_error_allows(life, age(161), false, win, None));
+        assert!(!stale_if_error_allows(
+            life,
+            age(70),
+            false,
+            Duration::ZERO,
+            None
+        ));
+        let req = CacheControl {
+            stale_if_error: Some(500),
+            ..CacheControl::default()
+        };
+        assert!(stale_if_error_allows(
+            life,
+            age(500),
+            false,
+            Duration::ZERO,
+            Some(&req)
+        ));
+        assert!(!stale_if_error_allows(
+            life,
+            age(600),
+            false,
+            win,
+            Some(&req)
+        ));
+    }
+
+    #[test]
+    fn stale_if_error_never_when_stale_is_forbidden_9111_4_2_4() {
+        let (life, win) = (Duration::from_secs(60), Duration::from_secs(100));
+        assert!(!stale_if_error_allows(
+            life,
+            Duration::from_secs(70),
+            true,
+            win,
+            None
+        ));
+    }
+
+    #[test]
+    fn only_server_errors_are_replaced_5861_4() {
+        for code in [500, 502, 503, 504] {
+            assert!(
+                is_error_for_stale(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
+        for code in [200, 404, 501, 505, 429] {
+            assert!(
+                !is_error_for_stale(StatusCode::from_u16(code).unwrap()),
+                "{code}"
+            );
+        }
+    }
+
     use super::*;
     use http::header::{HeaderName, HeaderValue, AGE, DATE, EXPIRES, LAST_MODIFIED};
     use std::time::UNIX_EPOCH;
