@@ -93,9 +93,9 @@ pub struct Entry {
     /// when absent. The store keeps the entry this much longer past expiry;
     /// serving it stale while a refresh runs is not implemented yet.
     pub stale_while_revalidate: Duration,
-    /// The response's `stale-if-error` window (RFC 5861 §4), zero when
-    /// absent. The store keeps the entry this much longer past expiry;
-    /// serving it stale when the origin fails is not implemented yet.
+    /// The `stale-if-error` window (RFC 5861 §4), from the response or the
+    /// route; zero when absent. The store keeps the entry this much longer
+    /// past expiry, and within it the entry stands in for a failed fetch.
     pub stale_if_error: Duration,
     /// True when it may never be served stale (RFC 9111 §4.2.4).
     pub forbids_stale: bool,

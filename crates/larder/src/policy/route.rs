@@ -355,17 +355,36 @@ impl Policy {
         self
     }
 
-    /// How long past expiry a stored response may be served while it is
-    /// refreshed (RFC 5861 `stale-while-revalidate`), when the response
-    /// states no window of its own.
+    /// The `stale-while-revalidate` window (RFC 5861) for responses that
+    /// state none. Today it is recorded in the entry and keeps it in the
+    /// store that much longer; serving it while one refresh runs is not
+    /// implemented yet (only a request's `max-stale` reads such entries).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::ttl(Duration::from_secs(60))
+    ///     .stale_while_revalidate(Duration::from_secs(30));
+    /// # let _ = policy;
+    /// ```
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.stale_while_revalidate = Some(window);
         self
     }
 
-    /// How long past expiry a stored response may be served when the
-    /// handler fails (RFC 5861 `stale-if-error`), when the response states
-    /// no window of its own.
+    /// How long past expiry a stored response may stand in when the handler
+    /// answers 500, 502, 503 or 504 or fails outright (RFC 5861
+    /// `stale-if-error`), for responses that state no window of their own.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// // A failing database costs users a five-minute-old page, not an error.
+    /// let policy = Policy::ttl(Duration::from_secs(60)).stale_if_error(Duration::from_secs(300));
+    /// # let _ = policy;
+    /// ```
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = Some(window);
         self
