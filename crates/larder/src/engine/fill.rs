@@ -126,6 +126,11 @@ impl Fill {
             legacy: "STALE",
             ..Answer::default()
         };
+        self.answer_from(entry, answer)
+    }
+
+    /// Sends `entry` to this fill's client, as `answer` describes.
+    fn answer_from(&self, entry: Entry, answer: Answer<'_>) -> Response<bytes::Bytes> {
         let now = self.cache.inner.clock.now();
         respond::from_entry(
             &self.cache,
@@ -286,17 +291,8 @@ impl Fill {
             legacy: "MISS",
             ..Answer::default()
         };
-        let now = self.cache.inner.clock.now();
         let entry = Arc::unwrap_or_clone(entry);
-        let mut response = respond::from_entry(
-            &self.cache,
-            &self.policy,
-            entry,
-            &self.method,
-            &self.headers,
-            answer,
-            now,
-        );
+        let mut response = self.answer_from(entry, answer);
         if response.status() != StatusCode::PRECONDITION_FAILED {
             for (name, value) in own_fields {
                 response.headers_mut().append(name, value);
