@@ -31,7 +31,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::policy::key;
+use crate::policy::storable;
 use crate::registry::Installed;
 use crate::{Cache, CacheBody, Lookup, NotStored, Policy};
 
@@ -174,13 +174,9 @@ where
         let policy = self.policy.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            // In HTTP/1 a request body needs Content-Length or
-            // Transfer-Encoding, which `lookup` checks (RFC 9112 §6.3). From
-            // HTTP/2 on it needs neither: a GET body that does not end at
-            // once is still a body the key does not cover.
-            let unannounced_body = parts.version >= http::Version::HTTP_2
-                && key::method_class(&parts.method).is_some()
-                && !body.is_end_stream();
+            // The layer alone sees the body; the rule is policy's.
+            let unannounced_body =
+                storable::unannounced_body(&parts.method, parts.version, body.is_end_stream());
             let lookup = if unannounced_body {
                 Lookup::Forward(Box::new(cache.forward_uncached(
                     &parts,

@@ -175,6 +175,24 @@ pub fn request_has_body(headers: &http::HeaderMap) -> bool {
         .any(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
+/// True when a GET or HEAD carries a body its headers need not announce:
+/// from HTTP/2 on a request body needs no `Content-Length` (RFC 9113
+/// §8.1.1), so a body that does not end at once is a body. In HTTP/1 the
+/// headers alone decide ([`request_has_body`], RFC 9112 §6.3).
+///
+/// ```
+/// use http::{Method, Version};
+/// use larder::policy::storable::unannounced_body;
+///
+/// assert!(unannounced_body(&Method::GET, Version::HTTP_2, false));
+/// assert!(!unannounced_body(&Method::GET, Version::HTTP_2, true));
+/// assert!(!unannounced_body(&Method::GET, Version::HTTP_11, false));
+/// assert!(!unannounced_body(&Method::POST, Version::HTTP_2, false));
+/// ```
+pub fn unannounced_body(method: &http::Method, version: http::Version, body_ended: bool) -> bool {
+    version >= http::Version::HTTP_2 && key::method_class(method).is_some() && !body_ended
+}
+
 /// What the cache knows of a request when deciding to store its response.
 ///
 /// ```
