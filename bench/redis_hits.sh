@@ -74,7 +74,7 @@ for size in $SIZES; do
         [[ $status == *hit* ]] || bench_die "/$subject is not a hit (cache-status: '${status}')"
     done
     for subject in "${SUBJECTS[@]}"; do bench_warm "$base/$subject"; done
-    before=$(curl -sf --max-time 5 "$base/stats")
+    before=$(curl -sf --max-time 5 "$base/stats" | grep "^larder-")
 
     for round in $(seq "$ROUNDS"); do
         order=("${SUBJECTS[@]}")
@@ -91,7 +91,7 @@ for size in $SIZES; do
     # The larder runs must have been hits: misses or store errors during
     # the measurement (a timed-out Redis command is served as a miss) are
     # reported beside the table.
-    after=$(curl -sf --max-time 5 "$base/stats")
+    after=$(curl -sf --max-time 5 "$base/stats" | grep "^larder-")
     paste <(echo "$before") <(echo "$after") | awk -v size="$size" '{
         for (i = 2; i <= 5; i++) { split($i, a, "="); split($(i + 5), b, "="); d[a[1]] = b[2] - a[2] }
         printf "%s at %s B during measurement: hits=%d misses=%d store_errors=%d corrupt_entries=%d\n",

@@ -9,8 +9,12 @@
 //! - `/larder-redis`: the `/plain` handler behind larder with a
 //!   `RedisStore`; after the first request every request is a hit.
 //! - `/larder-memory`: the same with the default in-memory store.
+//! - `/origin`: the `/plain` bytes with `Cache-Control: public, max-age=3600`,
+//!   counting its requests: the origin that `bench/run` puts the `larder`
+//!   proxy and nginx's `proxy_cache` in front of.
 //! - `/stats`: hits, misses and store errors of both caches, one line each,
-//!   so that the script can check the larder runs were all hits.
+//!   and the origin's request count, so that the scripts can check that the
+//!   cached runs were all hits.
 //!
 //! ```text
 //! LARDER_BENCH_REDIS_URL=redis://127.0.0.1:6379 LARDER_BENCH_BYTES=1024 \
@@ -23,10 +27,12 @@
 //! timeout: generous, so that a loaded machine does not turn hits into
 //! fail-open misses and make larder look faster or slower than it is.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -118,6 +124,23 @@ async fn main() {
         let body = body.clone();
         move || async move { octets(body) }
     };
+    // What a proxy's origin sends: cacheable by any shared cache for an
+    // hour. The count tells whether a proxy run reached the origin.
+    let origin_requests = Arc::new(AtomicU64::new(0));
+    let origin = {
+        let (body, count) = (body.clone(), origin_requests.clone());
+        move || async move {
+            count.fetch_add(1, Ordering::Relaxed);
+            (
+                [
+                    (CONTENT_TYPE, CONTENT_TYPE_VALUE),
+                    (CACHE_CONTROL, "public, max-age=3600"),
+                ],
+                body,
+            )
+                .into_response()
+        }
+    };
     let (stats_redis, stats_memory) = (redis_cache.clone(), memory_cache.clone());
     let app = Router::new()
         .route("/plain", get(plain.clone()))
@@ -130,11 +153,16 @@ async fn main() {
             "/larder-memory",
             get(plain).layer(memory_cache.layer(Policy::ttl(hour))),
         )
+        .route("/origin", get(origin))
         .route(
             "/stats",
             get(move || async move {
                 stats_line("larder-redis", &stats_redis)
                     + &stats_line("larder-memory", &stats_memory)
+                    + &format!(
+                        "origin requests={}\n",
+                        origin_requests.load(Ordering::Relaxed)
+                    )
             }),
         );
 
