@@ -48,7 +48,10 @@ impl Cache {
         let key = lease_key(flight_key);
         let holder = Bytes::from(format!("{:016x}", super::fill::new_nonce()));
         let store = &self.inner.store;
-        match store.lease(&key, holder.clone(), self.inner.lease_ttl).await {
+        match store
+            .lease(&key, holder.clone(), self.inner.lease_ttl)
+            .await
+        {
             Ok(Lease::Granted) => Claim::Granted(LeaseGuard {
                 cache: self.clone(),
                 key,
