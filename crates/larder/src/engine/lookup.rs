@@ -202,17 +202,20 @@ impl Cache {
                         let remaining = entry.lifetime.saturating_sub(age);
                         freshness::refresh_early(remaining, delta, uniform())
                     });
-                    let response = self.answer(entry.clone(), policy, parts, Answer::hit(), now);
                     if !early {
-                        return Lookup::Respond(response);
+                        let answer = Answer::hit();
+                        return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                     }
+                    let response = self.answer(entry.clone(), policy, parts, Answer::hit(), now);
                     let refresh = Refresh {
                         primary,
                         index,
                         entry,
                         directives,
                     };
-                    return self.and_refresh(response, parts, policy, refresh, now).await;
+                    return self
+                        .and_refresh(response, parts, policy, refresh, now)
+                        .await;
                 }
                 Reuse::Stale => {
                     Counters::bump(&self.inner.counters.stale_hits);
@@ -238,7 +241,9 @@ impl Cache {
                             entry,
                             directives,
                         };
-                        return self.and_refresh(response, parts, policy, refresh, now).await;
+                        return self
+                            .and_refresh(response, parts, policy, refresh, now)
+                            .await;
                     }
                     stale_fallback = expired
                         && freshness::stale_if_error_allows(
@@ -293,7 +298,9 @@ impl Cache {
         for _ in 0..3 {
             let rx = match self.inner.flights.join(&flight_key, miss.bucket) {
                 Join::Leader(leader) => {
-                    return self.lead(parts, policy, miss, leader, &flight_key, now).await
+                    return self
+                        .lead(parts, policy, miss, leader, &flight_key, now)
+                        .await
                 }
                 Join::Follower(rx) => rx,
             };
@@ -337,7 +344,9 @@ impl Cache {
                     if self.inner.flights.landings(miss.bucket) != miss.landings {
                         // Another fetch landed after our read: look again
                         // rather than run the handler a second time.
-                        if let Some(entry) = self.fresh_in_store(parts, policy, &mut miss, now).await {
+                        if let Some(entry) =
+                            self.fresh_in_store(parts, policy, &mut miss, now).await
+                        {
                             return self.collapse(parts, policy, leader, entry, miss.fwd, now);
                         }
                     }
@@ -347,7 +356,7 @@ impl Cache {
                     // The lease may have just been freed by a fill that
                     // stored what our first read missed.
                     if let Some(entry) = self.fresh_in_store(parts, policy, &mut miss, now).await {
-                        guard.release();
+                        guard.release().await;
                         return self.collapse(parts, policy, leader, entry, miss.fwd, now);
                     }
                     Counters::bump(&self.inner.counters.misses);
@@ -362,7 +371,9 @@ impl Cache {
                         keys.insert(flight_key.to_owned(), ());
                     }
                     Counters::bump(&self.inner.counters.misses);
-                    return Lookup::Forward(Box::new(self.miss_fill(parts, policy, miss, None, now)));
+                    return Lookup::Forward(Box::new(
+                        self.miss_fill(parts, policy, miss, None, now),
+                    ));
                 }
                 Claim::Held => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -378,7 +389,13 @@ impl Cache {
             }
         }
         Counters::bump(&self.inner.counters.misses);
-        Lookup::Forward(Box::new(self.miss_fill(parts, policy, miss, Some(leader), now)))
+        Lookup::Forward(Box::new(self.miss_fill(
+            parts,
+            policy,
+            miss,
+            Some(leader),
+            now,
+        )))
     }
 
     /// A fresh entry the store holds now for this request, if any.

@@ -423,9 +423,8 @@ pub fn stale_while_revalidate_allows(
     request: Option<&CacheControl>,
 ) -> bool {
     if let Some(request) = request {
-        let wants_fresher = request.no_cache_all()
-            || request.max_age.is_some()
-            || request.min_fresh.is_some();
+        let wants_fresher =
+            request.no_cache_all() || request.max_age.is_some() || request.min_fresh.is_some();
         if wants_fresher {
             return false;
         }
@@ -480,17 +479,50 @@ mod swr_tests {
     #[test]
     fn stale_while_revalidate_only_inside_the_window_5861_3() {
         let (life, win) = (secs(60), secs(30));
-        assert!(!stale_while_revalidate_allows(life, secs(59), false, win, None), "still fresh");
-        assert!(stale_while_revalidate_allows(life, secs(60), false, win, None));
-        assert!(stale_while_revalidate_allows(life, secs(89), false, win, None));
-        assert!(!stale_while_revalidate_allows(life, secs(90), false, win, None));
-        assert!(!stale_while_revalidate_allows(life, secs(70), false, Duration::ZERO, None));
+        assert!(
+            !stale_while_revalidate_allows(life, secs(59), false, win, None),
+            "still fresh"
+        );
+        assert!(stale_while_revalidate_allows(
+            life,
+            secs(60),
+            false,
+            win,
+            None
+        ));
+        assert!(stale_while_revalidate_allows(
+            life,
+            secs(89),
+            false,
+            win,
+            None
+        ));
+        assert!(!stale_while_revalidate_allows(
+            life,
+            secs(90),
+            false,
+            win,
+            None
+        ));
+        assert!(!stale_while_revalidate_allows(
+            life,
+            secs(70),
+            false,
+            Duration::ZERO,
+            None
+        ));
     }
 
     #[test]
     fn stale_while_revalidate_never_where_stale_is_forbidden_9111_4_2_4() {
         // must-revalidate, proxy-revalidate, s-maxage and no-cache set it.
-        assert!(!stale_while_revalidate_allows(secs(60), secs(70), true, secs(30), None));
+        assert!(!stale_while_revalidate_allows(
+            secs(60),
+            secs(70),
+            true,
+            secs(30),
+            None
+        ));
     }
 
     #[test]
@@ -504,7 +536,13 @@ mod swr_tests {
             );
         }
         let cc = ask("max-stale=1");
-        assert!(stale_while_revalidate_allows(secs(60), secs(70), false, secs(30), Some(&cc)));
+        assert!(stale_while_revalidate_allows(
+            secs(60),
+            secs(70),
+            false,
+            secs(30),
+            Some(&cc)
+        ));
     }
 
     #[test]
