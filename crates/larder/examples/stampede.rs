@@ -9,10 +9,12 @@
 //! ```
 //!
 //! It serves an axum app with the larder layer (memory store) on a free
-//! loopback port and sends the requests over real HTTP/1.1 connections,
-//! all at once, `--rounds` times (each round a new cold key). It prints one
-//! line: `handler_calls=N p50_ms=X p99_ms=Y requests=M`, latencies measured
-//! per request from connecting to the last byte.
+//! loopback port, opens one HTTP/1.1 connection per request, then sends
+//! every request at once, `--rounds` times (each round a new cold key). It
+//! prints one line: `handler_calls=N p50_ms=X p99_ms=Y requests=M`,
+//! latencies measured per request from the common start to the last byte.
+//! `--pool N` gives the handler's "database" N connections (default: no
+//! limit), so that queries beyond N queue as they would on a real pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ struct Args {
     handler: Duration,
     coalescing: bool,
     rounds: usize,
+    pool: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -38,6 +41,7 @@ fn args() -> Result<Args, String> {
         handler: Duration::from_millis(50),
         coalescing: true,
         rounds: 3,
+        pool: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +51,7 @@ fn args() -> Result<Args, String> {
             "--concurrency" => args.concurrency = number(value()?)? as usize,
             "--handler-ms" => args.handler = Duration::from_millis(number(value()?)?),
             "--rounds" => args.rounds = number(value()?)?.max(1) as usize,
+            "--pool" => args.pool = number(value()?)? as usize,
             "--coalescing" => {
                 args.coalescing = match value()?.as_str() {
                     "on" => true,
@@ -55,7 +60,7 @@ fn args() -> Result<Args, String> {
                 }
             }
             other => return Err(format!(
-                "unknown argument {other}; use --concurrency N --handler-ms MS --coalescing on|off --rounds R"
+                "unknown argument {other}; use --concurrency N --handler-ms MS --coalescing on|off --rounds R --pool N"
             )),
         }
     }
@@ -66,18 +71,31 @@ fn args() -> Result<Args, String> {
 struct Db {
     calls: Arc<AtomicUsize>,
     query: Duration,
+    /// The database's connection pool: queries beyond it wait their turn.
+    pool: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 async fn report(State(db): State<Db>) -> String {
     db.calls.fetch_add(1, Ordering::SeqCst);
+    let _connection = match &db.pool {
+        Some(pool) => Some(pool.acquire().await.expect("pool open")),
+        None => None,
+    };
     tokio::time::sleep(db.query).await;
     "x".repeat(1024)
 }
 
-/// One GET over its own connection; the time to the last byte.
-async fn fetch(addr: std::net::SocketAddr, path: String) -> std::io::Result<Duration> {
-    let start = Instant::now();
+/// One GET over its own connection, opened before the burst so that the
+/// burst measures the cache, not the listen backlog; the time from the
+/// start signal to the last byte.
+async fn fetch(
+    addr: std::net::SocketAddr,
+    path: String,
+    start: Arc<tokio::sync::Barrier>,
+) -> std::io::Result<Duration> {
     let mut stream = TcpStream::connect(addr).await?;
+    start.wait().await;
+    let start = Instant::now();
     let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
@@ -106,6 +124,7 @@ async fn main() {
     let db = Db {
         calls: Arc::new(AtomicUsize::new(0)),
         query: args.handler,
+        pool: (args.pool > 0).then(|| Arc::new(tokio::sync::Semaphore::new(args.pool))),
     };
     let app = Router::new()
         .route(
@@ -119,8 +138,9 @@ async fn main() {
 
     let mut latencies = Vec::with_capacity(args.concurrency * args.rounds);
     for round in 0..args.rounds {
+        let start = Arc::new(tokio::sync::Barrier::new(args.concurrency));
         let tasks: Vec<_> = (0..args.concurrency)
-            .map(|_| tokio::spawn(fetch(addr, format!("/report/{round}"))))
+            .map(|_| tokio::spawn(fetch(addr, format!("/report/{round}"), start.clone())))
             .collect();
         for task in tasks {
             match task.await.expect("request task") {
