@@ -409,6 +409,11 @@ impl Cache {
         let found = self.find(&miss.primary, policy, &parts.headers).await;
         miss.index = found.index;
         found.entry.filter(|e| {
+            // Fetched after this request arrived: as good as its own fetch,
+            // whatever it asked (`max-age=0` included), as for a follower.
+            if e.response_time >= now {
+                return true;
+            }
             let age = freshness::current_age(e.initial_age, e.response_time, now);
             let r = freshness::reuse(e.lifetime, age, e.forbids_stale, miss.directives.as_ref());
             r == Reuse::Fresh
