@@ -41,6 +41,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Leases {
     held: HashMap<String, (Bytes, Instant)>,
+    taken_since_sweep: u32,
 }
 
 impl Leases {
@@ -52,9 +53,13 @@ impl Leases {
         self.held.get(key).map(|(v, _)| v)
     }
 
-    /// Drops expired leases once the map has grown: holders that died.
+    /// Drops expired leases (holders that died, hit-for-miss marks that
+    /// ran out) now and then: once per 1,024 leases taken, so that a burst
+    /// of misses in flight does not rescan the map for each new one.
     fn sweep(&mut self, now: Instant) {
-        if self.held.len() >= 1024 {
+        self.taken_since_sweep += 1;
+        if self.taken_since_sweep >= 1024 {
+            self.taken_since_sweep = 0;
             self.held.retain(|_, (_, until)| *until > now);
         }
     }
