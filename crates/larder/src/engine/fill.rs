@@ -214,7 +214,9 @@ impl Fill {
         }
         let response_time = self.cache.inner.clock.now();
         let (parts, body) = response.into_parts();
-        let directives = CacheControl::from_headers(&parts.headers);
+        let directives = self
+            .policy
+            .response_directives(&self.cache.inner.name, &parts.headers);
         let date = freshness::http_date(&parts.headers, header::DATE);
         let initial_age = freshness::initial_age(
             date,
@@ -312,6 +314,8 @@ impl Fill {
         response_time: SystemTime,
         initial_age: Duration,
     ) -> Entry {
+        let tags = self.policy.entry_tags(&headers);
+        self.policy.strip_cache_fields(&mut headers);
         fields::strip_hop_by_hop(&mut headers);
         fields::strip_named(&mut headers, &storable.strip);
         // Both are written anew for every response the cache sends.
@@ -364,7 +368,7 @@ impl Fill {
             stale_while_revalidate: storable.stale_while_revalidate.unwrap_or_default(),
             stale_if_error: storable.stale_if_error.unwrap_or_default(),
             forbids_stale: storable.forbids_stale,
-            tags: self.policy.tags.clone(),
+            tags,
         }
     }
 
@@ -471,6 +475,8 @@ impl Fill {
         reason: Option<NotStored>,
         preconditions_removed: bool,
     ) -> Response<CacheBody<B>> {
+        // Fields meant for this cache never reach clients, stored or not.
+        self.policy.strip_cache_fields(response.headers_mut());
         let status = response.status();
         if preconditions_removed && status == StatusCode::OK {
             let headers = response.headers();
