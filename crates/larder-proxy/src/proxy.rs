@@ -1,0 +1,153 @@
+//! The proxy's request path: rewrite the request, ask the cache, forward
+//! to the upstream when it says so, and hand the upstream's answer back to
+//! the cache. It holds no caching rule: those are the engine's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{request, Method, Request, Response, StatusCode};
+use http_body_util::{Either, Empty};
+use hyper::body::Incoming;
+use larder::{Cache, CacheBody, Fill, Lookup, NotStored};
+
+use crate::routes::{Cookies, Routes};
+use crate::upstream::{prepare_request, Upstream, UpstreamBody, UpstreamError};
+
+/// What clients get: cached bytes, or the upstream's body streamed.
+pub type ProxyBody = CacheBody<Incoming>;
+
+/// One proxy: its cache, its rules, its upstream.
+#[derive(Debug)]
+pub struct Proxy {
+    pub(crate) cache: Cache,
+    pub(crate) routes: Routes,
+    pub(crate) upstream: Upstream,
+    pub(crate) access_log: bool,
+}
+
+impl Proxy {
+    /// Answers one client request.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let started = self.access_log.then(Instant::now);
+        let (mut parts, body) = request.into_parts();
+        let method = self.access_log.then(|| parts.method.clone());
+        let target = self.access_log.then(|| parts.uri.clone());
+        let drop_body = prepare_request(&mut parts, peer);
+        let body: UpstreamBody =
+            if drop_body || parts.method == Method::GET || parts.method == Method::HEAD {
+                Either::Right(Empty::new())
+            } else {
+                Either::Left(body)
+            };
+        let rule = self.routes.rule_for(parts.uri.path());
+        let policy = &rule.policy;
+        let safe = parts.method == Method::GET || parts.method == Method::HEAD;
+        let lookup = if safe && rule.bypass {
+            uncached(&self.cache, &parts, policy, NotStored::Rule)
+        } else if safe
+            && rule.cookies == Cookies::Bypass
+            && parts.headers.contains_key(header::COOKIE)
+        {
+            uncached(&self.cache, &parts, policy, NotStored::Cookie)
+        } else {
+            if rule.cookies == Cookies::Strip {
+                parts.headers.remove(header::COOKIE);
+            }
+            // Unsafe methods go through the lookup even on bypass routes:
+            // a successful one invalidates what is stored for its URI.
+            self.cache.lookup(&parts, policy).await
+        };
+        // When the engine gains an answer-now-and-refresh outcome, its arm
+        // answers like `Respond` and spawns `forward` with a body-less copy
+        // of `parts`.
+        let response = match lookup {
+            Lookup::Respond(response) => CacheBody::for_response(response),
+            Lookup::Forward(fill) => forward(&self.upstream, parts, body, *fill).await,
+        };
+        if let (Some(started), Some(method), Some(target)) = (started, method, target) {
+            access_log(&method, &target, peer, &response, started);
+        }
+        response
+    }
+}
+
+fn uncached(
+    cache: &Cache,
+    parts: &request::Parts,
+    policy: &Arc<larder::Policy>,
+    why: NotStored,
+) -> Lookup {
+    Lookup::Forward(Box::new(cache.forward_uncached(parts, policy, why)))
+}
+
+/// Sends a forwarded request upstream and gives the answer to the cache.
+/// Kept apart from the dispatch so that a background refresh can run it
+/// with a request of its own.
+pub(crate) async fn forward(
+    upstream: &Upstream,
+    mut parts: request::Parts,
+    body: UpstreamBody,
+    fill: Fill,
+) -> Response<ProxyBody> {
+    fill.prepare(&mut parts);
+    match upstream.send(parts, body).await {
+        Ok(response) => fill.complete(response).await,
+        Err(error) => {
+            if let Some(stale) = fill.stale_on_error() {
+                tracing::warn!(?error, "upstream failed; serving stale");
+                return CacheBody::for_response(stale);
+            }
+            let status = match error {
+                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::Failed(_) => StatusCode::BAD_GATEWAY,
+            };
+            tracing::warn!(?error, %status, "upstream failed");
+            error_response(status)
+        }
+    }
+}
+
+/// A response the proxy makes up itself (the upstream could not answer).
+pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
+    let text = format!("{status}\n");
+    let mut response = Response::new(CacheBody::full(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn access_log(
+    method: &Method,
+    target: &http::Uri,
+    peer: SocketAddr,
+    response: &Response<ProxyBody>,
+    started: Instant,
+) {
+    let cache = response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "larder::access",
+        %peer,
+        %method,
+        %target,
+        status = response.status().as_u16(),
+        cache,
+        micros = started.elapsed().as_micros() as u64,
+    );
+}
