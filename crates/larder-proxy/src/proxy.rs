@@ -37,6 +37,16 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = self.access_log.then(Instant::now);
         let (mut parts, body) = request.into_parts();
+        // RFC 9112 §3.2: two Host lines could key one host and reach the
+        // upstream as the other; no Host on HTTP/1.1 is malformed too.
+        let hosts = parts.headers.get_all(header::HOST).iter().count();
+        if hosts > 1
+            || (hosts == 0
+                && parts.version == http::Version::HTTP_11
+                && parts.uri.authority().is_none())
+        {
+            return error_response(StatusCode::BAD_REQUEST);
+        }
         let method = self.access_log.then(|| parts.method.clone());
         let target = self.access_log.then(|| parts.uri.clone());
         let drop_body = prepare_request(&mut parts, peer);
