@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use common::*;
-use larder::store::Store;
+use larder::store::{Lease, Store};
 use larder::Policy;
 
 /// A store for one test, and whatever keeps it alive (a Redis process).
@@ -149,6 +149,74 @@ async fn index_purge(store: Arc<dyn Store>) {
     assert_eq!(store.get("larder:d:{2}").await.unwrap(), None);
     assert!(store.get("larder:d:{3}").await.unwrap().is_some());
     assert_eq!(store.index_purge("larder:tag:{t}").await.unwrap(), 0);
+}
+
+async fn lease_is_exclusive_until_ended(store: Arc<dyn Store>) {
+    let key = "larder:l:{k}:lease";
+    let ttl = Duration::from_secs(60);
+    let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+    assert_eq!(
+        store.lease(key, a.clone(), ttl).await.unwrap(),
+        Lease::Granted
+    );
+    assert_eq!(
+        store.lease(key, b.clone(), ttl).await.unwrap(),
+        Lease::Held(a.clone())
+    );
+    // Only the holder ends it (compare and delete).
+    assert!(!store.end_lease(key, b.clone(), None).await.unwrap());
+    assert_eq!(
+        store.lease(key, b.clone(), ttl).await.unwrap(),
+        Lease::Held(a.clone())
+    );
+    assert!(store.end_lease(key, a.clone(), None).await.unwrap());
+    assert_eq!(
+        store.lease(key, b.clone(), ttl).await.unwrap(),
+        Lease::Granted
+    );
+    assert!(!store.end_lease(key, a, None).await.unwrap());
+}
+
+async fn lease_expires_when_its_holder_dies(store: Arc<dyn Store>) {
+    let key = "larder:l:{dies}:lease";
+    let a = Bytes::from_static(b"a");
+    let short = Duration::from_millis(30);
+    assert_eq!(store.lease(key, a, short).await.unwrap(), Lease::Granted);
+    // Nobody ends it; the store's clock frees it (bounded wait, no timing).
+    let b = Bytes::from_static(b"b");
+    let mut granted = false;
+    for _ in 0..500 {
+        if store
+            .lease(key, b.clone(), Duration::from_secs(60))
+            .await
+            .unwrap()
+            == Lease::Granted
+        {
+            granted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(granted, "a lease outlived its TTL");
+}
+
+async fn ended_lease_can_leave_a_marker(store: Arc<dyn Store>) {
+    let key = "larder:l:{marker}:lease";
+    let ttl = Duration::from_secs(60);
+    let a = Bytes::from_static(b"a");
+    let marker = Bytes::from_static(b"uncacheable");
+    store.lease(key, a.clone(), ttl).await.unwrap();
+    assert!(store
+        .end_lease(key, a, Some((marker.clone(), ttl)))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .lease(key, Bytes::from_static(b"b"), ttl)
+            .await
+            .unwrap(),
+        Lease::Held(marker)
+    );
 }
 
 /// A Cache on the store with a counted route, tagged and namespaced.
@@ -304,4 +372,7 @@ conformance!(
     purge_namespace,
     purge_tag,
     corrupt_value_is_a_miss_and_deleted,
+    lease_is_exclusive_until_ended,
+    lease_expires_when_its_holder_dies,
+    ended_lease_can_leave_a_marker,
 );

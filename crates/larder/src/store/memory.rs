@@ -8,7 +8,7 @@ use bytes::Bytes;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::{Store, StoreFuture};
+use super::{Lease, Store, StoreFuture};
 
 /// An in-memory store bounded by the encoded size of what it holds.
 ///
@@ -34,6 +34,30 @@ pub struct MemoryStore {
     /// Namespace generations: never evicted, or a purged namespace's old
     /// entries could become readable again.
     counters: Arc<Mutex<HashMap<String, u64>>>,
+    /// Leases: few (one per key being filled), never evicted early.
+    leases: Arc<Mutex<Leases>>,
+}
+
+#[derive(Default)]
+struct Leases {
+    held: HashMap<String, (Bytes, Instant)>,
+}
+
+impl Leases {
+    /// The live value under `key`, forgetting it if it has expired.
+    fn live(&mut self, key: &str, now: Instant) -> Option<&Bytes> {
+        if self.held.get(key).is_some_and(|(_, until)| *until <= now) {
+            self.held.remove(key);
+        }
+        self.held.get(key).map(|(v, _)| v)
+    }
+
+    /// Drops expired leases once the map has grown: holders that died.
+    fn sweep(&mut self, now: Instant) {
+        if self.held.len() >= 1024 {
+            self.held.retain(|_, (_, until)| *until > now);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -106,6 +130,7 @@ impl MemoryStore {
             cache,
             indexes: Arc::default(),
             counters: Arc::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -264,6 +289,43 @@ impl Store for MemoryStore {
         Box::pin(async move {
             let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
             Ok(counters.get(key).copied().unwrap_or(0))
+        })
+    }
+
+    fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(current) = leases.live(key, now) {
+                return Ok(Lease::Held(current.clone()));
+            }
+            leases.sweep(now);
+            leases.held.insert(key.to_owned(), (holder, now + ttl));
+            Ok(Lease::Granted)
+        })
+    }
+
+    fn end_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: Bytes,
+        then: Option<(Bytes, Duration)>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            if leases.live(key, now) != Some(&holder) {
+                return Ok(false);
+            }
+            match then {
+                Some((value, ttl)) => {
+                    leases.held.insert(key.to_owned(), (value, now + ttl));
+                }
+                None => {
+                    leases.held.remove(key);
+                }
+            }
+            Ok(true)
         })
     }
 }

@@ -15,6 +15,27 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use memory::MemoryStore;
+
+/// What a store answers when asked for a lease on a key
+/// ([`Store::lease`]).
+///
+/// ```
+/// use larder::store::Lease;
+///
+/// let held = Lease::Held(bytes::Bytes::from_static(b"other-instance"));
+/// assert_ne!(held, Lease::Granted);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lease {
+    /// The caller holds the lease until it ends it or its time runs out.
+    Granted,
+    /// Another holds it; this is the value it was taken (or last ended) with.
+    Held(Bytes),
+    /// The store does not do leases: each instance coordinates only its own
+    /// requests.
+    Unsupported,
+}
 #[cfg(feature = "redis")]
 pub use redis::{RedisStore, RedisStoreBuilder};
 
@@ -324,4 +345,66 @@ pub trait Store: Send + Sync + 'static {
     /// assert_eq!(rt.block_on(store.counter("never")).unwrap(), 0);
     /// ```
     fn counter<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64>;
+
+    /// Takes the lease `key` for `ttl`, marked with `holder`, unless someone
+    /// holds it: then says who ([`Lease::Held`]). Instances sharing a store
+    /// use leases so that one of them fills a cold key while the others
+    /// wait for the entry. A holder that dies leaves a lease that simply
+    /// expires.
+    ///
+    /// The default answers [`Lease::Unsupported`]: without leases each
+    /// instance still coalesces its own requests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::store::{Lease, Store};
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     let ttl = Duration::from_secs(10);
+    ///     let a = Bytes::from_static(b"a");
+    ///     assert_eq!(store.lease("k:lease", a.clone(), ttl).await.unwrap(), Lease::Granted);
+    ///     let held = store.lease("k:lease", Bytes::from_static(b"b"), ttl).await.unwrap();
+    ///     assert_eq!(held, Lease::Held(a));
+    /// });
+    /// ```
+    fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
+        let _ = (key, holder, ttl);
+        Box::pin(async { Ok(Lease::Unsupported) })
+    }
+
+    /// Ends the lease `key` if `holder` still holds it (compare and delete;
+    /// a lease that expired and was taken by another is left alone).
+    /// With `then`, the key is not deleted but keeps that value for that
+    /// long: others asking for the lease meanwhile get it as
+    /// [`Lease::Held`]. Returns whether the lease was ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use larder::store::{Lease, Store};
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// tokio::runtime::Runtime::new().unwrap().block_on(async {
+    ///     let ttl = Duration::from_secs(10);
+    ///     let a = Bytes::from_static(b"a");
+    ///     store.lease("k:lease", a.clone(), ttl).await.unwrap();
+    ///     assert!(!store.end_lease("k:lease", Bytes::from_static(b"b"), None).await.unwrap());
+    ///     assert!(store.end_lease("k:lease", a, None).await.unwrap());
+    ///     let b = Bytes::from_static(b"b");
+    ///     assert_eq!(store.lease("k:lease", b, ttl).await.unwrap(), Lease::Granted);
+    /// });
+    /// ```
+    fn end_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: Bytes,
+        then: Option<(Bytes, Duration)>,
+    ) -> StoreFuture<'a, bool> {
+        let _ = (key, holder, then);
+        Box::pin(async { Ok(false) })
+    }
 }

@@ -17,7 +17,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::{Store, StoreError, StoreFuture};
+use super::{Lease, Store, StoreError, StoreFuture};
 
 const STORE: &str = "redis";
 
@@ -330,6 +330,31 @@ impl Shared {
     }
 }
 
+/// Takes a lease unless it is held; answers the holder's value if it is.
+/// One key, so it runs on any cluster node that owns the slot.
+const LEASE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
+
+/// Ends a lease only if the caller still holds it: deletes it, or with a
+/// replacement value keeps that for the given time.
+const END_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+";
+
+fn script(cell: &'static std::sync::OnceLock<redis::Script>, src: &str) -> &'static redis::Script {
+    cell.get_or_init(|| redis::Script::new(src))
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -460,6 +485,55 @@ impl Store for RedisStore {
                 .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
                 .await?;
             Ok(value.unwrap_or(0))
+        })
+    }
+
+    fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        Box::pin(async move {
+            let current: Option<Vec<u8>> = self
+                .shared
+                .run(|mut c| async move {
+                    script(&SCRIPT, LEASE)
+                        .key(key)
+                        .arg(holder.as_ref())
+                        .arg(px(ttl))
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(match current {
+                None => Lease::Granted,
+                Some(v) => Lease::Held(Bytes::from(v)),
+            })
+        })
+    }
+
+    fn end_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: Bytes,
+        then: Option<(Bytes, Duration)>,
+    ) -> StoreFuture<'a, bool> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        Box::pin(async move {
+            let (value, ttl) = match &then {
+                Some((v, ttl)) => (v.as_ref(), px(*ttl)),
+                None => (&b""[..], 0),
+            };
+            let ended: i64 = self
+                .shared
+                .run(|mut c| async move {
+                    script(&SCRIPT, END_LEASE)
+                        .key(key)
+                        .arg(holder.as_ref())
+                        .arg(value)
+                        .arg(ttl)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(ended == 1)
         })
     }
 }
