@@ -503,3 +503,23 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn a_stale_entry_stands_in_when_the_upstream_is_down_and_stale_if_error_allows() {
+    let (up, stop) = Upstream::start_stoppable().await;
+    let p = proxy(&up.url(), "", "[cache]\nstale_if_error = \"60s\"\n").await;
+    assert_eq!(get(p.addr(), "/short").await.status, 200);
+    stop.send(()).unwrap();
+    // Let the one-second lifetime run out (waiting, not measuring).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), get(p.addr(), "/short"))
+        .await
+        .expect("answered well within the guard");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "short-lived");
+    assert!(
+        got.cache_status().contains("fwd=stale"),
+        "{}",
+        got.cache_status()
+    );
+}

@@ -46,13 +46,38 @@ impl Upstream {
     /// Starts the upstream app on a free loopback port.
     pub async fn start() -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut upstream = Upstream::default();
-        upstream.addr = Some(listener.local_addr().unwrap());
+        let upstream = Upstream {
+            addr: Some(listener.local_addr().unwrap()),
+            ..Upstream::default()
+        };
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(upstream.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         upstream
+    }
+
+    /// Starts the upstream app; sending on the returned channel stops it
+    /// (idle connections close, new ones are refused).
+    pub async fn start_stoppable() -> (Upstream, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream {
+            addr: Some(listener.local_addr().unwrap()),
+            ..Upstream::default()
+        };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(upstream.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+        });
+        (upstream, stop)
     }
 
     pub fn url(&self) -> String {
@@ -124,6 +149,11 @@ async fn handle(State(up): State<Upstream>, request: Request) -> Response {
     let cacheable: &[(&str, &str)] = &[("cache-control", "public, max-age=60")];
     match path.as_str() {
         "/plain" => respond(StatusCode::OK, &[], "no freshness"),
+        "/short" => respond(
+            StatusCode::OK,
+            &[("cache-control", "max-age=1")],
+            "short-lived",
+        ),
         "/private" => respond(
             StatusCode::OK,
             &[("cache-control", "private, max-age=60")],
