@@ -698,6 +698,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[server]")
+            .expect("the README has the example")
+            + 8;
+        let text = &readme[start..start + readme[start..].find("```").unwrap()];
+        let text = text.replace(
+            "token_env = \"LARDER_ADMIN_TOKEN\"",
+            "token = \"0123456789abcdef0123\"",
+        );
+        let c = Config::parse(&text, "README.md").unwrap();
+        assert_eq!(c.routes.routes.len(), 3);
+        assert!(c.admin.is_some() && c.redis.is_some() && c.access_log);
+    }
+
+    #[test]
     fn durations_parse_in_every_form() {
         let d = |s| parse_duration(s);
         assert_eq!(d("90"), Some(Duration::from_secs(90)));
