@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use larder::{Cache, CacheBody, Fill, Lookup, NotStored};
 
 use crate::routes::{Cookies, Routes};
-use crate::upstream::{prepare_request, Upstream, UpstreamBody, UpstreamError};
+use crate::upstream::{drop_get_body, prepare_request, Upstream, UpstreamBody, UpstreamError};
 
 /// What clients get: cached bytes, or the upstream's body streamed.
 pub type ProxyBody = CacheBody<Incoming>;
@@ -49,13 +49,14 @@ impl Proxy {
         }
         let method = self.access_log.then(|| parts.method.clone());
         let target = self.access_log.then(|| parts.uri.clone());
-        let drop_body = prepare_request(&mut parts, peer);
-        let body: UpstreamBody =
-            if drop_body || parts.method == Method::GET || parts.method == Method::HEAD {
-                Either::Right(Empty::new())
-            } else {
-                Either::Left(body)
-            };
+        // Only what the lookup needs happens before it; the rest of the
+        // rewriting is for requests that go upstream (`forward`).
+        drop_get_body(&mut parts);
+        let body: UpstreamBody = if parts.method == Method::GET || parts.method == Method::HEAD {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        };
         let rule = self.routes.rule_for(parts.uri.path());
         let policy = &rule.policy;
         let safe = parts.method == Method::GET || parts.method == Method::HEAD;
@@ -79,7 +80,7 @@ impl Proxy {
         // of `parts`.
         let response = match lookup {
             Lookup::Respond(response) => CacheBody::for_response(response),
-            Lookup::Forward(fill) => forward(&self.upstream, parts, body, *fill).await,
+            Lookup::Forward(fill) => forward(&self.upstream, parts, body, *fill, peer).await,
         };
         if let (Some(started), Some(method), Some(target)) = (started, method, target) {
             access_log(&method, &target, peer, &response, started);
@@ -105,7 +106,9 @@ pub(crate) async fn forward(
     mut parts: request::Parts,
     body: UpstreamBody,
     fill: Fill,
+    peer: SocketAddr,
 ) -> Response<ProxyBody> {
+    prepare_request(&mut parts, peer);
     fill.prepare(&mut parts);
     match upstream.send(parts, body).await {
         Ok(response) => fill.complete(response).await,

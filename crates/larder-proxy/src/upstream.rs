@@ -176,6 +176,30 @@ pub fn prepare_request(parts: &mut request::Parts, peer: SocketAddr) -> bool {
     drop_body
 }
 
+/// Drops the body of a GET or HEAD (its headers, here; the caller sends
+/// none): the cache key does not cover bodies. Returns whether there was
+/// one. [`prepare_request`] does this too; the proxy calls this alone
+/// before the lookup, so that hits skip the rest of the rewriting.
+///
+/// ```
+/// use larder_proxy::upstream::drop_get_body;
+///
+/// let (mut parts, ()) = http::Request::get("/a").header("content-length", "3").body(()).unwrap().into_parts();
+/// assert!(drop_get_body(&mut parts));
+/// assert!(!parts.headers.contains_key("content-length"));
+/// ```
+pub fn drop_get_body(parts: &mut request::Parts) -> bool {
+    let cacheable = parts.method == Method::GET || parts.method == Method::HEAD;
+    let has_body = parts.headers.contains_key(header::CONTENT_LENGTH)
+        || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    if cacheable && has_body {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        return true;
+    }
+    false
+}
+
 fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
     let ip = peer.ip().to_string();
     let mut value = String::new();
