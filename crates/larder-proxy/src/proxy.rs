@@ -75,12 +75,19 @@ impl Proxy {
             // a successful one invalidates what is stored for its URI.
             self.cache.lookup(&parts, policy).await
         };
-        // When the engine gains an answer-now-and-refresh outcome, its arm
-        // answers like `Respond` and spawns `forward` with a body-less copy
-        // of `parts`.
         let response = match lookup {
             Lookup::Respond(response) => CacheBody::for_response(response),
             Lookup::Forward(fill) => forward(&self.upstream, parts, body, *fill, peer).await,
+            Lookup::Refresh(response, fill) => {
+                // The client has its answer; the same request (a cacheable
+                // one has no body to replay) refreshes the entry meanwhile.
+                let upstream = self.upstream.clone();
+                tokio::spawn(async move {
+                    let refreshed = forward(&upstream, parts, body, *fill, peer).await;
+                    drain(refreshed.into_body()).await;
+                });
+                CacheBody::for_response(response)
+            }
         };
         if let (Some(started), Some(method), Some(target)) = (started, method, target) {
             access_log(&method, &target, peer, &response, started);
@@ -125,6 +132,13 @@ pub(crate) async fn forward(
             error_response(status)
         }
     }
+}
+
+/// Reads a body to its end and drops it: an unread body would cost the
+/// pooled upstream connection it arrives on.
+async fn drain(mut body: ProxyBody) {
+    use http_body_util::BodyExt;
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// A response the proxy makes up itself (the upstream could not answer).

@@ -178,9 +178,13 @@ impl CachedRoute {
 ///
 /// Without a cache (none on the request, none set with [`crate::init`])
 /// the handler runs uncached and one error is logged for it.
+///
+/// The handler's future is `Send + 'static` (axum handlers' futures are):
+/// when the client is answered from a stale entry, it runs in a spawned
+/// task to refresh it (stale-while-revalidate, early refresh).
 pub async fn run<F>(request: CacheRequest, route: &CachedRoute, handler: F) -> Response
 where
-    F: Future,
+    F: Future + Send + 'static,
     F::Output: IntoResponse,
 {
     let CacheRequest { parts, installed } = request;
@@ -193,11 +197,20 @@ where
 
 async fn respond<F>(cache: &Cache, parts: &Parts, policy: &Arc<Policy>, handler: F) -> Response
 where
-    F: Future,
+    F: Future + Send + 'static,
     F::Output: IntoResponse,
 {
     match cache.lookup(parts, policy).await {
         Lookup::Respond(response) => CacheBody::<Body>::for_response(response).map(Body::new),
+        Lookup::Refresh(response, fill) => {
+            // The extractors have run; the handler's future owns what they
+            // took, so it can finish after the client has its answer.
+            tokio::spawn(async move {
+                let fresh = handler.await.into_response();
+                drop(fill.complete(fresh).await);
+            });
+            CacheBody::<Body>::for_response(response).map(Body::new)
+        }
         Lookup::Forward(fill) => {
             // No `fill.prepare`: the handler's extractors have already read
             // the request. The engine answers HEAD and preconditions from

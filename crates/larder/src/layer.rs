@@ -188,6 +188,23 @@ where
             };
             match lookup {
                 Lookup::Respond(response) => Ok(CacheBody::for_response(response)),
+                Lookup::Refresh(response, fill) => {
+                    // The client has its answer; the same request, without
+                    // a body to replay (a cacheable request has none), now
+                    // refreshes the entry in the background.
+                    fill.prepare(&mut parts);
+                    Installed::add(&mut parts.extensions, &cache);
+                    let request = Request::from_parts(parts, body);
+                    tokio::spawn(async move {
+                        // A service error abandons the refresh: the entry
+                        // stays as it is until it expires.
+                        let response = inner.call(request).await.ok();
+                        if let Some(response) = response {
+                            drop(fill.complete(response).await);
+                        }
+                    });
+                    Ok(CacheBody::for_response(response))
+                }
                 Lookup::Forward(fill) => {
                     fill.prepare(&mut parts);
                     // `#[larder::cache]` handlers behind this layer use this

@@ -1,20 +1,23 @@
 //! What happens to a forwarded request's response: stored and shared,
 //! passed through, or used to invalidate.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{request, HeaderMap, Method, Response, StatusCode, Uri};
+use http::{request, response, HeaderMap, Method, Response, StatusCode, Uri};
 use http_body::Body;
 
 use super::body::{buffer, Buffered, CacheBody};
 use super::coalesce::{Landed, Leader};
+use super::lease::LeaseGuard;
 use super::respond::{self, Answer, CACHE_STATUS};
 use super::stats::Counters;
 use super::Cache;
 use crate::entry::{Entry, Record, VariantIndex};
-use crate::policy::conditional::{self, Precondition};
+use crate::policy::conditional::{self, EntityTag, Precondition};
 use crate::policy::key::{self, PrimaryKey};
 use crate::policy::storable::{self, RequestFacts, Storable};
 use crate::policy::{
@@ -25,7 +28,8 @@ use crate::policy::{
 /// [`Cache::lookup`] inside [`Lookup::Forward`](super::Lookup::Forward).
 ///
 /// Dropping a `Fill` without completing it (the client went away, the
-/// handler panicked) releases any request waiting on it.
+/// handler panicked) releases any request waiting on it, in this instance
+/// and, through the store's lease, in others.
 pub struct Fill {
     pub(crate) cache: Cache,
     pub(crate) policy: Arc<Policy>,
@@ -40,8 +44,16 @@ pub struct Fill {
     /// The namespace generation the request was keyed with (invalidation
     /// must delete keys of the same generation).
     pub(crate) generation: u64,
-    /// A stale entry allowed to stand in for a failed fetch (RFC 5861 §4).
-    pub(crate) stale: Option<Box<Entry>>,
+    /// The stored response this fetch replaces: revalidated with its
+    /// validators, and a stand-in for a failed fetch when `stale_fallback`.
+    pub(crate) stored: Option<Box<Entry>>,
+    /// Whether `stored` may stand in for a failed fetch (RFC 5861 §4).
+    pub(crate) stale_fallback: bool,
+    /// The store lease this fetch holds for other instances.
+    pub(crate) lease: Option<LeaseGuard>,
+    /// Set by `prepare` when the request carries `stored`'s validators: a
+    /// 304 then revalidates it.
+    pub(crate) validating: AtomicBool,
 }
 
 pub(crate) enum Plan {
@@ -105,8 +117,11 @@ impl Fill {
     /// assert!(fill.stale_on_error().is_none(), "nothing stored yet");
     /// # });
     /// ```
-    pub fn stale_on_error(mut self) -> Option<Response<bytes::Bytes>> {
-        let stale = self.stale.take()?;
+    pub fn stale_on_error(mut self) -> Option<Response<Bytes>> {
+        if !self.stale_fallback {
+            return None;
+        }
+        let stale = self.stored.take()?;
         if let Plan::Store {
             leader: Some(leader),
             ..
@@ -114,10 +129,13 @@ impl Fill {
         {
             leader.land(Landed::Uncacheable);
         }
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
         Some(self.stale_answer(*stale, None))
     }
 
-    fn stale_answer(&self, entry: Entry, fwd_status: Option<u16>) -> Response<bytes::Bytes> {
+    fn stale_answer(&self, entry: Entry, fwd_status: Option<u16>) -> Response<Bytes> {
         Counters::bump(&self.cache.inner.counters.stale_hits);
         let answer = Answer {
             fwd: Some(Fwd::Stale),
@@ -130,7 +148,7 @@ impl Fill {
     }
 
     /// Sends `entry` to this fill's client, as `answer` describes.
-    fn answer_from(&self, entry: Entry, answer: Answer<'_>) -> Response<bytes::Bytes> {
+    fn answer_from(&self, entry: Entry, answer: Answer<'_>) -> Response<Bytes> {
         let now = self.cache.inner.clock.now();
         respond::from_entry(
             &self.cache,
@@ -150,8 +168,12 @@ impl Fill {
 
     /// Adjusts the request before the handler sees it. When the response
     /// may be stored, the handler must produce the full representation that
-    /// every later request will get: HEAD becomes GET, and conditional and
-    /// range fields are removed (the cache answers them itself).
+    /// every later request will get: HEAD becomes GET, and the client's
+    /// conditional and range fields are removed (the cache answers them
+    /// itself). When a stored response is being replaced, its own
+    /// validators go out instead (`If-None-Match`, `If-Modified-Since`), so
+    /// that a handler or origin that understands them can answer 304 and
+    /// the cache keeps the body it has (RFC 9111 §4.3.1).
     pub fn prepare(&self, parts: &mut request::Parts) {
         if !self.stores() {
             return;
@@ -162,6 +184,24 @@ impl Fill {
         for name in CONDITIONAL_FIELDS {
             parts.headers.remove(name);
         }
+        let Some(entry) = &self.stored else {
+            return;
+        };
+        let mut validating = false;
+        if let Some(etag) = entry.headers.get(header::ETAG) {
+            // An ETag the cache made up itself means nothing to the origin.
+            if *etag != conditional::content_etag(&entry.body) {
+                parts.headers.insert(header::IF_NONE_MATCH, etag.clone());
+                validating = true;
+            }
+        }
+        if let Some(modified) = entry.headers.get(header::LAST_MODIFIED) {
+            parts
+                .headers
+                .insert(header::IF_MODIFIED_SINCE, modified.clone());
+            validating = true;
+        }
+        self.validating.store(validating, Ordering::Relaxed);
     }
 
     /// Takes the handler's response: stores it when it may be stored and
@@ -183,7 +223,25 @@ impl Fill {
                 self.invalidate(response.status(), response.headers()).await;
                 self.forwarded(response.map(CacheBody::stream), None, false)
             }
+            Plan::Store { .. }
+                if response.status() == StatusCode::NOT_MODIFIED
+                    && self.validating.load(Ordering::Relaxed)
+                    && self.stored.is_some() =>
+            {
+                self.freshen(response).await
+            }
             Plan::Store { .. } => self.store(response).await,
+        }
+    }
+
+    fn take_store_plan(&mut self) -> (PrimaryKey, Option<VariantIndex>, Option<Leader>) {
+        match std::mem::replace(&mut self.plan, Plan::Pass(None)) {
+            Plan::Store {
+                primary,
+                index,
+                leader,
+            } => (primary, index, leader),
+            _ => unreachable!("only called for Plan::Store"),
         }
     }
 
@@ -193,20 +251,16 @@ impl Fill {
         B::Data: Send,
         B::Error: Send,
     {
-        let Plan::Store {
-            primary,
-            index,
-            leader,
-        } = std::mem::replace(&mut self.plan, Plan::Pass(None))
-        else {
-            unreachable!("store() is only called for Plan::Store")
-        };
-        if freshness::is_error_for_stale(response.status()) {
-            if let Some(stale) = self.stale.take() {
+        let (primary, index, leader) = self.take_store_plan();
+        if freshness::is_error_for_stale(response.status()) && self.stale_fallback {
+            if let Some(stale) = self.stored.take() {
                 // The handler failed and a stale answer may stand in: never
                 // share the failure, serve what is stored.
                 if let Some(l) = leader {
                     l.land(Landed::Uncacheable);
+                }
+                if let Some(lease) = self.lease.take() {
+                    lease.release();
                 }
                 let status = response.status().as_u16();
                 return CacheBody::for_response(self.stale_answer(*stale, Some(status)));
@@ -214,6 +268,100 @@ impl Fill {
         }
         let response_time = self.cache.inner.clock.now();
         let (parts, body) = response.into_parts();
+        let (storable, initial_age) = match self.decide(&parts, response_time) {
+            Ok(decided) => decided,
+            Err(reason) => {
+                self.uncacheable(&primary, leader, reason);
+                let response = Response::from_parts(parts, CacheBody::stream(body));
+                return self.forwarded(response, Some(reason), true);
+            }
+        };
+        let body = match buffer(body, self.cache.inner.max_body).await {
+            Buffered::Complete(bytes) => bytes,
+            Buffered::Unstorable { body, reason } => {
+                self.uncacheable(&primary, leader, reason);
+                return self.forwarded(Response::from_parts(parts, body), Some(reason), true);
+            }
+        };
+        let status = parts.status.as_u16();
+        let kept = Kept {
+            storable,
+            response_time,
+            initial_age,
+            fwd_status: status,
+        };
+        let response = self.keep(primary, index, leader, parts, body, kept).await;
+        CacheBody::for_response(response)
+    }
+
+    /// The handler answered 304 to the stored response's validators: the
+    /// stored body is current. Its header fields are updated from the 304
+    /// and it is stored anew with a new freshness lifetime (RFC 9111
+    /// §4.3.4); the client gets the full response (or its own 304).
+    async fn freshen<B>(mut self, response: Response<B>) -> Response<CacheBody<B>>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Send,
+    {
+        let (primary, index, leader) = self.take_store_plan();
+        let stored = *self.stored.take().expect("freshen needs a stored entry");
+        let response_time = self.cache.inner.clock.now();
+        let (not_modified, _) = response.into_parts();
+        if !same_representation(&stored.headers, &not_modified.headers) {
+            // A 304 for another representation says nothing about this
+            // one (§4.3.4): serve what is stored, and store nothing.
+            if let Some(l) = leader {
+                l.land(Landed::Uncacheable);
+            }
+            if let Some(lease) = self.lease.take() {
+                lease.release();
+            }
+            let answer = Answer {
+                fwd: Some(self.fwd),
+                fwd_status: Some(304),
+                legacy: "MISS",
+                ..Answer::default()
+            };
+            return CacheBody::for_response(self.answer_from(stored, answer));
+        }
+        Counters::bump(&self.cache.inner.counters.revalidated);
+        let mut headers = stored.headers;
+        fields::freshen(&mut headers, &not_modified.headers);
+        let (mut parts, ()) = Response::new(()).into_parts();
+        parts.status = stored.status;
+        parts.version = not_modified.version;
+        parts.headers = headers;
+        match self.decide(&parts, response_time) {
+            Ok((storable, initial_age)) => {
+                let kept = Kept {
+                    storable,
+                    response_time,
+                    initial_age,
+                    fwd_status: 304,
+                };
+                let response = self
+                    .keep(primary, index, leader, parts, stored.body, kept)
+                    .await;
+                CacheBody::for_response(response)
+            }
+            Err(reason) => {
+                // The 304 made the response unstorable (`no-store`, say):
+                // this client still gets the body, updated.
+                self.uncacheable(&primary, leader, reason);
+                let response = Response::from_parts(parts, stored.body);
+                self.forwarded(CacheBody::for_response(response), Some(reason), true)
+            }
+        }
+    }
+
+    /// Whether and for how long the response may be stored, and its age on
+    /// arrival.
+    fn decide(
+        &self,
+        parts: &response::Parts,
+        response_time: SystemTime,
+    ) -> Result<(Storable, Duration), NotStored> {
         let directives = self
             .policy
             .response_directives(&self.cache.inner.name, &parts.headers);
@@ -229,7 +377,7 @@ impl Fill {
             headers: &self.headers,
             directives: self.directives.as_ref(),
         };
-        let decision = storable::may_store(
+        let storable = storable::may_store(
             &self.policy,
             facts,
             parts.status,
@@ -237,34 +385,45 @@ impl Fill {
             &directives,
             response_time,
             initial_age,
-        );
-        let storable = match decision {
-            Ok(s) => s,
-            Err(reason) => {
-                // Never hand a private or uncacheable answer to a follower.
-                if let Some(l) = leader {
-                    l.land(Landed::Uncacheable);
-                }
-                self.cache.inner.counters.not_stored(reason);
-                let response = Response::from_parts(parts, CacheBody::stream(body));
-                return self.forwarded(response, Some(reason), true);
-            }
-        };
-        let body = match buffer(body, self.cache.inner.max_body).await {
-            Buffered::Complete(bytes) => bytes,
-            Buffered::Unstorable { body, reason } => {
-                if let Some(l) = leader {
-                    l.land(Landed::Uncacheable);
-                }
-                self.cache.inner.counters.not_stored(reason);
-                return self.forwarded(Response::from_parts(parts, body), Some(reason), true);
-            }
-        };
+        )?;
+        Ok((storable, initial_age))
+    }
 
+    /// The response will not be stored: waiting requests fetch their own,
+    /// and the key is remembered as uncacheable for the hit-for-miss time,
+    /// here and, through the lease, in other instances.
+    fn uncacheable(&mut self, primary: &PrimaryKey, leader: Option<Leader>, reason: NotStored) {
+        if let Some(l) = leader {
+            l.land(Landed::Uncacheable);
+        }
+        self.cache.inner.counters.not_stored(reason);
+        if let Some(lease) = self.lease.take() {
+            lease.uncacheable();
+        }
+        if let Some(keys) = &self.cache.inner.uncacheable {
+            keys.insert(
+                super::lookup::flight_key(primary, &self.policy, &self.headers),
+                (),
+            );
+        }
+    }
+
+    /// Stores a storable response, hands it to the requests waiting on
+    /// this fill, and answers this fill's client from it.
+    async fn keep(
+        &mut self,
+        primary: PrimaryKey,
+        index: Option<VariantIndex>,
+        leader: Option<Leader>,
+        parts: response::Parts,
+        body: Bytes,
+        kept: Kept,
+    ) -> Response<Bytes> {
         let status = parts.status;
         // Fields named by private="..."/no-cache="..." are not stored, but
         // the client whose request produced them still gets them.
-        let own_fields: Vec<_> = storable
+        let own_fields: Vec<_> = kept
+            .storable
             .strip
             .iter()
             .flat_map(|name| {
@@ -277,18 +436,32 @@ impl Fill {
             parts.headers,
             status,
             body,
-            storable,
-            response_time,
-            initial_age,
+            kept.storable,
+            kept.response_time,
+            kept.initial_age,
         );
         let stored = self.write(&primary, index, &entry).await;
         let entry = Arc::new(entry);
         if let Some(l) = leader {
             l.land(Landed::Stored(entry.clone()));
         }
+        // The entry is written before the lease ends: an instance that
+        // takes the lease next finds it.
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+        if let Some(keys) = &self.cache.inner.uncacheable {
+            if keys.entry_count() > 0 {
+                keys.invalidate(&super::lookup::flight_key(
+                    &primary,
+                    &self.policy,
+                    &self.headers,
+                ));
+            }
+        }
         let answer = Answer {
             fwd: Some(self.fwd),
-            fwd_status: Some(status.as_u16()),
+            fwd_status: Some(kept.fwd_status),
             stored,
             legacy: "MISS",
             ..Answer::default()
@@ -300,7 +473,7 @@ impl Fill {
                 response.headers_mut().append(name, value);
             }
         }
-        CacheBody::for_response(response)
+        response
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -566,6 +739,28 @@ impl Fill {
             }
         }
     }
+}
+
+/// What [`Fill::keep`] stores besides the response itself.
+struct Kept {
+    storable: Storable,
+    response_time: SystemTime,
+    initial_age: Duration,
+    /// The status the handler answered: the response's, or 304.
+    fwd_status: u16,
+}
+
+/// Whether a 304 describes the stored response: not when both carry
+/// entity tags that differ (RFC 9111 §4.3.4).
+fn same_representation(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+    match (entity_tag(stored), entity_tag(not_modified)) {
+        (Some(a), Some(b)) => a.weak_eq(&b),
+        _ => true,
+    }
+}
+
+fn entity_tag(headers: &HeaderMap) -> Option<EntityTag<'_>> {
+    EntityTag::parse(headers.get(header::ETAG)?.as_bytes())
 }
 
 /// A `Location`-like field value naming the same origin: an absolute path,

@@ -6,8 +6,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{request, HeaderMap, HeaderName, Method, Response};
 
-use super::coalesce::{follow, Join, Landed};
+use super::coalesce::{follow, Join, Landed, Leader};
 use super::fill::{Fill, Plan};
+use super::lease::{Claim, LeaseGuard, POLL_FIRST, POLL_MAX};
 use super::respond::{self, Answer};
 use super::stats::Counters;
 use super::Cache;
@@ -23,6 +24,13 @@ pub enum Lookup {
     /// Call the handler (after [`Fill::prepare`]) and give its response to
     /// [`Fill::complete`].
     Forward(Box<Fill>),
+    /// Answer with this response now, and refresh the entry in the
+    /// background: call the handler as for [`Lookup::Forward`] in a spawned
+    /// task and drop what [`Fill::complete`] returns. A stale response
+    /// inside its `stale-while-revalidate` window, or a fresh one drawn for
+    /// [early refresh](crate::Policy::early_refresh); one refresh per key
+    /// runs at a time, across instances sharing a store.
+    Refresh(Response<Bytes>, Box<Fill>),
 }
 
 impl std::fmt::Debug for Lookup {
@@ -30,6 +38,7 @@ impl std::fmt::Debug for Lookup {
         match self {
             Lookup::Respond(r) => f.debug_tuple("Respond").field(&r.status()).finish(),
             Lookup::Forward(_) => f.write_str("Forward"),
+            Lookup::Refresh(r, _) => f.debug_tuple("Refresh").field(&r.status()).finish(),
         }
     }
 }
@@ -55,7 +64,9 @@ impl Cache {
     /// Decides what to do with a request under a route's policy.
     ///
     /// Adapters call this first; on [`Lookup::Forward`] they call the
-    /// handler and pass its response to [`Fill::complete`].
+    /// handler and pass its response to [`Fill::complete`]; on
+    /// [`Lookup::Refresh`] they answer at once and do the same in a
+    /// spawned task.
     ///
     /// ```
     /// # tokio_test();
@@ -74,6 +85,14 @@ impl Cache {
     ///         let response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from("hi")));
     ///         let response = fill.complete(response).await;
     ///         assert_eq!(response.status(), 200);
+    ///     }
+    ///     Lookup::Refresh(response, fill) => {
+    ///         fill.prepare(&mut parts);
+    ///         tokio::spawn(async move {
+    ///             let fresh = http::Response::new(http_body_util::Full::new(bytes::Bytes::from("hi")));
+    ///             drop(fill.complete(fresh).await);
+    ///         });
+    ///         println!("from cache, refreshing: {}", response.status());
     ///     }
     /// }
     /// # }
@@ -163,8 +182,12 @@ impl Cache {
         let landings = self.inner.flights.landings(bucket);
         let found = self.find(&primary, policy, &parts.headers).await;
         let mut fwd = found.fwd;
-        // A stale entry kept to stand in if the fetch fails (RFC 5861 §4).
-        let mut stale = None;
+        let mut index = found.index;
+        // The entry this miss replaces: revalidated with its validators,
+        // and standing in for a failed fetch inside its stale-if-error
+        // window (RFC 5861 §4).
+        let mut stored = None;
+        let mut stale_fallback = false;
         if let Some(entry) = found.entry {
             let age = freshness::current_age(entry.initial_age, entry.response_time, now);
             match freshness::reuse(
@@ -175,8 +198,23 @@ impl Cache {
             ) {
                 Reuse::Fresh => {
                     Counters::bump(&self.inner.counters.hits);
-                    let answer = Answer::hit();
-                    return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                    let early = policy.early_refresh.is_some_and(|delta| {
+                        let remaining = entry.lifetime.saturating_sub(age);
+                        freshness::refresh_early(remaining, delta, uniform())
+                    });
+                    let response = self.answer(entry.clone(), policy, parts, Answer::hit(), now);
+                    if !early {
+                        return Lookup::Respond(response);
+                    }
+                    let refresh = Refresh {
+                        primary,
+                        index,
+                        entry,
+                        directives,
+                    };
+                    return self
+                        .and_refresh(response, parts, policy, refresh, now)
+                        .await;
                 }
                 Reuse::Stale => {
                     Counters::bump(&self.inner.counters.stale_hits);
@@ -184,12 +222,29 @@ impl Cache {
                     return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                 }
                 Reuse::Forward => {
-                    fwd = if age >= entry.lifetime {
-                        Fwd::Stale
-                    } else {
-                        Fwd::Request
-                    };
-                    let fallback = age >= entry.lifetime
+                    let expired = age >= entry.lifetime;
+                    fwd = if expired { Fwd::Stale } else { Fwd::Request };
+                    if freshness::stale_while_revalidate_allows(
+                        entry.lifetime,
+                        age,
+                        entry.forbids_stale,
+                        entry.stale_while_revalidate,
+                        directives.as_ref(),
+                    ) {
+                        Counters::bump(&self.inner.counters.stale_hits);
+                        let answer = Answer::stale_hit();
+                        let response = self.answer(entry.clone(), policy, parts, answer, now);
+                        let refresh = Refresh {
+                            primary,
+                            index,
+                            entry,
+                            directives,
+                        };
+                        return self
+                            .and_refresh(response, parts, policy, refresh, now)
+                            .await;
+                    }
+                    stale_fallback = expired
                         && freshness::stale_if_error_allows(
                             entry.lifetime,
                             age,
@@ -197,9 +252,7 @@ impl Cache {
                             entry.stale_if_error,
                             directives.as_ref(),
                         );
-                    if fallback {
-                        stale = Some(Box::new(entry));
-                    }
+                    stored = Some(Box::new(entry));
                 }
             }
         }
@@ -209,12 +262,13 @@ impl Cache {
         }
         let miss = Miss {
             primary,
-            index: found.index,
+            index: index.take(),
             fwd,
             directives,
             bucket,
             landings,
-            stale,
+            stored,
+            stale_fallback,
         };
         self.coalesce(parts, policy, miss, now).await
     }
@@ -223,52 +277,29 @@ impl Cache {
         &self,
         parts: &request::Parts,
         policy: &Arc<Policy>,
-        miss: Miss,
+        mut miss: Miss,
         now: SystemTime,
     ) -> Lookup {
-        let Miss {
-            primary,
-            mut index,
-            fwd,
-            directives,
-            bucket,
-            mut landings,
-            stale,
-        } = miss;
-        let flight_key = flight_key(&primary, policy, &parts.headers);
+        let flight_key = flight_key(&miss.primary, policy, &parts.headers);
+        let uncacheable = self
+            .inner
+            .uncacheable
+            .as_ref()
+            .is_some_and(|keys| keys.contains_key(&flight_key));
+        if uncacheable || !self.inner.coalescing {
+            // Hit-for-miss: the last answer could not be shared, so waiting
+            // for another's would only queue requests.
+            Counters::bump(&self.inner.counters.misses);
+            return Lookup::Forward(Box::new(self.miss_fill(parts, policy, miss, None, now)));
+        }
         // A leader that goes away hands the key to the next request; a few
         // rounds of that and we stop waiting.
         for _ in 0..3 {
-            let rx = match self.inner.flights.join(&flight_key, bucket) {
+            let rx = match self.inner.flights.join(&flight_key, miss.bucket) {
                 Join::Leader(leader) => {
-                    if self.inner.flights.landings(bucket) != landings {
-                        // Another fetch landed after our read: look again
-                        // rather than run the handler a second time.
-                        let found = self.find(&primary, policy, &parts.headers).await;
-                        index = found.index;
-                        if let Some(entry) = found.entry.filter(|e| {
-                            let age = freshness::current_age(e.initial_age, e.response_time, now);
-                            let r = freshness::reuse(
-                                e.lifetime,
-                                age,
-                                e.forbids_stale,
-                                directives.as_ref(),
-                            );
-                            r == Reuse::Fresh
-                        }) {
-                            let entry = Arc::new(entry);
-                            leader.land(Landed::Stored(entry.clone()));
-                            Counters::bump(&self.inner.counters.collapsed);
-                            let answer = Answer::collapsed(fwd);
-                            let entry = Arc::unwrap_or_clone(entry);
-                            return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
-                        }
-                    }
-                    Counters::bump(&self.inner.counters.misses);
-                    let plan = Plan::store(primary, index, Some(leader));
-                    let mut fill = self.fill(parts, policy, plan, fwd, directives, now);
-                    fill.stale = stale;
-                    return Lookup::Forward(Box::new(fill));
+                    return self
+                        .lead(parts, policy, miss, leader, &flight_key, now)
+                        .await
                 }
                 Join::Follower(rx) => rx,
             };
@@ -278,11 +309,11 @@ impl Cache {
                     Counters::bump(&self.inner.counters.collapsed);
                     let entry = Arc::unwrap_or_clone(entry);
                     let now = self.inner.clock.now();
-                    let answer = Answer::collapsed(fwd);
+                    let answer = Answer::collapsed(miss.fwd);
                     return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                 }
                 Ok(Landed::Abandoned) => {
-                    landings = self.inner.flights.landings(bucket);
+                    miss.landings = self.inner.flights.landings(miss.bucket);
                     continue;
                 }
                 // Uncacheable, another variant, or waited too long: fetch our own.
@@ -290,10 +321,161 @@ impl Cache {
             }
         }
         Counters::bump(&self.inner.counters.misses);
-        let plan = Plan::store(primary, index, None);
-        let mut fill = self.fill(parts, policy, plan, fwd, directives, now);
-        fill.stale = stale;
-        Lookup::Forward(Box::new(fill))
+        Lookup::Forward(Box::new(self.miss_fill(parts, policy, miss, None, now)))
+    }
+
+    /// This instance's one request for a missing key: take the key's lease
+    /// in the store, or wait while another instance holds it.
+    async fn lead(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        mut miss: Miss,
+        leader: Leader,
+        flight_key: &str,
+        now: SystemTime,
+    ) -> Lookup {
+        let deadline = tokio::time::Instant::now() + self.inner.coalesce_wait;
+        let mut pause = POLL_FIRST;
+        loop {
+            match self.claim(flight_key).await {
+                Claim::Off => {
+                    if self.inner.flights.landings(miss.bucket) != miss.landings {
+                        // Another fetch landed after our read: look again
+                        // rather than run the handler a second time.
+                        if let Some(entry) =
+                            self.fresh_in_store(parts, policy, &mut miss, now).await
+                        {
+                            return self.collapse(parts, policy, leader, entry, miss.fwd, now);
+                        }
+                    }
+                    break;
+                }
+                Claim::Granted(guard) => {
+                    // The lease may have just been freed by a fill that
+                    // stored what our first read missed.
+                    if let Some(entry) = self.fresh_in_store(parts, policy, &mut miss, now).await {
+                        guard.release();
+                        return self.collapse(parts, policy, leader, entry, miss.fwd, now);
+                    }
+                    Counters::bump(&self.inner.counters.misses);
+                    let fill = self.miss_fill(parts, policy, miss, Some(leader), now);
+                    return Lookup::Forward(Box::new(with_lease(fill, guard)));
+                }
+                Claim::Uncacheable => {
+                    // Another instance found it uncacheable: run in
+                    // parallel, and so do this instance's waiting requests.
+                    leader.land(Landed::Uncacheable);
+                    if let Some(keys) = &self.inner.uncacheable {
+                        keys.insert(flight_key.to_owned(), ());
+                    }
+                    Counters::bump(&self.inner.counters.misses);
+                    return Lookup::Forward(Box::new(
+                        self.miss_fill(parts, policy, miss, None, now),
+                    ));
+                }
+                Claim::Held => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(POLL_MAX);
+                    if let Some(entry) = self.fresh_in_store(parts, policy, &mut miss, now).await {
+                        return self.collapse(parts, policy, leader, entry, miss.fwd, now);
+                    }
+                }
+            }
+        }
+        Counters::bump(&self.inner.counters.misses);
+        Lookup::Forward(Box::new(self.miss_fill(
+            parts,
+            policy,
+            miss,
+            Some(leader),
+            now,
+        )))
+    }
+
+    /// A fresh entry the store holds now for this request, if any.
+    async fn fresh_in_store(
+        &self,
+        parts: &request::Parts,
+        policy: &Policy,
+        miss: &mut Miss,
+        now: SystemTime,
+    ) -> Option<Entry> {
+        let found = self.find(&miss.primary, policy, &parts.headers).await;
+        miss.index = found.index;
+        found.entry.filter(|e| {
+            let age = freshness::current_age(e.initial_age, e.response_time, now);
+            let r = freshness::reuse(e.lifetime, age, e.forbids_stale, miss.directives.as_ref());
+            r == Reuse::Fresh
+        })
+    }
+
+    /// Serves an entry another fetch stored, and hands it to this
+    /// instance's waiting requests.
+    fn collapse(
+        &self,
+        parts: &request::Parts,
+        policy: &Policy,
+        leader: Leader,
+        entry: Entry,
+        fwd: Fwd,
+        now: SystemTime,
+    ) -> Lookup {
+        let entry = Arc::new(entry);
+        leader.land(Landed::Stored(entry.clone()));
+        Counters::bump(&self.inner.counters.collapsed);
+        let entry = Arc::unwrap_or_clone(entry);
+        Lookup::Respond(self.answer(entry, policy, parts, Answer::collapsed(fwd), now))
+    }
+
+    /// The fill of a request that missed.
+    fn miss_fill(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        miss: Miss,
+        leader: Option<Leader>,
+        now: SystemTime,
+    ) -> Fill {
+        let plan = Plan::store(miss.primary, miss.index, leader);
+        let mut fill = self.fill(parts, policy, plan, miss.fwd, miss.directives, now);
+        fill.stored = miss.stored;
+        fill.stale_fallback = miss.stale_fallback;
+        fill
+    }
+
+    /// Answers with `response` and, unless a refresh of the key is already
+    /// running here or in another instance, starts one.
+    async fn and_refresh(
+        &self,
+        response: Response<Bytes>,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        refresh: Refresh,
+        now: SystemTime,
+    ) -> Lookup {
+        let flight_key = flight_key(&refresh.primary, policy, &parts.headers);
+        let bucket = super::coalesce::bucket(&refresh.primary.store_key);
+        let Join::Leader(leader) = self.inner.flights.join(&flight_key, bucket) else {
+            return Lookup::Respond(response);
+        };
+        let lease = match self.claim(&flight_key).await {
+            Claim::Granted(guard) => Some(guard),
+            Claim::Off => None,
+            // Another instance refreshes it, or it turned uncacheable and
+            // will simply expire.
+            Claim::Held | Claim::Uncacheable => return Lookup::Respond(response),
+        };
+        Counters::bump(&self.inner.counters.refreshes);
+        let plan = Plan::store(refresh.primary, refresh.index, Some(leader));
+        let mut fill = self.fill(parts, policy, plan, Fwd::Stale, refresh.directives, now);
+        fill.stored = Some(Box::new(refresh.entry));
+        fill.lease = lease;
+        Lookup::Refresh(response, Box::new(fill))
     }
 
     /// Forwards a request without reading or writing the cache, for
@@ -326,7 +508,7 @@ impl Cache {
         let now = self.inner.clock.now();
         match self.bypass(parts, policy, reason, Fwd::Bypass, now) {
             Lookup::Forward(fill) => *fill,
-            Lookup::Respond(_) => unreachable!("bypass always forwards"),
+            Lookup::Respond(_) | Lookup::Refresh(..) => unreachable!("bypass always forwards"),
         }
     }
 
@@ -373,7 +555,10 @@ impl Cache {
             directives,
             request_time,
             generation: 0,
-            stale: None,
+            stored: None,
+            stale_fallback: false,
+            lease: None,
+            validating: Default::default(),
         }
     }
 
@@ -535,14 +720,35 @@ struct Miss {
     /// The landing bucket of the primary key, and its count before the read.
     bucket: usize,
     landings: u64,
-    /// A stale entry that may stand in if the fetch fails.
-    stale: Option<Box<Entry>>,
+    /// The entry the fetch replaces, if one was found.
+    stored: Option<Box<Entry>>,
+    /// Whether `stored` may stand in if the fetch fails.
+    stale_fallback: bool,
+}
+
+/// What a background refresh needs: where the entry lives and what it is.
+struct Refresh {
+    primary: PrimaryKey,
+    index: Option<VariantIndex>,
+    entry: Entry,
+    directives: Option<CacheControl>,
+}
+
+fn with_lease(mut fill: Fill, guard: LeaseGuard) -> Fill {
+    fill.lease = Some(guard);
+    fill
+}
+
+/// A number drawn uniformly from (0, 1], for early refresh.
+fn uniform() -> f64 {
+    let bits = super::fill::new_nonce() >> 11; // 53 random bits
+    (bits as f64 + 1.0) / (1u64 << 53) as f64
 }
 
 /// The key concurrent misses coalesce on. Requests that differ in a
 /// declared vary field never wait on each other: they could not share the
 /// answer.
-fn flight_key(primary: &PrimaryKey, policy: &Policy, headers: &HeaderMap) -> String {
+pub(crate) fn flight_key(primary: &PrimaryKey, policy: &Policy, headers: &HeaderMap) -> String {
     if policy.vary.is_empty() {
         primary.store_key.clone()
     } else {

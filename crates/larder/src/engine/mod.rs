@@ -8,6 +8,7 @@
 mod body;
 mod coalesce;
 mod fill;
+mod lease;
 mod lookup;
 #[cfg(feature = "macros")]
 mod memo;
@@ -35,6 +36,9 @@ pub use stats::Stats;
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
 /// How many URIs' Vary names an instance remembers.
 const VARY_MEMO_ENTRIES: u64 = 10_000;
+
+/// How many uncacheable keys an instance remembers for hit-for-miss.
+const UNCACHEABLE_KEYS: u64 = 10_000;
 
 /// The default largest body the cache buffers and stores: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -72,6 +76,13 @@ pub(crate) struct Inner {
     pub allowed_hosts: Option<Vec<String>>,
     pub detail: bool,
     pub coalesce_wait: Duration,
+    /// Off: every miss runs the handler (for comparison runs).
+    pub coalescing: bool,
+    pub lease_ttl: Duration,
+    pub hit_for_miss: Duration,
+    /// Keys whose last fill was uncacheable, for `hit_for_miss`: their
+    /// misses go straight to the handler, in parallel.
+    pub uncacheable: Option<moka::sync::Cache<String, ()>>,
     pub namespace_refresh: Duration,
     pub namespaces: namespaces::Namespaces,
     /// The Vary names last seen in each URI's variant index, so that a
@@ -159,6 +170,9 @@ pub struct CacheBuilder {
     allowed_hosts: Option<Vec<String>>,
     detail: bool,
     coalesce_wait: Duration,
+    coalescing: bool,
+    lease_ttl: Duration,
+    hit_for_miss: Duration,
     namespace_refresh: Duration,
 }
 
@@ -174,6 +188,9 @@ impl Default for CacheBuilder {
             allowed_hosts: None,
             detail: false,
             coalesce_wait: Duration::from_secs(30),
+            coalescing: true,
+            lease_ttl: Duration::from_secs(10),
+            hit_for_miss: Duration::from_secs(10),
             namespace_refresh: Duration::from_secs(1),
         }
     }
@@ -264,6 +281,51 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether concurrent misses on one key wait for one fetch (default
+    /// on). Off, every miss runs the handler: only for measuring what
+    /// coalescing saves.
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder().coalescing(false).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn coalescing(mut self, on: bool) -> Self {
+        self.coalescing = on;
+        self
+    }
+
+    /// How long an instance filling a key holds its lease in a shared store
+    /// (Redis): other instances wait for its entry rather than fetch too.
+    /// A lease whose holder died frees the key after this long, and one of
+    /// the waiting instances fetches. Make it longer than a slow fetch.
+    /// Default 10 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = larder::Cache::builder().lease_ttl(Duration::from_secs(5)).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long the cache remembers that a key's response was uncacheable
+    /// (private, `Set-Cookie`, `no-store`, too large): meanwhile its
+    /// requests run the handler in parallel instead of queuing behind one
+    /// fetch whose answer they could not share (hit-for-miss). A storable
+    /// response ends it early. Default 10 s; zero turns it off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = larder::Cache::builder().hit_for_miss(Duration::from_secs(30)).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn hit_for_miss(mut self, remember: Duration) -> Self {
+        self.hit_for_miss = remember;
+        self
+    }
+
     /// How often an instance re-reads a namespace's generation from the
     /// store: another instance's [`Cache::purge_namespace`] is seen within
     /// this interval (this instance's own, at once). Default 1 s.
@@ -295,6 +357,15 @@ impl CacheBuilder {
                 allowed_hosts: self.allowed_hosts,
                 detail: self.detail,
                 coalesce_wait: self.coalesce_wait,
+                coalescing: self.coalescing,
+                lease_ttl: self.lease_ttl,
+                hit_for_miss: self.hit_for_miss,
+                uncacheable: (!self.hit_for_miss.is_zero()).then(|| {
+                    moka::sync::Cache::builder()
+                        .max_capacity(UNCACHEABLE_KEYS)
+                        .time_to_live(self.hit_for_miss)
+                        .build()
+                }),
                 namespace_refresh: self.namespace_refresh,
                 namespaces: namespaces::Namespaces::default(),
                 vary_memo: moka::sync::Cache::new(VARY_MEMO_ENTRIES),

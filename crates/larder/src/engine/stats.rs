@@ -13,6 +13,8 @@ pub(crate) struct Counters {
     pub misses: AtomicU64,
     pub bypasses: AtomicU64,
     pub collapsed: AtomicU64,
+    pub refreshes: AtomicU64,
+    pub revalidated: AtomicU64,
     pub not_modified: AtomicU64,
     pub stores: AtomicU64,
     pub invalidations: AtomicU64,
@@ -37,6 +39,8 @@ impl Counters {
             misses: self.misses.load(Relaxed),
             bypasses: self.bypasses.load(Relaxed),
             collapsed: self.collapsed.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            revalidated: self.revalidated.load(Relaxed),
             not_modified: self.not_modified.load(Relaxed),
             stores: self.stores.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
@@ -68,6 +72,11 @@ pub struct Stats {
     pub bypasses: u64,
     /// Requests answered with another request's fetch (coalesced).
     pub collapsed: u64,
+    /// Background refreshes started (stale-while-revalidate, early refresh).
+    pub refreshes: u64,
+    /// Stored responses the handler confirmed with a 304 to their
+    /// validators, and that were kept with updated header fields.
+    pub revalidated: u64,
     /// Requests answered 304 Not Modified by the cache.
     pub not_modified: u64,
     /// Responses stored.
@@ -98,6 +107,8 @@ impl std::fmt::Debug for Stats {
             .field("misses", &self.misses)
             .field("bypasses", &self.bypasses)
             .field("collapsed", &self.collapsed)
+            .field("refreshes", &self.refreshes)
+            .field("revalidated", &self.revalidated)
             .field("not_modified", &self.not_modified)
             .field("stores", &self.stores)
             .field("invalidations", &self.invalidations)

@@ -406,6 +406,60 @@ pub fn stale_if_error_allows(
     !forbids_stale && !window.is_zero() && age <= lifetime.saturating_add(window)
 }
 
+/// Whether a stale response may be sent at once while one refresh runs in
+/// the background (RFC 5861 §3): inside the `stale-while-revalidate`
+/// window, never where stale answers are forbidden (`must-revalidate`,
+/// `proxy-revalidate`, `s-maxage`, `no-cache`), and not for a request that
+/// asked for something fresher (`max-age`, `min-fresh`, `no-cache`).
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::policy::freshness::stale_while_revalidate_allows;
+///
+/// let (lifetime, window) = (Duration::from_secs(60), Duration::from_secs(30));
+/// assert!(stale_while_revalidate_allows(lifetime, Duration::from_secs(75), false, window, None));
+/// assert!(!stale_while_revalidate_allows(lifetime, Duration::from_secs(91), false, window, None));
+/// assert!(!stale_while_revalidate_allows(lifetime, Duration::from_secs(75), true, window, None));
+/// ```
+pub fn stale_while_revalidate_allows(
+    lifetime: Duration,
+    age: Duration,
+    forbids_stale: bool,
+    window: Duration,
+    request: Option<&CacheControl>,
+) -> bool {
+    if let Some(request) = request {
+        let wants_fresher =
+            request.no_cache_all() || request.max_age.is_some() || request.min_fresh.is_some();
+        if wants_fresher {
+            return false;
+        }
+    }
+    !forbids_stale && !window.is_zero() && age >= lifetime && age < lifetime.saturating_add(window)
+}
+
+/// Probabilistic early expiration ("XFetch", Vattani et al., VLDB 2015):
+/// refresh a fresh entry before it expires with a probability that grows
+/// as expiry nears, so that one request, not a crowd at the moment of
+/// expiry, recomputes it. `delta` is about how long a refresh takes (the
+/// larger, the earlier); `u` is uniform in (0, 1]. Refresh when
+/// `remaining <= delta * -ln(u)`.
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::policy::freshness::refresh_early;
+///
+/// let delta = Duration::from_millis(100);
+/// assert!(!refresh_early(Duration::from_secs(3600), delta, 0.5));
+/// assert!(refresh_early(Duration::from_millis(10), delta, 0.5));
+/// ```
+pub fn refresh_early(remaining: Duration, delta: Duration, u: f64) -> bool {
+    if !(u > 0.0 && u <= 1.0) {
+        return false;
+    }
+    remaining.as_secs_f64() <= delta.as_secs_f64() * -u.ln()
+}
+
 /// The answers a stale response may replace (RFC 5861 §4): 500, 502, 503
 /// and 504. A failed fetch with no answer at all counts too.
 ///
@@ -418,6 +472,98 @@ pub fn stale_if_error_allows(
 /// ```
 pub fn is_error_for_stale(status: StatusCode) -> bool {
     matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+#[cfg(test)]
+mod swr_tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn stale_while_revalidate_only_inside_the_window_5861_3() {
+        let (life, win) = (secs(60), secs(30));
+        assert!(
+            !stale_while_revalidate_allows(life, secs(59), false, win, None),
+            "still fresh"
+        );
+        assert!(stale_while_revalidate_allows(
+            life,
+            secs(60),
+            false,
+            win,
+            None
+        ));
+        assert!(stale_while_revalidate_allows(
+            life,
+            secs(89),
+            false,
+            win,
+            None
+        ));
+        assert!(!stale_while_revalidate_allows(
+            life,
+            secs(90),
+            false,
+            win,
+            None
+        ));
+        assert!(!stale_while_revalidate_allows(
+            life,
+            secs(70),
+            false,
+            Duration::ZERO,
+            None
+        ));
+    }
+
+    #[test]
+    fn stale_while_revalidate_never_where_stale_is_forbidden_9111_4_2_4() {
+        // must-revalidate, proxy-revalidate, s-maxage and no-cache set it.
+        assert!(!stale_while_revalidate_allows(
+            secs(60),
+            secs(70),
+            true,
+            secs(30),
+            None
+        ));
+    }
+
+    #[test]
+    fn stale_while_revalidate_not_for_requests_wanting_fresher_9111_5_2_1() {
+        let ask = |v: &'static str| CacheControl::parse([&http::HeaderValue::from_static(v)]);
+        for value in ["max-age=0", "min-fresh=5", "no-cache"] {
+            let cc = ask(value);
+            assert!(
+                !stale_while_revalidate_allows(secs(60), secs(70), false, secs(30), Some(&cc)),
+                "{value}"
+            );
+        }
+        let cc = ask("max-stale=1");
+        assert!(stale_while_revalidate_allows(
+            secs(60),
+            secs(70),
+            false,
+            secs(30),
+            Some(&cc)
+        ));
+    }
+
+    #[test]
+    fn refresh_early_grows_likelier_toward_expiry() {
+        let delta = Duration::from_millis(200);
+        // -ln(u) for u = 0.5 is ~0.69: refresh with 138 ms or less left.
+        assert!(refresh_early(Duration::from_millis(100), delta, 0.5));
+        assert!(!refresh_early(Duration::from_millis(200), delta, 0.5));
+        // A small u (an unlucky draw) refreshes much earlier.
+        assert!(refresh_early(Duration::from_millis(900), delta, 0.01));
+        // u = 1 never refreshes before expiry; out-of-range u never refreshes.
+        assert!(!refresh_early(Duration::from_millis(1), delta, 1.0));
+        assert!(!refresh_early(Duration::ZERO, delta, 0.0));
+        assert!(!refresh_early(Duration::ZERO, delta, f64::NAN));
+    }
 }
 
 #[cfg(test)]

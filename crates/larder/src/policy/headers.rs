@@ -81,6 +81,38 @@ pub fn strip_named(headers: &mut HeaderMap, names: &[HeaderName]) {
     }
 }
 
+/// Updates a stored response's header fields from a 304 that revalidated
+/// it (RFC 9111 §3.2, §4.3.4): each field the 304 carries replaces the
+/// stored field of that name, but for `Content-Length` (the 304 has no
+/// body to describe) and hop-by-hop fields (they describe the 304's
+/// connection).
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use larder::policy::headers::freshen;
+///
+/// let mut stored = HeaderMap::new();
+/// stored.insert("cache-control", HeaderValue::from_static("max-age=60"));
+/// stored.insert("content-length", HeaderValue::from_static("1234"));
+/// let mut not_modified = HeaderMap::new();
+/// not_modified.insert("cache-control", HeaderValue::from_static("max-age=600"));
+/// not_modified.insert("content-length", HeaderValue::from_static("0"));
+/// freshen(&mut stored, &not_modified);
+/// assert_eq!(stored["cache-control"], "max-age=600");
+/// assert_eq!(stored["content-length"], "1234");
+/// ```
+pub fn freshen(stored: &mut HeaderMap, not_modified: &HeaderMap) {
+    let mut update = not_modified.clone();
+    strip_hop_by_hop(&mut update);
+    update.remove(http::header::CONTENT_LENGTH);
+    for name in update.keys() {
+        stored.remove(name);
+    }
+    for (name, value) in &update {
+        stored.append(name.clone(), value.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
@@ -160,6 +192,33 @@ mod tests {
         let mut map = original.clone();
         strip_hop_by_hop(&mut map);
         assert_eq!(map, original);
+    }
+
+    #[test]
+    fn a_304_replaces_stored_fields_but_content_length_9111_3_2() {
+        let mut stored = headers(&[
+            ("cache-control", b"max-age=60"),
+            ("content-length", b"1234"),
+            ("content-type", b"text/html"),
+            ("x-seen", b"1"),
+            ("x-seen", b"2"),
+        ]);
+        let update = headers(&[
+            ("cache-control", b"max-age=600"),
+            ("content-length", b"0"),
+            ("x-seen", b"3"),
+            ("connection", b"x-conn"),
+            ("x-conn", b"hop"),
+            ("date", b"Tue, 14 Nov 2023 22:13:20 GMT"),
+        ]);
+        freshen(&mut stored, &update);
+        assert_eq!(stored["cache-control"], "max-age=600");
+        assert_eq!(stored["content-length"], "1234");
+        assert_eq!(stored["content-type"], "text/html");
+        let seen: Vec<_> = stored.get_all("x-seen").iter().collect();
+        assert_eq!(seen, ["3"]);
+        assert!(stored.contains_key("date"));
+        assert!(!stored.contains_key("x-conn") && !stored.contains_key("connection"));
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub struct Policy {
     pub(crate) header_tags: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) early_refresh: Option<Duration>,
     pub(crate) key_extra: Option<ExtraFn>,
     pub(crate) varies: VarySeen,
 }
@@ -188,6 +189,7 @@ impl Policy {
             header_tags: false,
             stale_while_revalidate: None,
             stale_if_error: None,
+            early_refresh: None,
             key_extra: None,
             varies: VarySeen::default(),
         }
@@ -429,10 +431,12 @@ impl Policy {
         }
     }
 
-    /// The `stale-while-revalidate` window (RFC 5861) for responses that
-    /// state none. Today it is recorded in the entry and keeps it in the
-    /// store that much longer; serving it while one refresh runs is not
-    /// implemented yet (only a request's `max-stale` reads such entries).
+    /// The `stale-while-revalidate` window (RFC 5861 §3) for responses that
+    /// state none: for that long past expiry, a request gets the stale
+    /// response at once (`Cache-Status: larder; hit; ttl=-N`) while one
+    /// refresh per key runs in the background, across every instance that
+    /// shares the store. Never where stale answers are forbidden
+    /// (`must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -461,6 +465,27 @@ impl Policy {
     /// ```
     pub fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = Some(window);
+        self
+    }
+
+    /// Refreshes entries shortly before they expire, with a probability
+    /// that grows as expiry nears (probabilistic early expiration,
+    /// "XFetch"), so that one request refreshes a popular entry in the
+    /// background instead of a crowd missing it at once. `delta` is about
+    /// how long the handler takes: the longer, the earlier refreshes start.
+    /// The request that draws the refresh still gets the fresh entry at
+    /// once. Off by default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// // A report that takes ~2 s to build, cached for 10 minutes.
+    /// let policy = Policy::ttl(Duration::from_secs(600)).early_refresh(Duration::from_secs(2));
+    /// # let _ = policy;
+    /// ```
+    pub fn early_refresh(mut self, delta: Duration) -> Self {
+        self.early_refresh = (!delta.is_zero()).then_some(delta);
         self
     }
 

@@ -1,0 +1,120 @@
+//! Leases: coalescing across instances that share a store.
+//!
+//! In-process coalescing elects one leader per key in each instance; the
+//! leader then asks the store for the key's lease. The instance that gets
+//! it fills the key; the others poll the store for the entry until it
+//! lands, the lease frees up (its holder ended it or died and it expired:
+//! one of them takes it and fills), or they have waited long enough.
+//!
+//! A leader whose response was uncacheable ends its lease with a marker
+//! that stays for the hit-for-miss time: instances that find it fetch in
+//! parallel instead of queuing behind each other.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Cache;
+use crate::store::Lease;
+
+/// What a lease ended by an uncacheable fill holds while hit-for-miss lasts.
+pub(crate) const UNCACHEABLE: &[u8] = b"larder:uncacheable";
+
+/// The first and the longest wait between two looks at the store while
+/// another instance fills a key.
+pub(crate) const POLL_FIRST: Duration = Duration::from_millis(5);
+pub(crate) const POLL_MAX: Duration = Duration::from_millis(100);
+
+/// What asking for a key's lease gave.
+pub(crate) enum Claim {
+    /// This request fills the key; the guard ends the lease.
+    Granted(LeaseGuard),
+    /// Another instance is filling it.
+    Held,
+    /// The key's last fill was uncacheable: fetch without waiting.
+    Uncacheable,
+    /// No lease (the store has none, or failed): coalesce in-process only.
+    Off,
+}
+
+/// The store key of a flight's lease: beside the entry, in its hash slot.
+pub(crate) fn lease_key(flight_key: &str) -> String {
+    format!("{flight_key}:lease")
+}
+
+impl Cache {
+    /// Asks the store for the lease on `flight_key`.
+    pub(crate) async fn claim(&self, flight_key: &str) -> Claim {
+        let key = lease_key(flight_key);
+        let holder = Bytes::from(format!("{:016x}", super::fill::new_nonce()));
+        let store = &self.inner.store;
+        match store
+            .lease(&key, holder.clone(), self.inner.lease_ttl)
+            .await
+        {
+            Ok(Lease::Granted) => Claim::Granted(LeaseGuard {
+                cache: self.clone(),
+                key,
+                holder,
+                ended: false,
+            }),
+            Ok(Lease::Held(value)) if value.as_ref() == UNCACHEABLE => Claim::Uncacheable,
+            Ok(Lease::Held(_)) => Claim::Held,
+            Ok(_) => Claim::Off,
+            Err(e) => {
+                self.store_error("lease", e);
+                Claim::Off
+            }
+        }
+    }
+}
+
+/// A held lease. Ending it is a store round trip, so it runs in the
+/// background; a guard dropped without being ended (the fill was abandoned)
+/// ends the lease too, so that another instance takes over at once rather
+/// than when the lease expires.
+pub(crate) struct LeaseGuard {
+    cache: Cache,
+    key: String,
+    holder: Bytes,
+    ended: bool,
+}
+
+impl LeaseGuard {
+    /// The entry landed (or the fill was answered otherwise): free the key.
+    pub fn release(mut self) {
+        self.end(None);
+    }
+
+    /// The response was uncacheable: mark the key so that other instances
+    /// fetch in parallel for the hit-for-miss time.
+    pub fn uncacheable(mut self) {
+        let hfm = self.cache.inner.hit_for_miss;
+        let then = (!hfm.is_zero()).then(|| (Bytes::from_static(UNCACHEABLE), hfm));
+        self.end(then);
+    }
+
+    fn end(&mut self, then: Option<(Bytes, Duration)>) {
+        self.ended = true;
+        // Outside a runtime nothing can run it: the lease will expire.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = self.cache.clone();
+        let key = std::mem::take(&mut self.key);
+        let holder = self.holder.clone();
+        runtime.spawn(async move {
+            if let Err(e) = cache.inner.store.end_lease(&key, holder, then).await {
+                cache.store_error("end_lease", e);
+            }
+        });
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(None);
+        }
+    }
+}
