@@ -784,8 +784,32 @@ fn same_origin(value: &HeaderValue, scheme: &str, host: &str) -> Option<Uri> {
 /// longest stale window, so a stale entry is there to serve when allowed.
 fn store_ttl(entry: &Entry) -> Duration {
     let fresh = entry.lifetime.saturating_sub(entry.initial_age);
-    let stale = entry.stale_while_revalidate.max(entry.stale_if_error);
+    let mut stale = entry.stale_while_revalidate.max(entry.stale_if_error);
+    if has_origin_validator(entry) {
+        // Kept past expiry so that the next request can revalidate it
+        // (RFC 9111 §4.3.1) instead of finding nothing and fetching it all.
+        stale = stale.max(
+            entry
+                .lifetime
+                .clamp(KEEP_FOR_REVALIDATION.0, KEEP_FOR_REVALIDATION.1),
+        );
+    }
     (fresh + stale).max(Duration::from_secs(1))
+}
+
+/// How long past expiry an entry with the origin's validators stays
+/// stored for revalidation: its lifetime, within these bounds.
+const KEEP_FOR_REVALIDATION: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(3600));
+
+/// A `Last-Modified`, or an `ETag` the origin gave (not the content hash
+/// the cache adds): something an upstream can answer 304 to.
+fn has_origin_validator(entry: &Entry) -> bool {
+    entry.headers.contains_key(header::LAST_MODIFIED)
+        || entry
+            .headers
+            .get(header::ETAG)
+            .is_some_and(|etag| *etag != conditional::content_etag(&entry.body))
 }
 
 /// A nonce for a new variant index: unpredictable enough that two indexes
@@ -817,6 +841,41 @@ mod tests {
         assert!(same_origin(&v("https://h/a"), "http", "h").is_none());
         assert!(same_origin(&v("http://other/a"), "http", "h").is_none());
         assert!(same_origin(&v("relative"), "http", "h").is_none());
+    }
+
+    #[test]
+    fn entries_with_origin_validators_are_kept_for_revalidation_9111_4_3_1() {
+        let entry = |headers: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (n, v) in headers {
+                map.insert(*n, HeaderValue::from_static(v));
+            }
+            let body = bytes::Bytes::from_static(b"body");
+            if !map.contains_key(header::ETAG) {
+                map.insert(header::ETAG, conditional::content_etag(&body));
+            }
+            Entry {
+                material: String::new(),
+                variant_nonce: 0,
+                vary: Vec::new(),
+                status: StatusCode::OK,
+                headers: map,
+                body,
+                response_time: SystemTime::UNIX_EPOCH,
+                initial_age: Duration::ZERO,
+                lifetime: Duration::from_secs(1),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                forbids_stale: false,
+                tags: Vec::new(),
+            }
+        };
+        // Only the cache's own content hash: nothing to revalidate with.
+        assert_eq!(store_ttl(&entry(&[])), Duration::from_secs(1));
+        let keep = Duration::from_secs(1) + KEEP_FOR_REVALIDATION.0;
+        assert_eq!(store_ttl(&entry(&[("etag", "\"v1\"")])), keep);
+        let dated = [("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")];
+        assert_eq!(store_ttl(&entry(&dated)), keep);
     }
 
     #[test]
