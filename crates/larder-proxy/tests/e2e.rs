@@ -523,3 +523,31 @@ async fn a_stale_entry_stands_in_when_the_upstream_is_down_and_stale_if_error_al
         got.cache_status()
     );
 }
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let up = Upstream::start().await;
+    let p = proxy(&up.url(), "", "").await;
+    assert_eq!(get(p.addr(), "/swr").await.text(), "version 1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let stale = get(p.addr(), "/swr").await;
+    assert_eq!(stale.text(), "version 1", "the stale answer, at once");
+    assert!(
+        stale.cache_status().contains("hit"),
+        "{}",
+        stale.cache_status()
+    );
+    // The refresh runs in the background; wait for it (bounded).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let got = get(p.addr(), "/swr").await;
+            if got.text() == "version 2" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the background refresh stored version 2");
+    assert_eq!(up.gets("/swr"), 2, "one refresh");
+}

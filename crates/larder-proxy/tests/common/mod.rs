@@ -149,6 +149,14 @@ async fn handle(State(up): State<Upstream>, request: Request) -> Response {
     let cacheable: &[(&str, &str)] = &[("cache-control", "public, max-age=60")];
     match path.as_str() {
         "/plain" => respond(StatusCode::OK, &[], "no freshness"),
+        "/swr" => {
+            let n = up.seen.lock().unwrap().calls["GET /swr"];
+            respond(
+                StatusCode::OK,
+                &[("cache-control", "max-age=1, stale-while-revalidate=60")],
+                format!("version {n}"),
+            )
+        }
         "/short" => respond(
             StatusCode::OK,
             &[("cache-control", "max-age=1")],
