@@ -16,8 +16,18 @@ use serde::Deserialize;
 use crate::routes::{Cookies, Pattern, Route, Routes, Rule};
 
 /// The default address the proxy listens on.
+///
+/// ```
+/// let c = larder_proxy::Config::parse("[server]\nupstream = \"http://127.0.0.1:8000\"\n", "inline").unwrap();
+/// assert_eq!(c.listen.to_string(), larder_proxy::config::DEFAULT_LISTEN);
+/// ```
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// The default targeted fields (RFC 9213), first match wins.
+/// The default targeted fields (RFC 9213), first match wins; `[cache]
+/// targets = [...]` replaces them.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_TARGETS[0], "larder-cache-control");
+/// ```
 pub const DEFAULT_TARGETS: [&str; 3] = [
     "larder-cache-control",
     "surrogate-control",
@@ -43,6 +53,11 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     /// An error not tied to a place in a file (a flag, a missing value).
+    ///
+    /// ```
+    /// let e = larder_proxy::ConfigError::new("--listen: not an address");
+    /// assert_eq!(e.to_string(), "--listen: not an address");
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         ConfigError(message.into())
     }
@@ -98,6 +113,15 @@ pub struct Config {
 }
 
 /// The admin listener: purges, stats, metrics, health.
+///
+/// ```
+/// let c = larder_proxy::Config::parse(
+///     "[server]\nupstream = \"http://127.0.0.1:8000\"\n[admin]\nlisten = \"127.0.0.1:9090\"\ntoken = \"a-long-random-token-123\"\n",
+///     "inline",
+/// )
+/// .unwrap();
+/// assert_eq!(c.admin.unwrap().listen.port(), 9090);
+/// ```
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     /// Where it listens (keep it private).
@@ -339,6 +363,14 @@ pub fn parse_upstream(text: &str) -> Result<Uri, String> {
 // ---- From the file to the typed config ----
 
 /// Values given on the command line; they win over the file.
+///
+/// ```
+/// use larder_proxy::config::{Config, Overrides};
+///
+/// let flags = Overrides { upstream: Some("http://127.0.0.1:9000".into()), ..Overrides::default() };
+/// let c = Config::build("[server]\nupstream = \"http://127.0.0.1:8000\"\n", "inline", &flags).unwrap();
+/// assert_eq!(c.upstream.port_u16(), Some(9000));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--listen`.
@@ -367,7 +399,8 @@ impl Config {
         Config::build(text, origin, &Overrides::default())
     }
 
-    /// Parses a file's text (or none: `""`) with command-line overrides.
+    /// Parses a file's text (or none: `""`) with command-line overrides
+    /// (see [`Overrides`] for an example).
     pub fn build(text: &str, origin: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
         let file: File = toml::from_str(text).map_err(|e| {
             let place = e.span().map(|s| at(text, s.start)).unwrap_or_default();

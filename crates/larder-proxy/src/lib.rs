@@ -26,7 +26,7 @@
 
 pub mod admin;
 pub mod config;
-pub mod proxy;
+mod proxy;
 pub mod routes;
 pub mod shutdown;
 pub mod upstream;
@@ -77,22 +77,35 @@ pub struct Running {
 
 impl Running {
     /// The address the proxy listens on (the real port when configured 0).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let text = "[server]\nupstream = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\n";
+    /// let proxy = larder_proxy::run(larder_proxy::Config::parse(text, "inline").unwrap()).await.unwrap();
+    /// assert_ne!(proxy.addr().port(), 0);
+    /// assert!(proxy.admin_addr().is_none()); // off unless configured
+    /// assert_eq!(proxy.cache().stats().hits, 0);
+    /// proxy.shutdown().await;
+    /// # });
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The admin listener's address, when configured.
+    /// The admin listener's address, when configured (see [`Running::addr`]).
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
     }
 
-    /// The proxy's cache (for its stats, or to purge from the same process).
+    /// The proxy's cache, for its stats or to purge from the same process
+    /// (see [`Running::addr`]).
     pub fn cache(&self) -> &Cache {
         &self.cache
     }
 
     /// Stops accepting connections, lets in-flight requests finish within
-    /// the configured shutdown timeout, and returns when all is closed.
+    /// the configured shutdown timeout, and returns when all is closed
+    /// (see [`Running::addr`]).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -102,7 +115,7 @@ impl Running {
 }
 
 /// Starts the proxy (and its admin listener, when configured) and returns
-/// once both listen.
+/// once both listen. See the crate example and [`Running::addr`].
 pub async fn run(config: Config) -> Result<Running, StartError> {
     let mut builder = Cache::builder()
         .name(config.name.clone())

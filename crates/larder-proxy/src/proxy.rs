@@ -121,14 +121,14 @@ pub(crate) async fn forward(
         Ok(response) => fill.complete(response).await,
         Err(error) => {
             if let Some(stale) = fill.stale_on_error() {
-                tracing::warn!(?error, "upstream failed; serving stale");
+                tracing::warn!(%error, "upstream failed; serving stale");
                 return CacheBody::for_response(stale);
             }
             let status = match error {
                 UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 UpstreamError::Failed(_) => StatusCode::BAD_GATEWAY,
             };
-            tracing::warn!(?error, %status, "upstream failed");
+            tracing::warn!(%error, %status, "upstream failed");
             error_response(status)
         }
     }

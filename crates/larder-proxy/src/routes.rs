@@ -53,7 +53,8 @@ pub enum Cookies {
     Vary,
 }
 
-/// What the proxy does with the requests a route matches.
+/// What the proxy does with the requests a route matches (see
+/// [`Routes::rule_for`] for an example).
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// The engine's rules for the route.
@@ -64,7 +65,7 @@ pub struct Rule {
     pub cookies: Cookies,
 }
 
-/// A pattern and the rule it selects.
+/// A pattern and the rule it selects (see [`Routes::rule_for`]).
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The paths it matches.
@@ -73,7 +74,8 @@ pub struct Route {
     pub rule: Rule,
 }
 
-/// The configured routes, in order, and the rule for every other path.
+/// The configured routes, in order, and the rule for every other path
+/// (see [`Routes::rule_for`]).
 #[derive(Debug, Clone)]
 pub struct Routes {
     /// Tried in order; the first match wins.

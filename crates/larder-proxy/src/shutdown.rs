@@ -77,6 +77,13 @@ pub(crate) async fn serve<S, M>(
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C).
+///
+/// ```no_run
+/// # async fn example(proxy: larder_proxy::Running) {
+/// larder_proxy::shutdown::signal().await;
+/// proxy.shutdown().await; // in-flight requests finish first
+/// # }
+/// ```
 pub async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

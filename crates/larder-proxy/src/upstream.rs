@@ -15,11 +15,15 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 /// The body sent upstream: the client's, or none (GET/HEAD bodies are dropped).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 /// Request fields that would let a client change what the upstream answers
 /// without changing the cache key: removed from cacheable requests, so a
 /// poisoned answer cannot be stored under an innocent key.
+///
+/// ```
+/// assert!(larder_proxy::upstream::UNKEYED.contains(&"x-forwarded-host"));
+/// ```
 pub const UNKEYED: [&str; 11] = [
     "x-forwarded-host",
     "x-forwarded-port",
@@ -39,16 +43,25 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 
 /// Why the upstream gave no response.
 #[derive(Debug)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// No connection, or it broke before the response headers: 502.
     Failed(String),
     /// No response headers within the response timeout: 504.
     Timeout,
 }
 
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Failed(why) => f.write_str(why),
+            UpstreamError::Timeout => f.write_str("no response headers within upstream_timeout"),
+        }
+    }
+}
+
 /// The upstream: where it is and the pooled client that reaches it.
 #[derive(Clone, Debug)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     client: Client<HttpConnector, UpstreamBody>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -57,7 +70,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// A client for `base` (`http://host:port`).
-    pub fn new(base: &Uri, connect_timeout: Duration, timeout: Duration) -> Upstream {
+    pub(crate) fn new(base: &Uri, connect_timeout: Duration, timeout: Duration) -> Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
@@ -78,7 +91,7 @@ impl Upstream {
 
     /// Sends the request and waits for the response headers (the body
     /// streams after, unbounded by the timeout: large downloads take time).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut parts: request::Parts,
         body: UpstreamBody,
