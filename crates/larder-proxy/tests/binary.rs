@@ -126,3 +126,66 @@ async fn larder_purge_calls_the_admin_listener() {
         .unwrap();
     assert!(!wrong.status.success());
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly_and_the_access_log_says_what_the_cache_did() {
+    let up = common::Upstream::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = config_file(
+        "access",
+        &format!(
+            "[server]\nupstream = \"{}\"\nlisten = \"127.0.0.1:{port}\"\naccess_log = true\n",
+            up.url()
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Bounded wait for the listener.
+    let mut up_yet = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up_yet = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(up_yet, "the binary listens");
+    common::get(addr, "/items").await;
+    assert!(common::get(addr, "/items")
+        .await
+        .cache_status()
+        .contains("hit"));
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("exits well within the guard")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SIGTERM is a clean stop: {:?}",
+        out.status
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("larder::access"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("fwd=uri-miss") && lines[0].contains("target=/items"),
+        "{log}"
+    );
+    assert!(lines[1].contains("cache=\"larder; hit"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
