@@ -34,6 +34,7 @@ pub const ATTRIBUTE: Attribute = Attribute {
         "cache_control",
         "stale_while_revalidate",
         "stale_if_error",
+        "early_refresh",
         "key",
         "cache",
         "honor_request_cache_control",
@@ -159,6 +160,9 @@ fn policy(o: &Options) -> syn::Result<TokenStream> {
     }
     if let Some(seconds) = o.stale_while_revalidate {
         policy.extend(quote!(.stale_while_revalidate(::core::time::Duration::from_secs(#seconds))));
+    }
+    if let Some(seconds) = o.early_refresh {
+        policy.extend(quote!(.early_refresh(::core::time::Duration::from_secs(#seconds))));
     }
     if let Some(seconds) = o.stale_if_error {
         policy.extend(quote!(.stale_if_error(::core::time::Duration::from_secs(#seconds))));

@@ -63,6 +63,7 @@ use proc_macro::TokenStream;
 /// | `statuses = [200, 404]` | the statuses that may be stored (default 200) | `statuses` |
 /// | `cache_control = "public, max-age=60"` | the `Cache-Control` clients get | `client_cache_control` |
 /// | `stale_while_revalidate = "30s"`, `stale_if_error = "5m"` | stale windows when the response gives none | `stale_while_revalidate`, `stale_if_error` |
+/// | `early_refresh = "2s"` | refresh shortly before expiry, in the background, with a probability that grows as expiry nears; about how long the handler takes (off by default) | `early_refresh` |
 /// | `key = path::to::tenant` | a `fn(&http::request::Parts) -> String` whose result is part of the key | `key_extra` |
 /// | `honor_request_cache_control = false` | ignore the client's `Cache-Control: no-cache` and friends | `honor_request_directives` |
 /// | `allow_authorization = true` | share responses to requests that carry `Authorization` | `allow_authorization` |

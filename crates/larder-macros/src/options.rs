@@ -26,6 +26,7 @@ pub struct Options {
     pub cache_control: Option<LitStr>,
     pub stale_while_revalidate: Option<u64>,
     pub stale_if_error: Option<u64>,
+    pub early_refresh: Option<u64>,
     pub key: Option<Path>,
     pub cache: Option<LitStr>,
     pub honor_request_cache_control: Option<bool>,
@@ -71,6 +72,7 @@ impl Options {
                 self.stale_while_revalidate = Some(duration_value(&meta)?.0)
             }
             "stale_if_error" => self.stale_if_error = Some(duration_value(&meta)?.0),
+            "early_refresh" => self.early_refresh = Some(duration_value(&meta)?.0),
             "namespace" => self.namespace = Some(string(&meta, "a namespace such as \"items\"")?),
             "cache" => {
                 let name = string(&meta, "a cache's name such as \"sessions\"")?;

@@ -59,11 +59,11 @@ fn stall_first_read(stalled: Arc<tokio::sync::Notify>, release: Arc<Semaphore>) 
 
 both_mounts! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_hundred_concurrent_misses_run_the_handler_once(mount) {
+    async fn a_thousand_concurrent_misses_run_the_handler_once(mount) {
         let w = World::new();
         let gate = Arc::new(Semaphore::new(0));
         let app = gated_app(mount, &w, gate.clone());
-        let tasks: Vec<_> = (0..100)
+        let tasks: Vec<_> = (0..1_000)
             .map(|_| {
                 let app = app.clone();
                 tokio::spawn(async move { get_reply(&app, "/slow").await })
@@ -91,7 +91,7 @@ both_mounts! {
             }
         }
         assert_eq!(w.calls(), 1);
-        assert_eq!(collapsed + hits, 99);
+        assert_eq!(collapsed + hits, 999);
         let stats = w.cache.stats();
         assert_eq!(
             (stats.misses, stats.collapsed, stats.hits),

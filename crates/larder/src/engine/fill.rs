@@ -130,7 +130,7 @@ impl Fill {
             leader.land(Landed::Uncacheable);
         }
         if let Some(lease) = self.lease.take() {
-            lease.release();
+            lease.release_in_background();
         }
         Some(self.stale_answer(*stale, None))
     }
@@ -260,7 +260,7 @@ impl Fill {
                     l.land(Landed::Uncacheable);
                 }
                 if let Some(lease) = self.lease.take() {
-                    lease.release();
+                    lease.release().await;
                 }
                 let status = response.status().as_u16();
                 return CacheBody::for_response(self.stale_answer(*stale, Some(status)));
@@ -271,7 +271,7 @@ impl Fill {
         let (storable, initial_age) = match self.decide(&parts, response_time) {
             Ok(decided) => decided,
             Err(reason) => {
-                self.uncacheable(&primary, leader, reason);
+                self.uncacheable(&primary, leader, reason).await;
                 let response = Response::from_parts(parts, CacheBody::stream(body));
                 return self.forwarded(response, Some(reason), true);
             }
@@ -279,7 +279,7 @@ impl Fill {
         let body = match buffer(body, self.cache.inner.max_body).await {
             Buffered::Complete(bytes) => bytes,
             Buffered::Unstorable { body, reason } => {
-                self.uncacheable(&primary, leader, reason);
+                self.uncacheable(&primary, leader, reason).await;
                 return self.forwarded(Response::from_parts(parts, body), Some(reason), true);
             }
         };
@@ -307,7 +307,15 @@ impl Fill {
         let (primary, index, leader) = self.take_store_plan();
         let stored = *self.stored.take().expect("freshen needs a stored entry");
         let response_time = self.cache.inner.clock.now();
-        let (not_modified, _) = response.into_parts();
+        let (mut not_modified, _) = response.into_parts();
+        // RFC 9110 §6.6.1: a response without Date is dated on receipt;
+        // else the stored Date would make the freshened entry old at once.
+        if !not_modified.headers.contains_key(header::DATE) {
+            let date = httpdate::fmt_http_date(response_time);
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                not_modified.headers.insert(header::DATE, v);
+            }
+        }
         if !same_representation(&stored.headers, &not_modified.headers) {
             // A 304 for another representation says nothing about this
             // one (§4.3.4): serve what is stored, and store nothing.
@@ -315,7 +323,7 @@ impl Fill {
                 l.land(Landed::Uncacheable);
             }
             if let Some(lease) = self.lease.take() {
-                lease.release();
+                lease.release().await;
             }
             let answer = Answer {
                 fwd: Some(self.fwd),
@@ -348,7 +356,7 @@ impl Fill {
             Err(reason) => {
                 // The 304 made the response unstorable (`no-store`, say):
                 // this client still gets the body, updated.
-                self.uncacheable(&primary, leader, reason);
+                self.uncacheable(&primary, leader, reason).await;
                 let response = Response::from_parts(parts, stored.body);
                 self.forwarded(CacheBody::for_response(response), Some(reason), true)
             }
@@ -392,13 +400,18 @@ impl Fill {
     /// The response will not be stored: waiting requests fetch their own,
     /// and the key is remembered as uncacheable for the hit-for-miss time,
     /// here and, through the lease, in other instances.
-    fn uncacheable(&mut self, primary: &PrimaryKey, leader: Option<Leader>, reason: NotStored) {
+    async fn uncacheable(
+        &mut self,
+        primary: &PrimaryKey,
+        leader: Option<Leader>,
+        reason: NotStored,
+    ) {
         if let Some(l) = leader {
             l.land(Landed::Uncacheable);
         }
         self.cache.inner.counters.not_stored(reason);
         if let Some(lease) = self.lease.take() {
-            lease.uncacheable();
+            lease.uncacheable().await;
         }
         if let Some(keys) = &self.cache.inner.uncacheable {
             keys.insert(
@@ -448,7 +461,7 @@ impl Fill {
         // The entry is written before the lease ends: an instance that
         // takes the lease next finds it.
         if let Some(lease) = self.lease.take() {
-            lease.release();
+            lease.release().await;
         }
         if let Some(keys) = &self.cache.inner.uncacheable {
             if keys.entry_count() > 0 {

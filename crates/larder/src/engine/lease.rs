@@ -69,10 +69,9 @@ impl Cache {
     }
 }
 
-/// A held lease. Ending it is a store round trip, so it runs in the
-/// background; a guard dropped without being ended (the fill was abandoned)
-/// ends the lease too, so that another instance takes over at once rather
-/// than when the lease expires.
+/// A held lease. A guard dropped without being ended (the fill was
+/// abandoned) ends the lease in the background, so that another instance
+/// takes over at once rather than when the lease expires.
 pub(crate) struct LeaseGuard {
     cache: Cache,
     key: String,
@@ -82,20 +81,36 @@ pub(crate) struct LeaseGuard {
 
 impl LeaseGuard {
     /// The entry landed (or the fill was answered otherwise): free the key.
-    pub fn release(mut self) {
-        self.end(None);
+    /// Awaited, so that this instance's next request for the key finds it
+    /// free.
+    pub async fn release(mut self) {
+        self.ended = true;
+        self.end(None).await;
     }
 
     /// The response was uncacheable: mark the key so that other instances
     /// fetch in parallel for the hit-for-miss time.
-    pub fn uncacheable(mut self) {
+    pub async fn uncacheable(mut self) {
+        self.ended = true;
         let hfm = self.cache.inner.hit_for_miss;
         let then = (!hfm.is_zero()).then(|| (Bytes::from_static(UNCACHEABLE), hfm));
-        self.end(then);
+        self.end(then).await;
     }
 
-    fn end(&mut self, then: Option<(Bytes, Duration)>) {
+    /// Ends the lease from code that cannot wait: in a spawned task.
+    pub fn release_in_background(mut self) {
         self.ended = true;
+        self.spawn_end();
+    }
+
+    async fn end(&self, then: Option<(Bytes, Duration)>) {
+        let store = &self.cache.inner.store;
+        if let Err(e) = store.end_lease(&self.key, self.holder.clone(), then).await {
+            self.cache.store_error("end_lease", e);
+        }
+    }
+
+    fn spawn_end(&mut self) {
         // Outside a runtime nothing can run it: the lease will expire.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -104,7 +119,7 @@ impl LeaseGuard {
         let key = std::mem::take(&mut self.key);
         let holder = self.holder.clone();
         runtime.spawn(async move {
-            if let Err(e) = cache.inner.store.end_lease(&key, holder, then).await {
+            if let Err(e) = cache.inner.store.end_lease(&key, holder, None).await {
                 cache.store_error("end_lease", e);
             }
         });
@@ -114,7 +129,7 @@ impl LeaseGuard {
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         if !self.ended {
-            self.end(None);
+            self.spawn_end();
         }
     }
 }

@@ -202,10 +202,11 @@ impl Cache {
                         let remaining = entry.lifetime.saturating_sub(age);
                         freshness::refresh_early(remaining, delta, uniform())
                     });
-                    let response = self.answer(entry.clone(), policy, parts, Answer::hit(), now);
                     if !early {
-                        return Lookup::Respond(response);
+                        let answer = Answer::hit();
+                        return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                     }
+                    let response = self.answer(entry.clone(), policy, parts, Answer::hit(), now);
                     let refresh = Refresh {
                         primary,
                         index,
@@ -355,7 +356,7 @@ impl Cache {
                     // The lease may have just been freed by a fill that
                     // stored what our first read missed.
                     if let Some(entry) = self.fresh_in_store(parts, policy, &mut miss, now).await {
-                        guard.release();
+                        guard.release().await;
                         return self.collapse(parts, policy, leader, entry, miss.fwd, now);
                     }
                     Counters::bump(&self.inner.counters.misses);
@@ -408,6 +409,11 @@ impl Cache {
         let found = self.find(&miss.primary, policy, &parts.headers).await;
         miss.index = found.index;
         found.entry.filter(|e| {
+            // Fetched after this request arrived: as good as its own fetch,
+            // whatever it asked (`max-age=0` included), as for a follower.
+            if e.response_time >= now {
+                return true;
+            }
             let age = freshness::current_age(e.initial_age, e.response_time, now);
             let r = freshness::reuse(e.lifetime, age, e.forbids_stale, miss.directives.as_ref());
             r == Reuse::Fresh
