@@ -142,7 +142,7 @@ async fn sigterm_stops_the_binary_cleanly_and_the_access_log_says_what_the_cache
             up.url()
         ),
     );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"))
         .args(["serve", "--config"])
         .arg(&path)
         .stderr(std::process::Stdio::piped())
