@@ -180,6 +180,14 @@ pub fn prepare_request(parts: &mut request::Parts, peer: SocketAddr) -> bool {
         }
     }
     append_forwarded_for(&mut parts.headers, peer);
+    // RFC 9110 §7.6.3: a proxy says so in every request it forwards.
+    let via = match parts.version {
+        http::Version::HTTP_10 => "1.0 larder",
+        _ => "1.1 larder",
+    };
+    parts
+        .headers
+        .append(header::VIA, HeaderValue::from_static(via));
     parts
         .headers
         .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -275,6 +283,14 @@ mod tests {
         );
         prepare_request(&mut p, "[::1]:1".parse().unwrap());
         assert_eq!(p.headers["x-forwarded-for"], "1.1.1.1, 2.2.2.2, ::1");
+    }
+
+    #[test]
+    fn via_is_appended_9110_7_6_3() {
+        let mut p = parts(Method::GET, "/", &[("via", "1.1 edge")]);
+        prepare_request(&mut p, PEER.parse().unwrap());
+        let via: Vec<_> = p.headers.get_all("via").iter().collect();
+        assert_eq!(via, ["1.1 edge", "1.1 larder"]);
     }
 
     #[test]
