@@ -52,6 +52,13 @@ impl Proxy {
         // Only what the lookup needs happens before it; the rest of the
         // rewriting is for requests that go upstream (`forward`).
         drop_get_body(&mut parts);
+        if parts.headers.contains_key(header::CONNECTION) {
+            // Fields the client names in Connection never reach the
+            // upstream, so they must not select a variant either: a
+            // request naming Accept-Language there would otherwise store
+            // the default-language answer under its own language.
+            larder::policy::headers::strip_hop_by_hop(&mut parts.headers);
+        }
         let body: UpstreamBody = if parts.method == Method::GET || parts.method == Method::HEAD {
             Either::Right(Empty::new())
         } else {

@@ -135,6 +135,23 @@ async fn vary_keeps_variants_apart() {
 }
 
 #[tokio::test]
+async fn a_field_named_in_connection_cannot_poison_a_variant() {
+    let up = Upstream::start().await;
+    let p = proxy(&up.url(), "", "").await;
+    let sneaky = send(
+        p.addr(),
+        "GET",
+        "/vary",
+        &[("connection", "accept-language"), ("accept-language", "fr")],
+        "",
+    )
+    .await;
+    assert_eq!(sneaky.text(), "lang=", "the upstream never saw the field");
+    let french = send(p.addr(), "GET", "/vary", &[("accept-language", "fr")], "").await;
+    assert_eq!(french.text(), "lang=fr");
+}
+
+#[tokio::test]
 async fn the_key_is_the_clients_host_and_the_upstream_sees_that_host() {
     let up = Upstream::start().await;
     let p = proxy(&up.url(), "", "").await;
