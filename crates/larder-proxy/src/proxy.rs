@@ -84,7 +84,11 @@ impl Proxy {
         };
         let response = match lookup {
             Lookup::Respond(response) => CacheBody::for_response(response),
-            Lookup::Forward(fill) => forward(&self.upstream, parts, body, *fill, peer).await,
+            // Boxed: the forward path's future is many times a hit's, and
+            // would otherwise make every request's future that large.
+            Lookup::Forward(fill) => {
+                Box::pin(forward(&self.upstream, parts, body, *fill, peer)).await
+            }
             Lookup::Refresh(response, fill) => {
                 // The client has its answer; the same request (a cacheable
                 // one has no body to replay) refreshes the entry meanwhile.
