@@ -568,3 +568,32 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     .expect("the background refresh stored version 2");
     assert_eq!(up.gets("/swr"), 2, "one refresh");
 }
+
+#[tokio::test]
+async fn head_is_answered_from_the_get_entry() {
+    let up = Upstream::start().await;
+    let p = proxy(&up.url(), "", "").await;
+    let head = send(p.addr(), "HEAD", "/headed", &[], "").await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        up.calls("HEAD", "/headed"),
+        0,
+        "the cache asked for the GET it can store"
+    );
+    let get_after = get(p.addr(), "/headed").await;
+    assert!(
+        get_after.cache_status().contains("hit"),
+        "{}",
+        get_after.cache_status()
+    );
+    assert_eq!(get_after.text(), "body of /headed");
+    let head_hit = send(p.addr(), "HEAD", "/headed", &[], "").await;
+    assert_eq!(
+        head_hit.header("content-length"),
+        Some("15"),
+        "the GET's length"
+    );
+    assert!(head_hit.body.is_empty());
+    assert_eq!(up.gets("/headed"), 1);
+}
