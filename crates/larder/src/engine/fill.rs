@@ -370,7 +370,9 @@ impl Fill {
         parts: &response::Parts,
         response_time: SystemTime,
     ) -> Result<(Storable, Duration), NotStored> {
-        let directives = CacheControl::from_headers(&parts.headers);
+        let directives = self
+            .policy
+            .response_directives(&self.cache.inner.name, &parts.headers);
         let date = freshness::http_date(&parts.headers, header::DATE);
         let initial_age = freshness::initial_age(
             date,
@@ -498,6 +500,8 @@ impl Fill {
         response_time: SystemTime,
         initial_age: Duration,
     ) -> Entry {
+        let tags = self.policy.entry_tags(&headers);
+        self.policy.strip_cache_fields(&mut headers);
         fields::strip_hop_by_hop(&mut headers);
         fields::strip_named(&mut headers, &storable.strip);
         // Both are written anew for every response the cache sends.
@@ -550,7 +554,7 @@ impl Fill {
             stale_while_revalidate: storable.stale_while_revalidate.unwrap_or_default(),
             stale_if_error: storable.stale_if_error.unwrap_or_default(),
             forbids_stale: storable.forbids_stale,
-            tags: self.policy.tags.clone(),
+            tags,
         }
     }
 
@@ -657,6 +661,8 @@ impl Fill {
         reason: Option<NotStored>,
         preconditions_removed: bool,
     ) -> Response<CacheBody<B>> {
+        // Fields meant for this cache never reach clients, stored or not.
+        self.policy.strip_cache_fields(response.headers_mut());
         let status = response.status();
         if preconditions_removed && status == StatusCode::OK {
             let headers = response.headers();
@@ -791,8 +797,32 @@ fn same_origin(value: &HeaderValue, scheme: &str, host: &str) -> Option<Uri> {
 /// longest stale window, so a stale entry is there to serve when allowed.
 fn store_ttl(entry: &Entry) -> Duration {
     let fresh = entry.lifetime.saturating_sub(entry.initial_age);
-    let stale = entry.stale_while_revalidate.max(entry.stale_if_error);
+    let mut stale = entry.stale_while_revalidate.max(entry.stale_if_error);
+    if has_origin_validator(entry) {
+        // Kept past expiry so that the next request can revalidate it
+        // (RFC 9111 §4.3.1) instead of finding nothing and fetching it all.
+        stale = stale.max(
+            entry
+                .lifetime
+                .clamp(KEEP_FOR_REVALIDATION.0, KEEP_FOR_REVALIDATION.1),
+        );
+    }
     (fresh + stale).max(Duration::from_secs(1))
+}
+
+/// How long past expiry an entry with the origin's validators stays
+/// stored for revalidation: its lifetime, within these bounds.
+const KEEP_FOR_REVALIDATION: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(3600));
+
+/// A `Last-Modified`, or an `ETag` the origin gave (not the content hash
+/// the cache adds): something an upstream can answer 304 to.
+fn has_origin_validator(entry: &Entry) -> bool {
+    entry.headers.contains_key(header::LAST_MODIFIED)
+        || entry
+            .headers
+            .get(header::ETAG)
+            .is_some_and(|etag| *etag != conditional::content_etag(&entry.body))
 }
 
 /// A nonce for a new variant index: unpredictable enough that two indexes
@@ -824,6 +854,41 @@ mod tests {
         assert!(same_origin(&v("https://h/a"), "http", "h").is_none());
         assert!(same_origin(&v("http://other/a"), "http", "h").is_none());
         assert!(same_origin(&v("relative"), "http", "h").is_none());
+    }
+
+    #[test]
+    fn entries_with_origin_validators_are_kept_for_revalidation_9111_4_3_1() {
+        let entry = |headers: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (n, v) in headers {
+                map.insert(*n, HeaderValue::from_static(v));
+            }
+            let body = bytes::Bytes::from_static(b"body");
+            if !map.contains_key(header::ETAG) {
+                map.insert(header::ETAG, conditional::content_etag(&body));
+            }
+            Entry {
+                material: String::new(),
+                variant_nonce: 0,
+                vary: Vec::new(),
+                status: StatusCode::OK,
+                headers: map,
+                body,
+                response_time: SystemTime::UNIX_EPOCH,
+                initial_age: Duration::ZERO,
+                lifetime: Duration::from_secs(1),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                forbids_stale: false,
+                tags: Vec::new(),
+            }
+        };
+        // Only the cache's own content hash: nothing to revalidate with.
+        assert_eq!(store_ttl(&entry(&[])), Duration::from_secs(1));
+        let keep = Duration::from_secs(1) + KEEP_FOR_REVALIDATION.0;
+        assert_eq!(store_ttl(&entry(&[("etag", "\"v1\"")])), keep);
+        let dated = [("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")];
+        assert_eq!(store_ttl(&entry(&dated)), keep);
     }
 
     #[test]

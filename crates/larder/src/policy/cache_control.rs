@@ -117,6 +117,9 @@ pub struct CacheControl {
     pub stale_while_revalidate: Option<u32>,
     /// `stale-if-error=N` (request or response, RFC 5861 §4).
     pub stale_if_error: Option<u32>,
+    /// The directives came from a targeted field (RFC 9213), which replaces
+    /// `Expires` as well as `Cache-Control` for the cache's own decision.
+    pub targeted: bool,
 }
 
 impl CacheControl {

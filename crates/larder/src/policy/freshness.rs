@@ -159,7 +159,13 @@ pub fn freshness_lifetime(
     // §4.2.1: without Date, the time the response arrived is the best
     // estimate of when the origin generated it.
     let date = || http_date(headers, http::header::DATE).unwrap_or(response_time);
-    let lifetime = match expires(headers) {
+    // RFC 9213 §2.2: a targeted field replaces Expires too.
+    let expires = if cc.targeted {
+        Expires::Absent
+    } else {
+        expires(headers)
+    };
+    let lifetime = match expires {
         Expires::At(at) => since(date(), at),
         Expires::Invalid => Duration::ZERO,
         Expires::Absent => heuristic_lifetime(status, headers, heuristic?, date())?,

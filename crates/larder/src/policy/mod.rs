@@ -12,6 +12,7 @@ pub mod headers;
 pub mod key;
 pub mod route;
 pub mod storable;
+pub mod targeted;
 
 pub use cache_control::{CacheControl, FieldNames, MaxStale};
 pub use cache_status::{CacheStatus, Fwd};

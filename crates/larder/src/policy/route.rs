@@ -109,6 +109,8 @@ pub struct Policy {
     pub(crate) honor_request_directives: bool,
     pub(crate) allow_authorization: bool,
     pub(crate) tags: Vec<String>,
+    pub(crate) targets: Vec<HeaderName>,
+    pub(crate) header_tags: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) early_refresh: Option<Duration>,
@@ -183,6 +185,8 @@ impl Policy {
             honor_request_directives: true,
             allow_authorization: false,
             tags: Vec::new(),
+            targets: Vec::new(),
+            header_tags: false,
             stale_while_revalidate: None,
             stale_if_error: None,
             early_refresh: None,
@@ -355,6 +359,76 @@ impl Policy {
     pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
         self.tags.extend(tags.into_iter().map(Into::into));
         self
+    }
+
+    /// Targeted cache control (RFC 9213): the first of these fields that a
+    /// response carries, and that parses, replaces its `Cache-Control` and
+    /// `Expires` for this cache's decision (what clients are told is
+    /// unchanged). `surrogate-control` may be listed too. The fields are
+    /// removed before responses reach clients, except `CDN-Cache-Control`,
+    /// which CDNs further down the path may also use. Calls replace the list.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::origin_headers().targeted([
+    ///     HeaderName::from_static("larder-cache-control"),
+    ///     HeaderName::from_static("cdn-cache-control"),
+    /// ]);
+    /// assert_ne!(policy, Policy::origin_headers());
+    /// ```
+    pub fn targeted(mut self, fields: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.targets = fields.into_iter().collect();
+        self
+    }
+
+    /// Takes tags from the response too: `Surrogate-Key` (space-separated)
+    /// and `Cache-Tag` (comma-separated), besides [`Policy::tags`]. Both
+    /// fields are then removed before responses reach clients.
+    ///
+    /// ```
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::origin_headers().tags_from_headers(true);
+    /// assert_ne!(policy, Policy::origin_headers());
+    /// ```
+    pub fn tags_from_headers(mut self, on: bool) -> Self {
+        self.header_tags = on;
+        self
+    }
+
+    /// The directives this route's cache uses for a response (targeted
+    /// fields first, then `Cache-Control`).
+    pub(crate) fn response_directives(
+        &self,
+        cache_name: &str,
+        headers: &http::HeaderMap,
+    ) -> super::CacheControl {
+        if self.targets.is_empty() {
+            return super::CacheControl::from_headers(headers);
+        }
+        super::targeted::directives(&self.targets, cache_name, headers)
+    }
+
+    /// The tags of an entry made from a response with these headers.
+    pub(crate) fn entry_tags(&self, headers: &http::HeaderMap) -> Vec<String> {
+        let mut tags = self.tags.clone();
+        if self.header_tags {
+            for tag in super::targeted::header_tags(headers) {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+        tags
+    }
+
+    /// Removes the fields meant for this cache alone (targets, tag fields).
+    pub(crate) fn strip_cache_fields(&self, headers: &mut http::HeaderMap) {
+        if !self.targets.is_empty() || self.header_tags {
+            super::targeted::strip_fields(&self.targets, self.header_tags, headers);
+        }
     }
 
     /// The `stale-while-revalidate` window (RFC 5861 §3) for responses that

@@ -50,6 +50,11 @@ pub enum NotStored {
     RequestBody,
     /// The request's host is not in the cache's allowed hosts.
     Host,
+    /// The request carried a cookie and its route does not cache such
+    /// requests (the proxy's default).
+    Cookie,
+    /// A route rule says to bypass the cache.
+    Rule,
 }
 
 impl NotStored {
@@ -63,7 +68,7 @@ impl NotStored {
     /// let tokens: HashSet<&str> = NotStored::ALL.iter().map(|r| r.as_str()).collect();
     /// assert_eq!(tokens.len(), NotStored::ALL.len()); // each reason once
     /// ```
-    pub const ALL: [NotStored; 15] = [
+    pub const ALL: [NotStored; 17] = [
         NotStored::Method,
         NotStored::Status,
         NotStored::RequestNoStore,
@@ -79,6 +84,8 @@ impl NotStored {
         NotStored::Body,
         NotStored::RequestBody,
         NotStored::Host,
+        NotStored::Cookie,
+        NotStored::Rule,
     ];
 
     /// A short token, used in logs, stats and `Cache-Status` `detail`.
@@ -106,6 +113,8 @@ impl NotStored {
             NotStored::Body => "body",
             NotStored::RequestBody => "request-body",
             NotStored::Host => "host",
+            NotStored::Cookie => "cookie",
+            NotStored::Rule => "rule",
         }
     }
 

@@ -1,0 +1,779 @@
+//! The proxy's configuration: a TOML file, command-line flags over it, and
+//! the typed [`Config`] the proxy runs with.
+//!
+//! Every mistake is found before the proxy starts, and reported with the
+//! line and column it is on and what to write instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, StatusCode, Uri};
+use larder::Policy;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::routes::{Cookies, Pattern, Route, Routes, Rule};
+
+/// The default address the proxy listens on.
+///
+/// ```
+/// let c = larder_proxy::Config::parse("[server]\nupstream = \"http://127.0.0.1:8000\"\n", "inline").unwrap();
+/// assert_eq!(c.listen.to_string(), larder_proxy::config::DEFAULT_LISTEN);
+/// ```
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default targeted fields (RFC 9213), first match wins; `[cache]
+/// targets = [...]` replaces them.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_TARGETS[0], "larder-cache-control");
+/// ```
+pub const DEFAULT_TARGETS: [&str; 3] = [
+    "larder-cache-control",
+    "surrogate-control",
+    "cdn-cache-control",
+];
+
+/// A configuration that could not be used, with where and why.
+///
+/// ```
+/// let err = larder_proxy::Config::parse("[server]\nupstream = 8000\n", "larder.toml").unwrap_err();
+/// assert!(err.to_string().contains("line 2"), "{err}");
+/// ```
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// An error not tied to a place in a file (a flag, a missing value).
+    ///
+    /// ```
+    /// let e = larder_proxy::ConfigError::new("--listen: not an address");
+    /// assert_eq!(e.to_string(), "--listen: not an address");
+    /// ```
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
+/// Everything the proxy runs with.
+///
+/// ```
+/// let config = larder_proxy::Config::parse(
+///     r#"
+///     [server]
+///     upstream = "http://127.0.0.1:8000"
+///     listen = "127.0.0.1:0"
+///     "#,
+///     "inline",
+/// )
+/// .unwrap();
+/// assert_eq!(config.upstream.to_string(), "http://127.0.0.1:8000/");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// The backend: `http://host:port`, no path.
+    pub upstream: Uri,
+    /// A Redis (or `redis+cluster://`) URL for a store shared by every
+    /// proxy; `None`: in memory.
+    pub redis: Option<String>,
+    /// In-memory capacity, when not on Redis.
+    pub memory_bytes: u64,
+    /// Largest body stored; larger ones stream through uncached.
+    pub max_body_bytes: usize,
+    /// Longest wait for a connection to the upstream (then 502).
+    pub connect_timeout: Duration,
+    /// Longest wait for the upstream's response headers (then 504).
+    pub upstream_timeout: Duration,
+    /// How long in-flight requests get to finish on SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// One log line per request, with the cache outcome.
+    pub access_log: bool,
+    /// The cache's name in `Cache-Status` (and in `Surrogate-Control` targets).
+    pub name: String,
+    /// The first part of every store key.
+    pub prefix: String,
+    /// An extra legacy status header, such as `x-cache`.
+    pub legacy_status_header: Option<String>,
+    /// Hosts the cache serves; others pass uncached. `None`: every host.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// The rules: per-path routes and the default.
+    pub routes: Routes,
+    /// The admin listener, off unless configured.
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin listener: purges, stats, metrics, health.
+///
+/// ```
+/// let c = larder_proxy::Config::parse(
+///     "[server]\nupstream = \"http://127.0.0.1:8000\"\n[admin]\nlisten = \"127.0.0.1:9090\"\ntoken = \"a-long-random-token-123\"\n",
+///     "inline",
+/// )
+/// .unwrap();
+/// assert_eq!(c.admin.unwrap().listen.port(), 9090);
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens (keep it private).
+    pub listen: SocketAddr,
+    /// The bearer token every request but `/healthz` needs.
+    pub token: String,
+}
+
+// ---- The file, as written ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    cache: CacheSection,
+    admin: Option<toml::Spanned<AdminSection>>,
+    #[serde(default, rename = "route")]
+    routes: Vec<toml::Spanned<RouteSection>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<SocketAddr>,
+    upstream: Option<UpstreamUrl>,
+    redis: Option<String>,
+    connect_timeout: Option<Seconds>,
+    upstream_timeout: Option<Seconds>,
+    shutdown_timeout: Option<Seconds>,
+    access_log: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheSection {
+    memory_bytes: Option<u64>,
+    max_body_bytes: Option<usize>,
+    name: Option<String>,
+    prefix: Option<String>,
+    legacy_status_header: Option<Header>,
+    allowed_hosts: Option<Vec<String>>,
+    targets: Option<Vec<Header>>,
+    tags_from_headers: Option<bool>,
+    honor_request_directives: Option<bool>,
+    stale_if_error: Option<Seconds>,
+    stale_while_revalidate: Option<Seconds>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminSection {
+    listen: SocketAddr,
+    token: Option<String>,
+    token_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteSection {
+    prefix: Option<String>,
+    path: Option<String>,
+    ttl: Option<Seconds>,
+    namespace: Option<String>,
+    #[serde(default)]
+    vary: Vec<Header>,
+    #[serde(default)]
+    tags: Vec<String>,
+    statuses: Option<Vec<Status>>,
+    #[serde(default)]
+    bypass: bool,
+    honor_request_directives: Option<bool>,
+    #[serde(default)]
+    cookies: CookiesValue,
+    #[serde(default)]
+    allow_authorization: bool,
+    stale_if_error: Option<Seconds>,
+    stale_while_revalidate: Option<Seconds>,
+}
+
+// ---- Values that check themselves, so errors point at them ----
+
+/// A duration: `"90s"`, `"15m"`, `"1h30m"`, `"250ms"` or whole seconds.
+#[derive(Debug, Clone, Copy)]
+struct Seconds(Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        let hint =
+            "write a duration such as \"90s\", \"15m\", \"1h30m\", \"250ms\", or whole seconds";
+        match Raw::deserialize(d).map_err(|_| de::Error::custom(hint))? {
+            Raw::Int(s) => Ok(Seconds(Duration::from_secs(s))),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Seconds)
+                .ok_or_else(|| de::Error::custom(format!("{t:?} is not a duration; {hint}"))),
+        }
+    }
+}
+
+/// Parses `90s`, `15m`, `1h30m`, `250ms`, `2d`, or a bare number of seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use larder_proxy::config::parse_duration;
+///
+/// assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+/// assert_eq!(parse_duration("soon"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let part = match &rest[..unit] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            "d" => Duration::from_secs(n.checked_mul(86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        rest = &rest[unit..];
+    }
+    Some(total)
+}
+
+#[derive(Debug, Clone)]
+struct Header(HeaderName);
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HeaderName::from_bytes(text.as_bytes())
+            .map(Header)
+            .map_err(|_| de::Error::custom(format!("{text:?} is not a header field name")))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Status(StatusCode);
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u16::deserialize(d)?;
+        StatusCode::from_u16(n)
+            .ok()
+            .filter(|s| !s.is_informational())
+            .map(Status)
+            .ok_or_else(|| de::Error::custom(format!("{n} is not a final status code (200-599)")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CookiesValue(Cookies);
+
+impl<'de> Deserialize<'de> for CookiesValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "bypass" => Ok(CookiesValue(Cookies::Bypass)),
+            "strip" => Ok(CookiesValue(Cookies::Strip)),
+            "vary" => Ok(CookiesValue(Cookies::Vary)),
+            _ => Err(de::Error::custom(format!(
+                "cookies = {text:?}: write \"bypass\" (the default), \"strip\" or \"vary\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct UpstreamUrl(Uri);
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_upstream(&text)
+            .map(UpstreamUrl)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Checks an upstream URL: `http://host[:port]`, nothing after the authority.
+///
+/// ```
+/// use larder_proxy::config::parse_upstream;
+///
+/// assert!(parse_upstream("http://127.0.0.1:8000").is_ok());
+/// assert!(parse_upstream("https://example.com").is_err()); // no TLS to the upstream yet
+/// assert!(parse_upstream("127.0.0.1:8000").is_err());
+/// ```
+pub fn parse_upstream(text: &str) -> Result<Uri, String> {
+    let hint = "write it as http://host:port, for example \"http://127.0.0.1:8000\"";
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| format!("upstream {text:?} is not a URL; {hint}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "upstream {text:?}: https to the upstream is not supported; \
+                 put larder beside the backend and {hint}"
+            ))
+        }
+        _ => return Err(format!("upstream {text:?} has no http:// scheme; {hint}")),
+    }
+    if uri.authority().is_none() {
+        return Err(format!("upstream {text:?} has no host; {hint}"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "upstream {text:?} has a path; paths are forwarded as the client sent them, so {hint}"
+        ));
+    }
+    Ok(uri)
+}
+
+// ---- From the file to the typed config ----
+
+/// Values given on the command line; they win over the file.
+///
+/// ```
+/// use larder_proxy::config::{Config, Overrides};
+///
+/// let flags = Overrides { upstream: Some("http://127.0.0.1:9000".into()), ..Overrides::default() };
+/// let c = Config::build("[server]\nupstream = \"http://127.0.0.1:8000\"\n", "inline", &flags).unwrap();
+/// assert_eq!(c.upstream.port_u16(), Some(9000));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--upstream`.
+    pub upstream: Option<String>,
+    /// `--redis`.
+    pub redis: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Parses a configuration file's text; `origin` names it in errors.
+    ///
+    /// ```
+    /// let err = larder_proxy::Config::parse(
+    ///     "[server]\nupstream = \"http://127.0.0.1:8000\"\n\n[[route]]\nprefix = \"/a\"\nttl = \"soon\"\n",
+    ///     "larder.toml",
+    /// )
+    /// .unwrap_err();
+    /// let text = err.to_string();
+    /// assert!(text.contains("larder.toml") && text.contains("line 6"), "{text}");
+    /// ```
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        Config::build(text, origin, &Overrides::default())
+    }
+
+    /// Parses a file's text (or none: `""`) with command-line overrides
+    /// (see [`Overrides`] for an example).
+    pub fn build(text: &str, origin: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            let place = e.span().map(|s| at(text, s.start)).unwrap_or_default();
+            ConfigError(format!("{origin}{place}: {}", e.message()))
+        })?;
+        let here = |span: std::ops::Range<usize>| format!("{origin}{}", at(text, span.start));
+
+        let server = file.server;
+        let upstream = match &overrides.upstream {
+            Some(flag) => {
+                parse_upstream(flag).map_err(|e| ConfigError(format!("--upstream: {e}")))?
+            }
+            None => server.upstream.map(|u| u.0).ok_or_else(|| {
+                ConfigError(format!(
+                    "{origin}: no upstream; give --upstream http://127.0.0.1:8000 \
+                     or write upstream = \"http://127.0.0.1:8000\" under [server]"
+                ))
+            })?,
+        };
+        let listen = overrides
+            .listen
+            .or(server.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+
+        let cache = file.cache;
+        let name = cache.name.unwrap_or_else(|| "larder".to_owned());
+        let targets: Vec<HeaderName> = match cache.targets {
+            Some(list) => list.into_iter().map(|h| h.0).collect(),
+            None => DEFAULT_TARGETS
+                .iter()
+                .map(|t| HeaderName::from_static(t))
+                .collect(),
+        };
+        let defaults = Defaults {
+            targets,
+            tags_from_headers: cache.tags_from_headers.unwrap_or(true),
+            honor_request_directives: cache.honor_request_directives.unwrap_or(true),
+            stale_if_error: cache.stale_if_error.map(|s| s.0),
+            stale_while_revalidate: cache.stale_while_revalidate.map(|s| s.0),
+        };
+        let mut routes = Vec::new();
+        for spanned in file.routes {
+            let span = spanned.span();
+            let route = route(spanned.into_inner(), &defaults)
+                .map_err(|why| ConfigError(format!("{}: [[route]]: {why}", here(span))))?;
+            routes.push(route);
+        }
+        let default = Rule {
+            policy: Arc::new(defaults.policy(Policy::origin_headers())),
+            bypass: false,
+            cookies: Cookies::Bypass,
+        };
+
+        let admin = match file.admin {
+            None => overrides
+                .admin_listen
+                .map(|listen| (listen, None, None, None)),
+            Some(spanned) => {
+                let span = spanned.span();
+                let a = spanned.into_inner();
+                Some((
+                    overrides.admin_listen.unwrap_or(a.listen),
+                    a.token,
+                    a.token_env,
+                    Some(span),
+                ))
+            }
+        };
+        let admin = match admin {
+            None => None,
+            Some((listen, token, token_env, span)) => {
+                let place = span.map_or_else(
+                    || "--admin-listen".to_owned(),
+                    |s| format!("{}: [admin]", here(s)),
+                );
+                let env = token_env.unwrap_or_else(|| "LARDER_ADMIN_TOKEN".to_owned());
+                let token = match token {
+                    Some(t) => t,
+                    None => std::env::var(&env).map_err(|_| {
+                        ConfigError(format!(
+                            "{place}: the admin listener needs a token; set {env} \
+                             (or token_env = \"NAME\" / token = \"...\" under [admin])"
+                        ))
+                    })?,
+                };
+                if token.len() < 16 {
+                    return Err(ConfigError(format!(
+                        "{place}: the admin token is shorter than 16 characters; use a long random one \
+                         (for example: openssl rand -hex 32)"
+                    )));
+                }
+                Some(AdminConfig { listen, token })
+            }
+        };
+
+        Ok(Config {
+            listen,
+            upstream,
+            redis: overrides.redis.clone().or(server.redis),
+            memory_bytes: cache.memory_bytes.unwrap_or(256 << 20),
+            max_body_bytes: cache
+                .max_body_bytes
+                .unwrap_or(larder::DEFAULT_MAX_BODY_BYTES),
+            connect_timeout: server
+                .connect_timeout
+                .map_or(Duration::from_secs(2), |s| s.0),
+            upstream_timeout: server
+                .upstream_timeout
+                .map_or(Duration::from_secs(30), |s| s.0),
+            shutdown_timeout: server
+                .shutdown_timeout
+                .map_or(Duration::from_secs(30), |s| s.0),
+            access_log: server.access_log.unwrap_or(false),
+            name,
+            prefix: cache.prefix.unwrap_or_else(|| "larder".to_owned()),
+            legacy_status_header: cache.legacy_status_header.map(|h| h.0.as_str().to_owned()),
+            allowed_hosts: cache.allowed_hosts,
+            routes: Routes { routes, default },
+            admin,
+        })
+    }
+}
+
+/// What every route shares unless it says otherwise.
+struct Defaults {
+    targets: Vec<HeaderName>,
+    tags_from_headers: bool,
+    honor_request_directives: bool,
+    stale_if_error: Option<Duration>,
+    stale_while_revalidate: Option<Duration>,
+}
+
+impl Defaults {
+    fn policy(&self, base: Policy) -> Policy {
+        let mut policy = base
+            .targeted(self.targets.clone())
+            .tags_from_headers(self.tags_from_headers)
+            .honor_request_directives(self.honor_request_directives);
+        if let Some(w) = self.stale_if_error {
+            policy = policy.stale_if_error(w);
+        }
+        if let Some(w) = self.stale_while_revalidate {
+            policy = policy.stale_while_revalidate(w);
+        }
+        policy
+    }
+}
+
+fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
+    let pattern = match (r.prefix, r.path) {
+        (Some(_), Some(_)) => {
+            return Err("give prefix = \"/api/\" or path = \"/static/**\", not both".into())
+        }
+        (None, None) => {
+            return Err(
+                "say which paths it covers: prefix = \"/api/\" or path = \"/static/**\"".into(),
+            )
+        }
+        (Some(p), None) => Pattern::Prefix(p),
+        (None, Some(p)) => Pattern::Glob(p),
+    };
+    let text = match &pattern {
+        Pattern::Prefix(p) | Pattern::Glob(p) => p,
+    };
+    if !text.starts_with('/') && !text.starts_with('*') {
+        return Err(format!("the pattern {text:?} must start with '/'"));
+    }
+    let base = match r.ttl {
+        // The proxy tells clients what the origin said, not its own TTL.
+        Some(ttl) => Policy::ttl(ttl.0).client_cache_control(larder::ClientCacheControl::Untouched),
+        None => Policy::origin_headers(),
+    };
+    let mut policy = defaults
+        .policy(base)
+        .allow_authorization(r.allow_authorization);
+    if let Some(ns) = r.namespace {
+        if ns.is_empty() {
+            return Err("namespace must not be empty".into());
+        }
+        policy = policy.namespace(ns);
+    }
+    let mut vary: Vec<HeaderName> = r.vary.into_iter().map(|h| h.0).collect();
+    if r.cookies.0 == Cookies::Vary {
+        vary.push(http::header::COOKIE);
+    }
+    if !vary.is_empty() {
+        policy = policy.vary(vary);
+    }
+    if !r.tags.is_empty() {
+        policy = policy.tags(r.tags);
+    }
+    if let Some(statuses) = r.statuses {
+        policy = policy.statuses(statuses.into_iter().map(|s| s.0));
+    }
+    if let Some(on) = r.honor_request_directives {
+        policy = policy.honor_request_directives(on);
+    }
+    if let Some(w) = r.stale_if_error {
+        policy = policy.stale_if_error(w.0);
+    }
+    if let Some(w) = r.stale_while_revalidate {
+        policy = policy.stale_while_revalidate(w.0);
+    }
+    Ok(Route {
+        pattern,
+        rule: Rule {
+            policy: Arc::new(policy),
+            bypass: r.bypass,
+            cookies: r.cookies.0,
+        },
+    })
+}
+
+/// `", line L, column C"` for a byte offset.
+fn at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(", line {line}, column {column}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UP: &str = "[server]\nupstream = \"http://127.0.0.1:8000\"\n";
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_safe_defaults() {
+        let c = Config::parse(UP, "t.toml").unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.admin.is_none());
+        assert!(c.redis.is_none());
+        assert!(matches!(
+            c.routes.default.policy.mode(),
+            larder::policy::Mode::OriginHeaders { heuristic: None }
+        ));
+        assert_eq!(c.routes.default.cookies, Cookies::Bypass);
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_line() {
+        let e = err(&format!(
+            "{UP}\n[[route]]\nprefix = \"/a\"\nttll = \"5m\"\n"
+        ));
+        assert!(e.contains("t.toml, line 6, column 1"), "{e}");
+        assert!(e.contains("unknown field `ttll`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_say_what_to_write() {
+        let e = err(&format!("{UP}[[route]]\nprefix = \"/a\"\nttl = \"soon\"\n"));
+        assert!(e.contains("line 5") && e.contains("\"15m\""), "{e}");
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\ncookies = \"eat\"\n"
+        ));
+        assert!(e.contains("line 5") && e.contains("\"strip\""), "{e}");
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nvary = [\"bad header\"]\n"
+        ));
+        assert!(
+            e.contains("line 5") && e.contains("not a header field name"),
+            "{e}"
+        );
+        let e = err("[server]\nupstream = \"https://x\"\n");
+        assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
+        let e = err("[server]\nupstream = \"http://x/app\"\n");
+        assert!(e.contains("has a path"), "{e}");
+    }
+
+    #[test]
+    fn a_route_needs_exactly_one_pattern() {
+        let e = err(&format!("{UP}\n[[route]]\nttl = \"5m\"\n"));
+        assert!(e.contains("line 4") && e.contains("prefix = "), "{e}");
+        let e = err(&format!("{UP}[[route]]\nprefix = \"/a\"\npath = \"/b\"\n"));
+        assert!(e.contains("not both"), "{e}");
+        let e = err(&format!("{UP}[[route]]\nprefix = \"a\"\n"));
+        assert!(e.contains("must start with '/'"), "{e}");
+    }
+
+    #[test]
+    fn no_upstream_says_how_to_give_one() {
+        let e = err("");
+        assert!(e.contains("--upstream"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let e = err("[server\nupstream = 1\n");
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let o = Overrides {
+            upstream: Some("http://10.0.0.1:9000".into()),
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let c = Config::build(UP, "t.toml", &o).unwrap();
+        assert_eq!(c.upstream.authority().unwrap().as_str(), "10.0.0.1:9000");
+        assert_eq!(c.listen.port(), 1);
+    }
+
+    #[test]
+    fn routes_are_built_in_order_with_their_rules() {
+        let c = Config::parse(
+            &format!(
+                "{UP}[[route]]\npath = \"/static/**\"\nttl = \"1h\"\ntags = [\"static\"]\n\
+                 [[route]]\nprefix = \"/account\"\nbypass = true\n\
+                 [[route]]\nprefix = \"/\"\ncookies = \"vary\"\nnamespace = \"site\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let r = &c.routes;
+        assert_eq!(
+            r.rule_for("/static/a/b.css").policy.mode(),
+            &larder::policy::Mode::RouteTtl(Duration::from_secs(3600))
+        );
+        assert!(r.rule_for("/account/me").bypass);
+        assert_eq!(r.rule_for("/x").cookies, Cookies::Vary);
+        assert_eq!(r.rule_for("/x").policy.namespace_name(), "site");
+    }
+
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n[server]")
+            .expect("the README has the example")
+            + 8;
+        let text = &readme[start..start + readme[start..].find("```").unwrap()];
+        let text = text.replace(
+            "token_env = \"LARDER_ADMIN_TOKEN\"",
+            "token = \"0123456789abcdef0123\"",
+        );
+        let c = Config::parse(&text, "README.md").unwrap();
+        assert_eq!(c.routes.routes.len(), 3);
+        assert!(c.admin.is_some() && c.redis.is_some() && c.access_log);
+    }
+
+    #[test]
+    fn durations_parse_in_every_form() {
+        let d = |s| parse_duration(s);
+        assert_eq!(d("90"), Some(Duration::from_secs(90)));
+        assert_eq!(d("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(d("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(d(""), None);
+        assert_eq!(d("5 m"), None);
+        assert_eq!(d("m"), None);
+        assert_eq!(d("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn the_admin_listener_needs_a_long_token() {
+        let e = err(&format!(
+            "{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"short\"\n"
+        ));
+        assert!(e.contains("line 3") && e.contains("16 characters"), "{e}");
+        let c = Config::parse(
+            &format!("{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"0123456789abcdef\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.admin.unwrap().token, "0123456789abcdef");
+        let e = err(&format!(
+            "{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"LARDER_TEST_NO_SUCH_VAR\"\n"
+        ));
+        assert!(e.contains("set LARDER_TEST_NO_SUCH_VAR"), "{e}");
+    }
+}

@@ -1,0 +1,218 @@
+//! larder as a caching reverse proxy: the engine of the `larder` crate in
+//! front of any HTTP backend, with RFC 9111 shared-cache semantics by
+//! default and Redis as the store a fleet of proxies shares.
+//!
+//! The `larder` binary is a thin CLI over [`run`]; tests and embedders call
+//! it directly:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = larder_proxy::Config::parse(
+//!     r#"
+//!     [server]
+//!     upstream = "http://127.0.0.1:8000"
+//!     listen = "127.0.0.1:8080"
+//!     "#,
+//!     "inline",
+//! )?;
+//! let proxy = larder_proxy::run(config).await?;
+//! println!("listening on {}", proxy.addr());
+//! larder_proxy::shutdown::signal().await;
+//! proxy.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod config;
+mod proxy;
+pub mod routes;
+pub mod shutdown;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use larder::{Cache, MemoryStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, ConfigError};
+
+/// Why the proxy could not start.
+///
+/// ```
+/// let err = larder_proxy::StartError::new("cannot listen on 127.0.0.1:80: permission denied");
+/// assert!(err.to_string().contains("cannot listen"));
+/// ```
+#[derive(Debug)]
+pub struct StartError(String);
+
+impl StartError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        StartError(message.into())
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running proxy: where it listens, and how to stop it.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    cache: Cache,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The address the proxy listens on (the real port when configured 0).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let text = "[server]\nupstream = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\n";
+    /// let proxy = larder_proxy::run(larder_proxy::Config::parse(text, "inline").unwrap()).await.unwrap();
+    /// assert_ne!(proxy.addr().port(), 0);
+    /// assert!(proxy.admin_addr().is_none()); // off unless configured
+    /// assert_eq!(proxy.cache().stats().hits, 0);
+    /// proxy.shutdown().await;
+    /// # });
+    /// ```
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin listener's address, when configured (see [`Running::addr`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The proxy's cache, for its stats or to purge from the same process
+    /// (see [`Running::addr`]).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish within
+    /// the configured shutdown timeout, and returns when all is closed
+    /// (see [`Running::addr`]).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the proxy (and its admin listener, when configured) and returns
+/// once both listen. See the crate example and [`Running::addr`].
+pub async fn run(config: Config) -> Result<Running, StartError> {
+    let mut builder = Cache::builder()
+        .name(config.name.clone())
+        .prefix(config.prefix.clone())
+        .max_body_bytes(config.max_body_bytes);
+    builder = match &config.redis {
+        Some(url) => {
+            // Connects in the background: a Redis that is down at start is
+            // a cache that misses, not a proxy that does not start.
+            let store = larder::store::RedisStore::builder(url.as_str())
+                .build()
+                .map_err(|e| StartError(format!("--redis {url}: {e}")))?;
+            builder.store(store)
+        }
+        None => builder.store(MemoryStore::new(config.memory_bytes)),
+    };
+    if let Some(name) = &config.legacy_status_header {
+        builder = builder.legacy_status_header(name);
+    }
+    if let Some(hosts) = &config.allowed_hosts {
+        builder = builder.allowed_hosts(hosts);
+    }
+    let cache = builder.build();
+
+    let listener = bind(config.listen, "listen").await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    let admin_listener = match &config.admin {
+        Some(admin) => Some(bind(admin.listen, "admin listen").await?),
+        None => None,
+    };
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(|l| l.local_addr().map_err(|e| StartError(e.to_string())))
+        .transpose()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let proxy = Arc::new(proxy::Proxy {
+        cache: cache.clone(),
+        routes: config.routes.clone(),
+        upstream: upstream::Upstream::new(
+            &config.upstream,
+            config.connect_timeout,
+            config.upstream_timeout,
+        ),
+        access_log: config.access_log,
+    });
+    let grace = config.shutdown_timeout;
+    let mut tasks = Vec::new();
+    let serving = shutdown::serve(
+        listener,
+        move |peer| {
+            let proxy = proxy.clone();
+            hyper::service::service_fn(move |request| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
+            })
+        },
+        stopped.clone(),
+        grace,
+        "proxy",
+    );
+    tasks.push(tokio::spawn(serving));
+    if let (Some(listener), Some(admin)) = (admin_listener, &config.admin) {
+        let admin: admin::SharedAdmin = Arc::new(admin::Admin {
+            cache: cache.clone(),
+            routes: config.routes.clone(),
+            token: admin.token.clone(),
+        });
+        let serving = shutdown::serve(
+            listener,
+            move |_peer| {
+                let admin = admin.clone();
+                hyper::service::service_fn(move |request| {
+                    let admin = admin.clone();
+                    async move { Ok::<_, std::convert::Infallible>(admin.handle(request).await) }
+                })
+            },
+            stopped,
+            grace,
+            "admin",
+        );
+        tasks.push(tokio::spawn(serving));
+    }
+    tracing::info!(%addr, upstream = %config.upstream, admin = ?admin_addr, store = if config.redis.is_some() { "redis" } else { "memory" }, "larder proxy listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        cache,
+        stop,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError(format!("cannot {what} on {addr}: {e}")))
+}

@@ -1,0 +1,191 @@
+//! The proxy's request path: rewrite the request, ask the cache, forward
+//! to the upstream when it says so, and hand the upstream's answer back to
+//! the cache. It holds no caching rule: those are the engine's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{request, Method, Request, Response, StatusCode};
+use http_body_util::{Either, Empty};
+use hyper::body::Incoming;
+use larder::{Cache, CacheBody, Fill, Lookup, NotStored};
+
+use crate::routes::{Cookies, Routes};
+use crate::upstream::{drop_get_body, prepare_request, Upstream, UpstreamBody, UpstreamError};
+
+/// What clients get: cached bytes, or the upstream's body streamed.
+pub type ProxyBody = CacheBody<Incoming>;
+
+/// One proxy: its cache, its rules, its upstream.
+#[derive(Debug)]
+pub struct Proxy {
+    pub(crate) cache: Cache,
+    pub(crate) routes: Routes,
+    pub(crate) upstream: Upstream,
+    pub(crate) access_log: bool,
+}
+
+impl Proxy {
+    /// Answers one client request.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let started = self.access_log.then(Instant::now);
+        let (mut parts, body) = request.into_parts();
+        // RFC 9112 §3.2: two Host lines could key one host and reach the
+        // upstream as the other; no Host on HTTP/1.1 is malformed too.
+        let hosts = parts.headers.get_all(header::HOST).iter().count();
+        if hosts > 1
+            || (hosts == 0
+                && parts.version == http::Version::HTTP_11
+                && parts.uri.authority().is_none())
+        {
+            return error_response(StatusCode::BAD_REQUEST);
+        }
+        let method = self.access_log.then(|| parts.method.clone());
+        let target = self.access_log.then(|| parts.uri.clone());
+        // Only what the lookup needs happens before it; the rest of the
+        // rewriting is for requests that go upstream (`forward`).
+        drop_get_body(&mut parts);
+        if parts.headers.contains_key(header::CONNECTION) {
+            // Fields the client names in Connection never reach the
+            // upstream, so they must not select a variant either: a
+            // request naming Accept-Language there would otherwise store
+            // the default-language answer under its own language.
+            larder::policy::headers::strip_hop_by_hop(&mut parts.headers);
+        }
+        let body: UpstreamBody = if parts.method == Method::GET || parts.method == Method::HEAD {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        };
+        let rule = self.routes.rule_for(parts.uri.path());
+        let policy = &rule.policy;
+        let safe = parts.method == Method::GET || parts.method == Method::HEAD;
+        let lookup = if safe && rule.bypass {
+            uncached(&self.cache, &parts, policy, NotStored::Rule)
+        } else if safe
+            && rule.cookies == Cookies::Bypass
+            && parts.headers.contains_key(header::COOKIE)
+        {
+            uncached(&self.cache, &parts, policy, NotStored::Cookie)
+        } else {
+            if rule.cookies == Cookies::Strip {
+                parts.headers.remove(header::COOKIE);
+            }
+            // Unsafe methods go through the lookup even on bypass routes:
+            // a successful one invalidates what is stored for its URI.
+            self.cache.lookup(&parts, policy).await
+        };
+        let response = match lookup {
+            Lookup::Respond(response) => CacheBody::for_response(response),
+            // Boxed: the forward path's future is many times a hit's, and
+            // would otherwise make every request's future that large.
+            Lookup::Forward(fill) => {
+                Box::pin(forward(&self.upstream, parts, body, *fill, peer)).await
+            }
+            Lookup::Refresh(response, fill) => {
+                // The client has its answer; the same request (a cacheable
+                // one has no body to replay) refreshes the entry meanwhile.
+                let upstream = self.upstream.clone();
+                tokio::spawn(async move {
+                    let refreshed = forward(&upstream, parts, body, *fill, peer).await;
+                    drain(refreshed.into_body()).await;
+                });
+                CacheBody::for_response(response)
+            }
+        };
+        if let (Some(started), Some(method), Some(target)) = (started, method, target) {
+            access_log(&method, &target, peer, &response, started);
+        }
+        response
+    }
+}
+
+fn uncached(
+    cache: &Cache,
+    parts: &request::Parts,
+    policy: &Arc<larder::Policy>,
+    why: NotStored,
+) -> Lookup {
+    Lookup::Forward(Box::new(cache.forward_uncached(parts, policy, why)))
+}
+
+/// Sends a forwarded request upstream and gives the answer to the cache.
+/// Kept apart from the dispatch so that a background refresh can run it
+/// with a request of its own.
+pub(crate) async fn forward(
+    upstream: &Upstream,
+    mut parts: request::Parts,
+    body: UpstreamBody,
+    fill: Fill,
+    peer: SocketAddr,
+) -> Response<ProxyBody> {
+    prepare_request(&mut parts, peer);
+    fill.prepare(&mut parts);
+    match upstream.send(parts, body).await {
+        Ok(response) => fill.complete(response).await,
+        Err(error) => {
+            if let Some(stale) = fill.stale_on_error() {
+                tracing::warn!(%error, "upstream failed; serving stale");
+                return CacheBody::for_response(stale);
+            }
+            let status = match error {
+                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::Failed(_) => StatusCode::BAD_GATEWAY,
+            };
+            tracing::warn!(%error, %status, "upstream failed");
+            error_response(status)
+        }
+    }
+}
+
+/// Reads a body to its end and drops it: an unread body would cost the
+/// pooled upstream connection it arrives on.
+async fn drain(mut body: ProxyBody) {
+    use http_body_util::BodyExt;
+    while let Some(Ok(_)) = body.frame().await {}
+}
+
+/// A response the proxy makes up itself (the upstream could not answer).
+pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
+    let text = format!("{status}\n");
+    let mut response = Response::new(CacheBody::full(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn access_log(
+    method: &Method,
+    target: &http::Uri,
+    peer: SocketAddr,
+    response: &Response<ProxyBody>,
+    started: Instant,
+) {
+    let cache = response
+        .headers()
+        .get("cache-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(
+        target: "larder::access",
+        %peer,
+        %method,
+        %target,
+        status = response.status().as_u16(),
+        cache,
+        micros = started.elapsed().as_micros() as u64,
+    );
+}

@@ -1,0 +1,233 @@
+//! Which rule applies to a request path: prefix and glob patterns, first
+//! match wins. Pure functions, tested beside them.
+
+use std::sync::Arc;
+
+use larder::Policy;
+
+/// A path pattern of a route rule.
+///
+/// ```
+/// use larder_proxy::routes::Pattern;
+///
+/// assert!(Pattern::Prefix("/api/".into()).matches("/api/items"));
+/// assert!(Pattern::Glob("/static/**/*.css".into()).matches("/static/a/b/site.css"));
+/// assert!(!Pattern::Glob("/static/*.css".into()).matches("/static/a/site.css"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    /// Paths that start with this string.
+    Prefix(String),
+    /// A glob over the whole path: `*` is any run of characters but `/`,
+    /// `**` any run including `/`, `?` one character but `/`.
+    Glob(String),
+}
+
+impl Pattern {
+    /// True when `path` (without its query) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            Pattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Pattern::Glob(glob) => glob_match(glob.as_bytes(), path.as_bytes()),
+        }
+    }
+}
+
+/// What the cookie in a request does to caching under a rule.
+///
+/// ```
+/// use larder_proxy::routes::Cookies;
+///
+/// assert_eq!(Cookies::default(), Cookies::Bypass);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cookies {
+    /// Requests with `Cookie` go to the upstream uncached (the default: a
+    /// cookie usually means a personal answer).
+    #[default]
+    Bypass,
+    /// `Cookie` is removed before the request is keyed and forwarded: the
+    /// upstream never sees it, so its answer cannot depend on it.
+    Strip,
+    /// `Cookie` is part of the key: each distinct cookie gets its own entry.
+    Vary,
+}
+
+/// What the proxy does with the requests a route matches (see
+/// [`Routes::rule_for`] for an example).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The engine's rules for the route.
+    pub policy: Arc<Policy>,
+    /// Forward everything uncached (unsafe methods still invalidate nothing).
+    pub bypass: bool,
+    /// What a request's `Cookie` does.
+    pub cookies: Cookies,
+}
+
+/// A pattern and the rule it selects (see [`Routes::rule_for`]).
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The paths it matches.
+    pub pattern: Pattern,
+    /// What happens to them.
+    pub rule: Rule,
+}
+
+/// The configured routes, in order, and the rule for every other path
+/// (see [`Routes::rule_for`]).
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// Tried in order; the first match wins.
+    pub routes: Vec<Route>,
+    /// For paths no route matches.
+    pub default: Rule,
+}
+
+impl Routes {
+    /// The rule for a request path.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use larder::Policy;
+    /// use larder_proxy::routes::{Cookies, Pattern, Route, Routes, Rule};
+    ///
+    /// let rule = |bypass| Rule { policy: Arc::new(Policy::origin_headers()), bypass, cookies: Cookies::Bypass };
+    /// let routes = Routes {
+    ///     routes: vec![Route { pattern: Pattern::Prefix("/admin".into()), rule: rule(true) }],
+    ///     default: rule(false),
+    /// };
+    /// assert!(routes.rule_for("/admin/users").bypass);
+    /// assert!(!routes.rule_for("/items").bypass);
+    /// ```
+    pub fn rule_for(&self, path: &str) -> &Rule {
+        self.routes
+            .iter()
+            .find(|r| r.pattern.matches(path))
+            .map_or(&self.default, |r| &r.rule)
+    }
+}
+
+/// Matches a glob against a whole path: `**` may cross `/`, `*` and `?`
+/// may not. It walks the pattern once, keeping the set of path positions
+/// reached so far, so its cost is bounded by pattern length × path length
+/// whatever the pattern (no backtracking blow-up, no recursion).
+///
+/// ```
+/// use larder_proxy::routes::glob_match;
+///
+/// assert!(glob_match(b"/a/*/c", b"/a/b/c"));
+/// assert!(!glob_match(b"/a/*", b"/a/b/c"));
+/// assert!(glob_match(b"/a/**", b"/a/b/c"));
+/// ```
+pub fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
+    let n = path.len();
+    let mut reached = vec![false; n + 1];
+    reached[0] = true;
+    let mut next = vec![false; n + 1];
+    let mut p = 0;
+    while p < pattern.len() {
+        next.iter_mut().for_each(|r| *r = false);
+        match pattern[p] {
+            b'*' => {
+                let crosses = pattern.get(p + 1) == Some(&b'*');
+                p += if crosses { 2 } else { 1 };
+                let mut running = false;
+                for i in 0..=n {
+                    running |= reached[i];
+                    next[i] = running;
+                    if i < n && path[i] == b'/' && !crosses {
+                        running = false;
+                    }
+                }
+            }
+            c => {
+                p += 1;
+                for i in 0..n {
+                    let ok = if c == b'?' {
+                        path[i] != b'/'
+                    } else {
+                        path[i] == c
+                    };
+                    next[i + 1] = reached[i] && ok;
+                }
+            }
+        }
+        std::mem::swap(&mut reached, &mut next);
+        if !reached.contains(&true) {
+            return false;
+        }
+    }
+    reached[n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(pattern: &str, path: &str) -> bool {
+        glob_match(pattern.as_bytes(), path.as_bytes())
+    }
+
+    #[test]
+    fn literal_globs_match_exactly() {
+        assert!(g("/items", "/items"));
+        assert!(!g("/items", "/items/"));
+        assert!(!g("/items", "/item"));
+        assert!(g("/", "/"));
+    }
+
+    #[test]
+    fn a_single_star_stays_in_its_segment() {
+        assert!(g("/items/*", "/items/42"));
+        assert!(g("/items/*", "/items/"));
+        assert!(!g("/items/*", "/items/42/reviews"));
+        assert!(g("/*/reviews", "/items/reviews"));
+        assert!(g("/static/*.css", "/static/site.css"));
+        assert!(!g("/static/*.css", "/static/a/site.css"));
+        assert!(g("/a*b*c", "/aXbYc"));
+        assert!(!g("/a*b*c", "/aXb/c"));
+    }
+
+    #[test]
+    fn a_double_star_crosses_segments() {
+        assert!(g("/static/**", "/static/a/b/c.js"));
+        assert!(g("/static/**", "/static/"));
+        assert!(g("/static/**/*.css", "/static/a/b/site.css"));
+        assert!(!g("/static/**/*.css", "/static/a/b/site.js"));
+        assert!(g("**", "/anything/at/all"));
+        assert!(!g("/static/**", "/other/static/x"));
+    }
+
+    #[test]
+    fn question_mark_is_one_character_but_slash() {
+        assert!(g("/v?/items", "/v1/items"));
+        assert!(!g("/v?/items", "/v12/items"));
+        assert!(!g("/a?b", "/a/b"));
+    }
+
+    #[test]
+    fn prefix_and_first_match_wins() {
+        let rule = |bypass| Rule {
+            policy: Arc::new(Policy::origin_headers()),
+            bypass,
+            cookies: Cookies::Bypass,
+        };
+        let routes = Routes {
+            routes: vec![
+                Route {
+                    pattern: Pattern::Glob("/api/public/**".into()),
+                    rule: rule(false),
+                },
+                Route {
+                    pattern: Pattern::Prefix("/api/".into()),
+                    rule: rule(true),
+                },
+            ],
+            default: rule(false),
+        };
+        assert!(!routes.rule_for("/api/public/x").bypass);
+        assert!(routes.rule_for("/api/private").bypass);
+        assert!(!routes.rule_for("/apix").bypass);
+    }
+}

@@ -1,0 +1,164 @@
+//! The admin listener end to end: token, purges, stats, metrics, health.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{get, proxy, send, Upstream};
+
+const TOKEN: &str = "test-token-0123456789";
+
+async fn with_admin(up: &Upstream) -> larder_proxy::Running {
+    proxy(
+        &up.url(),
+        "",
+        &format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[[route]]\nprefix = \"/ns/\"\nnamespace = \"things\"\n"),
+    )
+    .await
+}
+
+async fn admin(addr: SocketAddr, method: &str, path: &str) -> common::Got {
+    let bearer = format!("Bearer {TOKEN}");
+    send(addr, method, path, &[("authorization", &bearer)], "").await
+}
+
+#[tokio::test]
+async fn purge_by_tag_from_response_headers_and_the_tags_never_reach_clients() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let first = get(p.addr(), "/tagged").await;
+    assert!(
+        first.header("surrogate-key").is_none(),
+        "Surrogate-Key is the cache's"
+    );
+    assert!(
+        first.header("cache-tag").is_none(),
+        "Cache-Tag is the cache's"
+    );
+    let hit = get(p.addr(), "/tagged").await;
+    assert!(hit.cache_status().contains("hit"));
+    assert!(hit.header("surrogate-key").is_none() && hit.header("cache-tag").is_none());
+    get(p.addr(), "/untagged").await;
+
+    let purged = admin(p.admin_addr().unwrap(), "POST", "/purge/tag/catalog").await;
+    assert_eq!(purged.status, 200, "{}", purged.text());
+    assert!(purged.text().contains("\"uris\":1"), "{}", purged.text());
+    assert!(!get(p.addr(), "/tagged")
+        .await
+        .cache_status()
+        .contains("hit"));
+    assert!(
+        get(p.addr(), "/untagged")
+            .await
+            .cache_status()
+            .contains("hit"),
+        "other entries stay"
+    );
+    assert_eq!(up.gets("/tagged"), 2);
+    // Cache-Tag's comma-separated tags count as well.
+    assert_eq!(
+        admin(p.admin_addr().unwrap(), "POST", "/purge/tag/summer")
+            .await
+            .status,
+        200
+    );
+    assert!(!get(p.addr(), "/tagged")
+        .await
+        .cache_status()
+        .contains("hit"));
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_rejected() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    get(p.addr(), "/tagged").await;
+    let none = send(a, "POST", "/purge/tag/catalog", &[], "").await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    let wrong = send(
+        a,
+        "POST",
+        "/purge/tag/catalog",
+        &[("authorization", "Bearer test-token-0123456780")],
+        "",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let basic = send(a, "GET", "/stats", &[("authorization", TOKEN)], "").await;
+    assert_eq!(basic.status, 401);
+    assert!(
+        get(p.addr(), "/tagged")
+            .await
+            .cache_status()
+            .contains("hit"),
+        "nothing purged"
+    );
+    // Health needs no token: load balancers ask it.
+    assert_eq!(get(a, "/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn purge_by_url_uses_the_routes_namespace() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    get(p.addr(), "/ns/one?x=1").await;
+    get(p.addr(), "/two").await;
+    let url = "http%3A%2F%2Fapp.example%2Fns%2Fone%3Fx%3D1";
+    let purged = admin(a, "POST", &format!("/purge/url?url={url}")).await;
+    assert_eq!(purged.status, 200, "{}", purged.text());
+    assert!(purged.text().contains("\"namespace\":\"things\""));
+    assert!(!get(p.addr(), "/ns/one?x=1")
+        .await
+        .cache_status()
+        .contains("hit"));
+    assert!(get(p.addr(), "/two").await.cache_status().contains("hit"));
+    let relative = admin(a, "POST", "/purge/url?url=%2Fns%2Fone").await;
+    assert_eq!(relative.status, 400, "which host? {}", relative.text());
+}
+
+#[tokio::test]
+async fn purge_by_namespace() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    get(p.addr(), "/ns/a").await;
+    get(p.addr(), "/b").await;
+    let purged = admin(p.admin_addr().unwrap(), "POST", "/purge/namespace/things").await;
+    assert_eq!(purged.status, 200);
+    assert!(!get(p.addr(), "/ns/a").await.cache_status().contains("hit"));
+    assert!(get(p.addr(), "/b").await.cache_status().contains("hit"));
+}
+
+#[tokio::test]
+async fn stats_are_json_and_metrics_prometheus_text() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    get(p.addr(), "/items").await;
+    get(p.addr(), "/items").await;
+    send(p.addr(), "GET", "/items", &[("cookie", "a=1")], "").await;
+    let stats = admin(p.admin_addr().unwrap(), "GET", "/stats").await;
+    assert_eq!(stats.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    assert_eq!(v["hits"], 1);
+    assert_eq!(v["stores"], 1);
+    assert_eq!(v["not_stored"]["cookie"], 1);
+    let metrics = admin(p.admin_addr().unwrap(), "GET", "/metrics").await;
+    let text = metrics.text();
+    assert!(text.contains("larder_hits_total 1\n"), "{text}");
+    assert!(
+        text.contains("larder_not_stored_total{reason=\"cookie\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_listener_is_off_unless_configured() {
+    let up = Upstream::start().await;
+    let p = proxy(&up.url(), "", "").await;
+    assert!(p.admin_addr().is_none());
+    // And the proxy's own port has no admin endpoints: they are the upstream's paths.
+    get(p.addr(), "/stats").await;
+    assert_eq!(up.gets("/stats"), 1);
+}

@@ -1,0 +1,4 @@
+//! Copied from `crates/larder/tests/support`: a real `redis-server` per test.
+#![allow(dead_code)]
+
+pub mod redis;
