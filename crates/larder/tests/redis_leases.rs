@@ -22,26 +22,9 @@ use larder::{Cache, CacheBuilder, Policy};
 use support::redis::RedisServer;
 use tokio::sync::{Barrier, Semaphore};
 
-/// Long enough that a request blocked for real fails the test, and far
-/// shorter than the coalesce wait, so that an answer within it cannot come
-/// from giving up on waiting.
-const GUARD: Duration = Duration::from_secs(20);
+/// Far longer than the guard of `within`, so that an answer within it
+/// cannot come from giving up on waiting.
 const COALESCE_WAIT: Duration = Duration::from_secs(120);
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: still waiting after {GUARD:?}"))
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    within(what, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-}
 
 async fn redis(server: &RedisServer) -> RedisStore {
     RedisStore::builder(server.url())
@@ -331,21 +314,10 @@ async fn an_uncacheable_answer_on_one_instance_lets_another_run_in_parallel() {
     // B has never seen the key: only the store can tell it the answer was
     // private. Queued behind one leader, its requests would never all
     // reach the handler together.
-    let replies = within("ten requests on B inside the handler at once", async {
-        let tasks: Vec<_> = (0..together)
-            .map(|i| {
-                let (app, req) = (app_b.clone(), ask(format!("b{i}")));
-                tokio::spawn(async move { (i, send(&app, req).await) })
-            })
-            .collect();
-        let mut replies = Vec::new();
-        for t in tasks {
-            replies.push(t.await.unwrap());
-        }
-        replies
-    })
-    .await;
-    for (i, reply) in replies {
+    let requests = (0..together).map(|i| ask(format!("b{i}")));
+    let what = "ten requests on B inside the handler at once";
+    let replies = all_at_once(what, &app_b, requests).await;
+    for (i, reply) in replies.iter().enumerate() {
         assert_eq!(reply.text(), format!("for b{i}"));
     }
 }

@@ -17,26 +17,6 @@ use common::*;
 use larder::Policy;
 use tokio::sync::{Barrier, Semaphore};
 
-/// Long enough that a request blocked for real fails the test, never so
-/// short that a slow machine does.
-const GUARD: Duration = Duration::from_secs(20);
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: still waiting after {GUARD:?}"))
-}
-
-/// Polls until `done` holds, yielding and sleeping a little in between.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    within(what, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-}
-
 #[derive(Clone)]
 struct Gated {
     calls: Calls,
@@ -99,20 +79,7 @@ both_mounts! {
         w.clock.advance(ttl(70));
         // The refresh is held at the gate: answers that waited for it would
         // never come.
-        let replies = within("stale answers", async {
-            let tasks: Vec<_> = (0..20)
-                .map(|_| {
-                    let app = app.clone();
-                    tokio::spawn(async move { get_reply(&app, "/report").await })
-                })
-                .collect();
-            let mut replies = Vec::new();
-            for t in tasks {
-                replies.push(t.await.unwrap());
-            }
-            replies
-        })
-        .await;
+        let replies = all_at_once("stale answers", &app, (0..20).map(|_| common::get("/report"))).await;
         for reply in &replies {
             assert_eq!(reply.text(), "computed 1");
             assert!(reply.is_hit(), "{}", reply.cache_status());
@@ -472,22 +439,11 @@ mod uncacheable {
             assert_eq!(first.text(), "for u0");
             // Each handler waits until all ten are inside it: requests queued
             // behind one leader would never get there.
-            let replies = within("ten requests inside the handler at once", async {
-                let tasks: Vec<_> = (1..=together)
-                    .map(|i| {
-                        let (app, req) = (app.clone(), ask(format!("u{i}")));
-                        tokio::spawn(async move { (i, send(&app, req).await) })
-                    })
-                    .collect();
-                let mut replies = Vec::new();
-                for t in tasks {
-                    replies.push(t.await.unwrap());
-                }
-                replies
-            })
-            .await;
+            let requests = (1..=together).map(|i| ask(format!("u{i}")));
+            let what = "ten requests inside the handler at once";
+            let replies = all_at_once(what, &app, requests).await;
             // And nobody got another's private answer.
-            for (i, reply) in replies {
+            for (i, reply) in (1..).zip(replies) {
                 assert_eq!(reply.text(), format!("for u{i}"));
             }
         }

@@ -206,15 +206,9 @@ impl Cache {
                         let answer = Answer::hit();
                         return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                     }
-                    let response = self.answer(entry.clone(), policy, parts, Answer::hit(), now);
-                    let refresh = Refresh {
-                        primary,
-                        index,
-                        entry,
-                        directives,
-                    };
+                    let refresh = Refresh::new(primary, index, entry, directives);
                     return self
-                        .and_refresh(response, parts, policy, refresh, now)
+                        .and_refresh(parts, policy, refresh, Answer::hit(), now)
                         .await;
                 }
                 Reuse::Stale => {
@@ -233,16 +227,9 @@ impl Cache {
                         directives.as_ref(),
                     ) {
                         Counters::bump(&self.inner.counters.stale_hits);
-                        let answer = Answer::stale_hit();
-                        let response = self.answer(entry.clone(), policy, parts, answer, now);
-                        let refresh = Refresh {
-                            primary,
-                            index,
-                            entry,
-                            directives,
-                        };
+                        let refresh = Refresh::new(primary, index, entry, directives);
                         return self
-                            .and_refresh(response, parts, policy, refresh, now)
+                            .and_refresh(parts, policy, refresh, Answer::stale_hit(), now)
                             .await;
                     }
                     stale_fallback = expired
@@ -458,12 +445,13 @@ impl Cache {
     /// running here or in another instance, starts one.
     async fn and_refresh(
         &self,
-        response: Response<Bytes>,
         parts: &request::Parts,
         policy: &Arc<Policy>,
         refresh: Refresh,
+        answer: Answer<'_>,
         now: SystemTime,
     ) -> Lookup {
+        let response = self.answer(refresh.entry.clone(), policy, parts, answer, now);
         let flight_key = flight_key(&refresh.primary, policy, &parts.headers);
         let bucket = super::coalesce::bucket(&refresh.primary.store_key);
         let Join::Leader(leader) = self.inner.flights.join(&flight_key, bucket) else {
@@ -738,6 +726,22 @@ struct Refresh {
     index: Option<VariantIndex>,
     entry: Entry,
     directives: Option<CacheControl>,
+}
+
+impl Refresh {
+    fn new(
+        primary: PrimaryKey,
+        index: Option<VariantIndex>,
+        entry: Entry,
+        directives: Option<CacheControl>,
+    ) -> Self {
+        Refresh {
+            primary,
+            index,
+            entry,
+            directives,
+        }
+    }
 }
 
 fn with_lease(mut fill: Fill, guard: LeaseGuard) -> Fill {

@@ -194,6 +194,53 @@ pub async fn get_reply(app: &Router, uri: &str) -> Reply {
     send(app, get(uri)).await
 }
 
+/// How long a test waits for something that must happen before it fails:
+/// long enough that a request blocked for real fails the test, never so
+/// short that a slow machine does. A hang guard, not a timing assertion.
+pub const GUARD: Duration = Duration::from_secs(20);
+
+/// Awaits `f`, failing the test (naming `what`) if it takes past [`GUARD`].
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still waiting after {GUARD:?}"))
+}
+
+/// Polls until `done` holds (sleeping a little in between), within [`GUARD`].
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    within(what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+}
+
+/// Sends the requests all at once, each from its own task, and returns the
+/// replies in the order of `requests`, within [`GUARD`] (`what` names the
+/// wait if it hangs).
+pub async fn all_at_once(
+    what: &str,
+    app: &Router,
+    requests: impl IntoIterator<Item = Request<Body>>,
+) -> Vec<Reply> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let app = app.clone();
+            tokio::spawn(async move { send(&app, request).await })
+        })
+        .collect();
+    within(what, async {
+        let mut replies = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            replies.push(task.await.expect("a request task panicked"));
+        }
+        replies
+    })
+    .await
+}
+
 /// A store that fails every operation, as a dead Redis would.
 pub struct DeadStore;
 
