@@ -161,24 +161,38 @@ both_mounts! {
 
     #[tokio::test]
     async fn a_miss_read_before_another_fetch_landed_does_not_fetch_again(mount) {
-        let stalled = Arc::new(tokio::sync::Notify::new());
-        let release = Arc::new(Semaphore::new(0));
-        let store = stall_first_read(stalled.clone(), release.clone());
-        let w = World::with(|b| b.store(store));
-        let app = gated_app(mount, &w, Arc::new(Semaphore::new(100)));
-        // A reads the store (a miss) and stalls before it can join a flight.
-        let late = {
-            let app = app.clone();
-            tokio::spawn(async move { get_reply(&app, "/slow").await })
-        };
-        stalled.notified().await;
-        // B misses, fetches, stores and lands, all while A is stalled.
-        let first = get_reply(&app, "/slow").await;
-        assert!(first.cache_status().contains("stored"));
-        release.add_permits(1);
-        // A finds nobody in flight; it must look again, not run the handler.
-        let reply = late.await.unwrap();
-        assert_eq!(reply.text(), "computed 1");
-        assert_eq!(w.calls(), 1);
+        // A store without leases: the landing counter catches it.
+        read_before_landing(mount, false).await;
     }
+
+    #[tokio::test]
+    async fn with_leases_a_miss_read_before_another_fetch_landed_does_not_fetch_again(mount) {
+        // A store with leases: the read after taking the lease catches it.
+        read_before_landing(mount, true).await;
+    }
+}
+
+/// One request's miss "in the past" of another's whole fetch: it must find
+/// the stored answer rather than run the handler again.
+async fn read_before_landing(mount: Mount, leases: bool) {
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(Semaphore::new(0));
+    let store = stall_first_read(stalled.clone(), release.clone());
+    let store = if leases { store.with_leases() } else { store };
+    let w = World::with(|b| b.store(store));
+    let app = gated_app(mount, &w, Arc::new(Semaphore::new(100)));
+    // A reads the store (a miss) and stalls before it can join a flight.
+    let late = {
+        let app = app.clone();
+        tokio::spawn(async move { get_reply(&app, "/slow").await })
+    };
+    stalled.notified().await;
+    // B misses, fetches, stores and lands, all while A is stalled.
+    let first = get_reply(&app, "/slow").await;
+    assert!(first.cache_status().contains("stored"));
+    release.add_permits(1);
+    // A finds nobody in flight; it must look again, not run the handler.
+    let reply = late.await.unwrap();
+    assert_eq!(reply.text(), "computed 1");
+    assert_eq!(w.calls(), 1);
 }

@@ -287,6 +287,9 @@ pub type AfterRead =
 pub struct ObservedStore {
     pub inner: Arc<larder::MemoryStore>,
     after_read: AfterRead,
+    /// Whether it offers the memory store's leases (the engine then
+    /// coordinates fills through them) or none (in-process only).
+    leases: bool,
 }
 
 impl ObservedStore {
@@ -294,7 +297,14 @@ impl ObservedStore {
         ObservedStore {
             inner: Arc::new(larder::MemoryStore::new(1 << 20)),
             after_read,
+            leases: false,
         }
+    }
+
+    /// The same store, offering leases.
+    pub fn with_leases(mut self) -> Self {
+        self.leases = true;
+        self
     }
 }
 
@@ -343,5 +353,27 @@ impl larder::store::Store for ObservedStore {
     }
     fn counter<'a>(&'a self, key: &'a str) -> larder::store::StoreFuture<'a, u64> {
         self.inner.counter(key)
+    }
+    fn lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: Bytes,
+        ttl: Duration,
+    ) -> larder::store::StoreFuture<'a, larder::store::Lease> {
+        if !self.leases {
+            return Box::pin(async { Ok(larder::store::Lease::Unsupported) });
+        }
+        self.inner.lease(key, holder, ttl)
+    }
+    fn end_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: Bytes,
+        then: Option<(Bytes, Duration)>,
+    ) -> larder::store::StoreFuture<'a, bool> {
+        if !self.leases {
+            return Box::pin(async { Ok(false) });
+        }
+        self.inner.end_lease(key, holder, then)
     }
 }
