@@ -165,6 +165,19 @@ bench_wrk() { # SUBJECT PAYLOAD ROUND URL
 }
 
 # A short unrecorded wrk run: connections opened, allocator and caches warm.
+bench_abba() { # ROUND SUBJECT...: the subjects in this round's order
+    # Odd rounds in the given order, even rounds reversed, so that linear
+    # drift in machine load hits every subject alike.
+    local round=$1
+    shift
+    local subjects=("$@") i
+    if ((round % 2 == 0)); then
+        for ((i = ${#subjects[@]} - 1; i >= 0; i--)); do printf '%s\n' "${subjects[i]}"; done
+    else
+        printf '%s\n' "${subjects[@]}"
+    fi
+}
+
 bench_warm() { # URL
     [[ $BENCH_WARMUP_SECONDS == 0 ]] && return
     bench_run /dev/null timeout $((BENCH_WARMUP_SECONDS + 30)) wrk -t"$BENCH_THREADS" \

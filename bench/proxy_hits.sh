@@ -89,12 +89,7 @@ for size in $SIZES; do
     before=$(origin_count)
 
     for round in $(seq "$ROUNDS"); do
-        order=("${SUBJECTS[@]}")
-        if ((round % 2 == 0)); then
-            for ((i = 0; i < ${#SUBJECTS[@]}; i++)); do
-                order[i]=${SUBJECTS[${#SUBJECTS[@]} - 1 - i]}
-            done
-        fi
+        mapfile -t order < <(bench_abba "$round" "${SUBJECTS[@]}")
         for subject in "${order[@]}"; do
             bench_wrk "$subject" "$size" "$round" "$(url_of "$subject" "$size")"
         done

@@ -77,12 +77,7 @@ for size in $SIZES; do
     before=$(curl -sf --max-time 5 "$base/stats" | grep "^larder-")
 
     for round in $(seq "$ROUNDS"); do
-        order=("${SUBJECTS[@]}")
-        if ((round % 2 == 0)); then
-            for ((i = 0; i < ${#SUBJECTS[@]}; i++)); do
-                order[i]=${SUBJECTS[${#SUBJECTS[@]} - 1 - i]}
-            done
-        fi
+        mapfile -t order < <(bench_abba "$round" "${SUBJECTS[@]}")
         for subject in "${order[@]}"; do
             bench_wrk "/$subject" "$size" "$round" "$base/$subject"
         done
