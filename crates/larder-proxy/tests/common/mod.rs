@@ -45,14 +45,7 @@ pub struct Upstream {
 impl Upstream {
     /// Starts the upstream app on a free loopback port.
     pub async fn start() -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = Upstream {
-            addr: Some(listener.local_addr().unwrap()),
-            ..Upstream::default()
-        };
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(upstream.clone());
+        let (listener, upstream, app) = Upstream::bind().await;
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         upstream
     }
@@ -60,14 +53,7 @@ impl Upstream {
     /// Starts the upstream app; sending on the returned channel stops it
     /// (idle connections close, new ones are refused).
     pub async fn start_stoppable() -> (Upstream, tokio::sync::oneshot::Sender<()>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = Upstream {
-            addr: Some(listener.local_addr().unwrap()),
-            ..Upstream::default()
-        };
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(upstream.clone());
+        let (listener, upstream, app) = Upstream::bind().await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -78,6 +64,19 @@ impl Upstream {
                 .unwrap()
         });
         (upstream, stop)
+    }
+
+    /// A free loopback port, the upstream that will listen on it, and its app.
+    async fn bind() -> (tokio::net::TcpListener, Upstream, axum::Router) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream {
+            addr: Some(listener.local_addr().unwrap()),
+            ..Upstream::default()
+        };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(upstream.clone());
+        (listener, upstream, app)
     }
 
     pub fn url(&self) -> String {
