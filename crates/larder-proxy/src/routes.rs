@@ -121,6 +121,18 @@ impl Routes {
 /// assert!(glob_match(b"/a/**", b"/a/b/c"));
 /// ```
 pub fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
+    // Most routes fail on their literal start: say so before allocating,
+    // since every request is matched against the routes in turn.
+    let literal = pattern
+        .iter()
+        .position(|&c| c == b'*' || c == b'?')
+        .unwrap_or(pattern.len());
+    if !path.starts_with(&pattern[..literal]) {
+        return false;
+    }
+    if literal == pattern.len() {
+        return path.len() == literal;
+    }
     let n = path.len();
     let mut reached = vec![false; n + 1];
     reached[0] = true;
