@@ -449,7 +449,11 @@ impl Config {
             routes.push(route);
         }
         let default = Rule {
-            policy: Arc::new(defaults.policy(Policy::origin_headers())),
+            policy: Arc::new(
+                defaults
+                    .policy(Policy::origin_headers())
+                    .bypass_cookies(true),
+            ),
             bypass: false,
             cookies: Cookies::Bypass,
         };
@@ -575,7 +579,8 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
     };
     let mut policy = defaults
         .policy(base)
-        .allow_authorization(r.allow_authorization);
+        .allow_authorization(r.allow_authorization)
+        .bypass_cookies(r.cookies.0 == Cookies::Bypass);
     if let Some(ns) = r.namespace {
         if ns.is_empty() {
             return Err("namespace must not be empty".into());

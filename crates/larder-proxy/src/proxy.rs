@@ -67,13 +67,10 @@ impl Proxy {
         let rule = self.routes.rule_for(parts.uri.path());
         let policy = &rule.policy;
         let safe = parts.method == Method::GET || parts.method == Method::HEAD;
+        // Requests with cookies bypass in the engine, as the route's
+        // policy says (`Policy::bypass_cookies`).
         let lookup = if safe && rule.bypass {
             uncached(&self.cache, &parts, policy, NotStored::Rule)
-        } else if safe
-            && rule.cookies == Cookies::Bypass
-            && parts.headers.contains_key(header::COOKIE)
-        {
-            uncached(&self.cache, &parts, policy, NotStored::Cookie)
         } else {
             if rule.cookies == Cookies::Strip {
                 parts.headers.remove(header::COOKIE);

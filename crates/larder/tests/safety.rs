@@ -306,3 +306,41 @@ async fn an_http2_get_body_without_a_length_bypasses_the_layer() {
     assert!(send(&app, empty()).await.is_hit());
     assert_eq!(w.calls(), 3);
 }
+
+fn with_cookie(cookie: &str) -> http::Request<Body> {
+    request("GET", "/public")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bypass_cookies_sends_requests_with_cookies_past_the_cache() {
+    let w = World::new();
+    let policy = minute().bypass_cookies(true);
+    let app = Router::new()
+        .route("/public", get(public).layer(w.cache.layer(policy)))
+        .with_state(w.counter());
+    let first = send(&app, with_cookie("session=alice")).await;
+    assert!(
+        first.cache_status().contains("fwd=bypass"),
+        "{}",
+        first.cache_status()
+    );
+    // Nothing was stored: the next request without a cookie misses.
+    assert!(!get_reply(&app, "/public").await.is_hit());
+    assert!(get_reply(&app, "/public").await.is_hit());
+    // And a stored entry is not handed to a request with a cookie either.
+    assert!(!send(&app, with_cookie("session=bob")).await.is_hit());
+    assert_eq!(w.cache.stats().not_stored(NotStored::Cookie), 2);
+}
+
+#[tokio::test]
+async fn without_bypass_cookies_a_cookie_does_not_change_the_key() {
+    let w = World::new();
+    let app = Router::new()
+        .route("/public", get(public).layer(w.cache.layer(minute())))
+        .with_state(w.counter());
+    send(&app, with_cookie("session=alice")).await;
+    assert!(send(&app, with_cookie("session=bob")).await.is_hit());
+}

@@ -159,6 +159,9 @@ impl Cache {
         {
             return self.bypass(parts, policy, NotStored::Authorization, Fwd::Bypass, now);
         }
+        if policy.bypass_cookies && parts.headers.contains_key(http::header::COOKIE) {
+            return self.bypass(parts, policy, NotStored::Cookie, Fwd::Bypass, now);
+        }
         if directives.as_ref().is_some_and(|d| d.no_store) {
             return self.bypass(parts, policy, NotStored::RequestNoStore, Fwd::Request, now);
         }

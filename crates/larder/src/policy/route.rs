@@ -108,6 +108,7 @@ pub struct Policy {
     pub(crate) client_cache_control: ClientCacheControl,
     pub(crate) honor_request_directives: bool,
     pub(crate) allow_authorization: bool,
+    pub(crate) bypass_cookies: bool,
     pub(crate) tags: Vec<String>,
     pub(crate) targets: Vec<HeaderName>,
     pub(crate) header_tags: bool,
@@ -184,6 +185,7 @@ impl Policy {
             client_cache_control: ClientCacheControl::RemainingTtl,
             honor_request_directives: true,
             allow_authorization: false,
+            bypass_cookies: false,
             tags: Vec::new(),
             targets: Vec::new(),
             header_tags: false,
@@ -343,6 +345,24 @@ impl Policy {
     /// ```
     pub fn allow_authorization(mut self, allow: bool) -> Self {
         self.allow_authorization = allow;
+        self
+    }
+
+    /// Whether GET and HEAD requests carrying `Cookie` bypass the cache
+    /// (`fwd=bypass`, not stored as `cookie`). Default `false`: the key
+    /// ignores cookies and a response that sets one is never shared, but a
+    /// response that *depends* on one is only safe behind this switch or
+    /// `vary(["cookie"])`. The `larder` proxy turns it on unless a route
+    /// says otherwise, since it cannot know what its upstream reads.
+    ///
+    /// ```
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::origin_headers().bypass_cookies(true);
+    /// assert_ne!(policy, Policy::origin_headers());
+    /// ```
+    pub fn bypass_cookies(mut self, bypass: bool) -> Self {
+        self.bypass_cookies = bypass;
         self
     }
 
