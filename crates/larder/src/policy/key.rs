@@ -8,6 +8,7 @@
 //! a hash of the request's values for those fields, so deleting the primary
 //! key invalidates every variant of the URI at once.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use http::{HeaderMap, HeaderName, Method, Uri};
@@ -149,9 +150,9 @@ const INVALID_HOST: &str = "<invalid>";
 /// assert_eq!(authority(b"evil.example@victim.example", "http"), Err(InvalidHost::Userinfo));
 /// assert_eq!(authority(b"", "http"), Err(InvalidHost::Empty));
 /// ```
-pub fn authority(raw: &[u8], scheme: &str) -> Result<String, InvalidHost> {
+pub fn authority<'a>(raw: &'a [u8], scheme: &str) -> Result<Cow<'a, str>, InvalidHost> {
     let (host, port) = split_authority(raw, scheme)?;
-    Ok(normalized(host, port))
+    Ok(normalized(raw, host, port))
 }
 
 /// The request's host as keys use it: the URI's authority (HTTP/2,
@@ -173,10 +174,10 @@ pub fn authority(raw: &[u8], scheme: &str) -> Result<String, InvalidHost> {
 /// assert_eq!(request_host(&absolute, &headers), Err(InvalidHost::Conflict));
 /// assert_eq!(request_host(&path, &HeaderMap::new()).as_deref(), Ok(""));
 /// ```
-pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<String, InvalidHost> {
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, InvalidHost> {
     Ok(match resolve_host(uri, headers)? {
-        Some((host, port)) => normalized(host, port),
-        None => String::new(),
+        Some((raw, host, port)) => normalized(raw, host, port),
+        None => Cow::Borrowed(""),
     })
 }
 
@@ -212,7 +213,12 @@ pub fn check_request_host(uri: &Uri, headers: &HeaderMap) -> Result<(), InvalidH
 /// assert_ne!(host(&"/items".parse::<Uri>().unwrap(), &headers), "victim.example");
 /// ```
 pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
-    request_host(uri, headers).unwrap_or_else(|_| INVALID_HOST.to_owned())
+    key_host(uri, headers).into_owned()
+}
+
+/// [`host`], borrowed when the request already names it in normal form.
+fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
+    request_host(uri, headers).unwrap_or(Cow::Borrowed(INVALID_HOST))
 }
 
 /// The host and port a request names (see [`request_host`]); `None`
@@ -220,7 +226,7 @@ pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
 fn resolve_host<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
-) -> Result<Option<(&'a [u8], Option<u16>)>, InvalidHost> {
+) -> Result<Option<(&'a [u8], &'a [u8], Option<u16>)>, InvalidHost> {
     let scheme = scheme(uri);
     let mut lines = headers.get_all(http::header::HOST).iter();
     let field = lines.next();
@@ -228,17 +234,23 @@ fn resolve_host<'a>(
         return Err(InvalidHost::Repeated);
     }
     let field = field
-        .map(|v| split_authority(v.as_bytes(), scheme))
+        .map(|v| {
+            let raw = v.as_bytes();
+            split_authority(raw, scheme).map(|(host, port)| (raw, host, port))
+        })
         .transpose()?;
     let Some(target) = uri.authority() else {
         return Ok(field);
     };
-    let (host, port) = split_authority(target.as_str().as_bytes(), scheme)?;
+    let raw = target.as_str().as_bytes();
+    let (host, port) = split_authority(raw, scheme)?;
     match field {
         // Normalising is case folding and the port's number: equal when
         // the normalised forms are.
-        Some((h, p)) if !(h.eq_ignore_ascii_case(host) && p == port) => Err(InvalidHost::Conflict),
-        _ => Ok(Some((host, port))),
+        Some((_, h, p)) if !(h.eq_ignore_ascii_case(host) && p == port) => {
+            Err(InvalidHost::Conflict)
+        }
+        _ => Ok(Some((raw, host, port))),
     }
 }
 
@@ -363,13 +375,53 @@ fn sub_delim(b: u8) -> bool {
     )
 }
 
-/// The key's form of a validated host and port.
-fn normalized(host: &[u8], port: Option<u16>) -> String {
+/// The key's form of a validated authority `raw`, split into `host` and
+/// `port`: `raw` itself when it is already in that form (the usual case,
+/// and no allocation).
+fn normalized<'a>(raw: &'a [u8], host: &[u8], port: Option<u16>) -> Cow<'a, str> {
+    let mut digits = [0u8; 5];
+    let port_text: &[u8] = match port {
+        None => &[],
+        Some(port) => {
+            let mut n = port;
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            &digits[at..]
+        }
+    };
+    let canonical_port = match port {
+        None => raw.len() == host.len(),
+        Some(_) => raw.get(host.len() + 1..) == Some(port_text),
+    };
+    let canonical_host = host.iter().copied().eq(folded(host));
+    if canonical_port && canonical_host {
+        // Validated as ASCII.
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
+    }
     let mut out = String::with_capacity(host.len() + 6);
+    out.extend(folded(host).map(char::from));
+    if !port_text.is_empty() {
+        out.push(':');
+        out.extend(port_text.iter().map(|&d| d as char));
+    }
+    Cow::Owned(out)
+}
+
+/// A host's bytes in normal form: percent-encodings in uppercase
+/// (RFC 3986 §6.2.2.1), everything else in lowercase (§6.2.2.1 too).
+fn folded(host: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let mut hex = 0;
-    for &b in host {
-        // Percent-encodings in uppercase, everything else in lowercase.
-        let c = if hex > 0 {
+    host.iter().map(move |&b| {
+        if hex > 0 {
             hex -= 1;
             b.to_ascii_uppercase()
         } else {
@@ -377,13 +429,8 @@ fn normalized(host: &[u8], port: Option<u16>) -> String {
                 hex = 2;
             }
             b.to_ascii_lowercase()
-        };
-        out.push(c as char);
-    }
-    if let Some(port) = port {
-        let _ = write!(out, ":{port}");
-    }
-    out
+        }
+    })
 }
 
 /// Lowercases a host and removes the scheme's default port (RFC 9110 §4.2.3:
@@ -401,7 +448,7 @@ fn normalized(host: &[u8], port: Option<u16>) -> String {
 /// ```
 pub fn normalize_host(host: &str, scheme: &str) -> String {
     if let Ok(normal) = authority(host.trim().as_bytes(), scheme) {
-        return normal;
+        return normal.into_owned();
     }
     let host = host.trim().to_ascii_lowercase();
     let default_port = match scheme {
@@ -448,7 +495,7 @@ pub fn primary(
         generation,
         class,
         scheme(uri),
-        &host(uri, headers),
+        &key_host(uri, headers),
         uri,
         extra,
     ))
@@ -965,6 +1012,29 @@ mod tests {
         }
         // Only http and https need a host.
         assert_eq!(authority(b"", "file").as_deref(), Ok(""));
+        // A host already in normal form is not copied (the hit path).
+        for normal in [
+            "example.com",
+            "example.com:8080",
+            "[::1]:0",
+            "caf%C3%A9.example",
+        ] {
+            assert!(
+                matches!(authority(normal.as_bytes(), "http"), Ok(Cow::Borrowed(_))),
+                "{normal}"
+            );
+        }
+        for other in [
+            "Example.com",
+            "example.com:80",
+            "example.com:",
+            "example.com:08080",
+        ] {
+            assert!(
+                matches!(authority(other.as_bytes(), "http"), Ok(Cow::Owned(_))),
+                "{other}"
+            );
+        }
     }
 
     #[test]
