@@ -150,9 +150,16 @@ async fn handle(State(up): State<Upstream>, request: Request) -> Response {
         "/plain" => respond(StatusCode::OK, &[], "no freshness"),
         "/swr" => {
             let n = up.seen.lock().unwrap().calls["GET /swr"];
+            // Only the first version is short-lived: a refreshed one stays
+            // fresh however slowly the test polls for it.
+            let cache_control = if n == 1 {
+                "max-age=1, stale-while-revalidate=60"
+            } else {
+                "max-age=3600, stale-while-revalidate=60"
+            };
             respond(
                 StatusCode::OK,
-                &[("cache-control", "max-age=1, stale-while-revalidate=60")],
+                &[("cache-control", cache_control)],
                 format!("version {n}"),
             )
         }
