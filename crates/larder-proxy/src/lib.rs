@@ -29,6 +29,7 @@ pub mod config;
 mod proxy;
 pub mod routes;
 pub mod shutdown;
+pub mod target;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -163,6 +164,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
             config.upstream_timeout,
         ),
         access_log: config.access_log,
+        underscores_in_headers: config.underscores_in_headers,
     });
     let grace = config.shutdown_timeout;
     let mut tasks = Vec::new();
