@@ -502,9 +502,10 @@ impl Config {
                         ))
                     })?,
                 };
-                if token.len() < 16 {
+                // Blanks are no secret: sixteen spaces are not a token.
+                if token.chars().filter(|c| !c.is_whitespace()).count() < 16 {
                     return Err(ConfigError(format!(
-                        "{place}: the admin token is shorter than 16 characters; use a long random one \
+                        "{place}: the admin token has fewer than 16 non-blank characters; use a long random one \
                          (for example: openssl rand -hex 32)"
                     )));
                 }
@@ -838,7 +839,20 @@ mod tests {
         let e = err(&format!(
             "{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"short\"\n"
         ));
-        assert!(e.contains("line 3") && e.contains("16 characters"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("16 non-blank characters"),
+            "{e}"
+        );
+        for blank in [
+            "                ",
+            "   abc   def      ghi     ",
+            "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t",
+        ] {
+            let e = err(&format!(
+                "{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{blank}\"\n"
+            ));
+            assert!(e.contains("16 non-blank characters"), "{blank:?}: {e}");
+        }
         let c = Config::parse(
             &format!("{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"0123456789abcdef\"\n"),
             "t.toml",
