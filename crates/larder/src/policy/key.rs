@@ -176,7 +176,7 @@ pub fn authority<'a>(raw: &'a [u8], scheme: &str) -> Result<Cow<'a, str>, Invali
 /// ```
 pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, InvalidHost> {
     Ok(match resolve_host(uri, headers)? {
-        Some((raw, host, port)) => normalized(raw, host, port),
+        Some(named) => normalized(named.raw, named.host, named.port),
         None => Cow::Borrowed(""),
     })
 }
@@ -221,12 +221,27 @@ fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
     request_host(uri, headers).unwrap_or(Cow::Borrowed(INVALID_HOST))
 }
 
+/// A validated authority as the request wrote it, split.
+struct Named<'a> {
+    raw: &'a [u8],
+    host: &'a [u8],
+    /// `None` when absent, empty or the scheme's default.
+    port: Option<u16>,
+}
+
+impl<'a> Named<'a> {
+    fn parse(raw: &'a [u8], scheme: &str) -> Result<Self, InvalidHost> {
+        let (host, port) = split_authority(raw, scheme)?;
+        Ok(Named { raw, host, port })
+    }
+}
+
 /// The host and port a request names (see [`request_host`]); `None`
 /// when it names none.
 fn resolve_host<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
-) -> Result<Option<(&'a [u8], &'a [u8], Option<u16>)>, InvalidHost> {
+) -> Result<Option<Named<'a>>, InvalidHost> {
     let scheme = scheme(uri);
     let mut lines = headers.get_all(http::header::HOST).iter();
     let field = lines.next();
@@ -234,23 +249,19 @@ fn resolve_host<'a>(
         return Err(InvalidHost::Repeated);
     }
     let field = field
-        .map(|v| {
-            let raw = v.as_bytes();
-            split_authority(raw, scheme).map(|(host, port)| (raw, host, port))
-        })
+        .map(|v| Named::parse(v.as_bytes(), scheme))
         .transpose()?;
     let Some(target) = uri.authority() else {
         return Ok(field);
     };
-    let raw = target.as_str().as_bytes();
-    let (host, port) = split_authority(raw, scheme)?;
+    let target = Named::parse(target.as_str().as_bytes(), scheme)?;
     match field {
         // Normalising is case folding and the port's number: equal when
         // the normalised forms are.
-        Some((_, h, p)) if !(h.eq_ignore_ascii_case(host) && p == port) => {
+        Some(f) if !(f.host.eq_ignore_ascii_case(target.host) && f.port == target.port) => {
             Err(InvalidHost::Conflict)
         }
-        _ => Ok(Some((raw, host, port))),
+        _ => Ok(Some(target)),
     }
 }
 
