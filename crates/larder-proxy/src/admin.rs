@@ -1,11 +1,16 @@
 //! The admin listener: purges, stats, Prometheus metrics, health.
 //!
-//! Off unless configured; on its own address. Every endpoint but
-//! `GET /healthz` needs `Authorization: Bearer <token>`.
+//! Off unless configured; on its own address (a warning at startup when
+//! it is not a loopback one). Every endpoint but `GET /healthz` needs
+//! `Authorization: Bearer <token>` (the scheme in any case, RFC 9110
+//! §11.1); the token is compared as a fixed-size digest, so neither its
+//! content nor its length shows in the time taken. Path segments and query
+//! values are percent-decoded (`%2B` and `+` are both `+`); a known path
+//! with the wrong method gets 405 and `Allow`.
 //!
 //! | request | does |
 //! | --- | --- |
-//! | `POST /purge/url?url=<absolute URL>[&namespace=<ns>]` | removes every stored variant of the URL (namespace: the one its route uses) |
+//! | `POST /purge/url?url=<absolute URL>[&namespace=<ns>]` | removes every stored variant of the URL (namespace: the one its route uses); `"stored"` says whether there was any |
 //! | `POST /purge/namespace/<ns>` | removes everything in the namespace, on every proxy sharing the store |
 //! | `POST /purge/tag/<tag>` | removes every entry tagged `<tag>` (by a route or by `Surrogate-Key` / `Cache-Tag`) |
 //! | `GET /stats` | the cache's counters, JSON |
@@ -27,7 +32,8 @@ use crate::routes::Routes;
 pub(crate) struct Admin {
     pub cache: Cache,
     pub routes: Routes,
-    pub token: String,
+    /// The token's digest: what requests are compared against.
+    pub token: TokenDigest,
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -36,7 +42,23 @@ impl Admin {
     pub async fn handle<B>(&self, request: Request<B>) -> AdminResponse {
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
-        if method == Method::GET && path == "/healthz" {
+        let Some(endpoint) = Endpoint::of(&path) else {
+            return json(
+                StatusCode::NOT_FOUND,
+                r#"{"error":"no such endpoint"}"#.into(),
+            );
+        };
+        if method != endpoint.method() {
+            let mut response = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                r#"{"error":"method not allowed"}"#.into(),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(endpoint.allow()));
+            return response;
+        }
+        if endpoint == Endpoint::Health {
             return text(StatusCode::OK, "text/plain", "ok\n".into());
         }
         if !self.authorized(request.headers()) {
@@ -49,18 +71,17 @@ impl Admin {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
-        match (method, path.as_str()) {
-            (Method::GET, "/stats") => json(StatusCode::OK, stats_json(&self.cache.stats())),
-            (Method::GET, "/metrics") => text(
+        match endpoint {
+            Endpoint::Health => unreachable!("answered above"),
+            Endpoint::Stats => json(StatusCode::OK, stats_json(&self.cache.stats())),
+            Endpoint::Metrics => text(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
                 prometheus(&self.cache.stats()),
             ),
-            (Method::POST, "/purge/url") => {
-                self.purge_url(request.uri().query().unwrap_or("")).await
-            }
-            (Method::POST, p) if p.starts_with("/purge/namespace/") => {
-                let Some(ns) = segment(p, "/purge/namespace/") else {
+            Endpoint::PurgeUrl => self.purge_url(request.uri().query().unwrap_or("")).await,
+            Endpoint::PurgeNamespace => {
+                let Some(ns) = segment(&path, "/purge/namespace/") else {
                     return bad_request("name the namespace: /purge/namespace/<namespace>");
                 };
                 match self.cache.purge_namespace(&ns).await {
@@ -72,8 +93,8 @@ impl Admin {
                     Err(e) => unavailable(&e),
                 }
             }
-            (Method::POST, p) if p.starts_with("/purge/tag/") => {
-                let Some(tag) = segment(p, "/purge/tag/") else {
+            Endpoint::PurgeTag => {
+                let Some(tag) = segment(&path, "/purge/tag/") else {
                     return bad_request("name the tag: /purge/tag/<tag>");
                 };
                 match self.cache.purge_tag(&tag).await {
@@ -85,14 +106,6 @@ impl Admin {
                     Err(e) => unavailable(&e),
                 }
             }
-            (_, "/stats" | "/metrics" | "/purge/url") => json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error":"method not allowed"}"#.into(),
-            ),
-            _ => json(
-                StatusCode::NOT_FOUND,
-                r#"{"error":"no such endpoint"}"#.into(),
-            ),
         }
     }
 
@@ -125,9 +138,9 @@ impl Admin {
             }
         };
         match self.cache.purge_url(&namespace, &url).await {
-            Ok(()) => json(
+            Ok(stored) => json(
                 StatusCode::OK,
-                serde_json::json!({ "purged": "url", "url": url, "namespace": namespace })
+                serde_json::json!({ "purged": "url", "url": url, "namespace": namespace, "stored": stored })
                     .to_string(),
             ),
             Err(e @ larder::PurgeError::NotAbsolute(_)) => bad_request(&e.to_string()),
@@ -138,29 +151,106 @@ impl Admin {
     fn authorized(&self, headers: &http::HeaderMap) -> bool {
         let Some(given) = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .and_then(|v| bearer(v.as_bytes()))
         else {
             return false;
         };
-        constant_time_eq(given, self.token.as_bytes())
+        self.token.matches(given)
     }
 }
 
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell an attacker how much of a guess was right.
+/// The admin endpoints, by path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Health,
+    Stats,
+    Metrics,
+    PurgeUrl,
+    PurgeNamespace,
+    PurgeTag,
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/healthz" => Endpoint::Health,
+            "/stats" => Endpoint::Stats,
+            "/metrics" => Endpoint::Metrics,
+            "/purge/url" => Endpoint::PurgeUrl,
+            p if p.starts_with("/purge/namespace/") => Endpoint::PurgeNamespace,
+            p if p.starts_with("/purge/tag/") => Endpoint::PurgeTag,
+            _ => return None,
+        })
+    }
+
+    /// `Allow` for a 405 (RFC 9110 §15.5.6).
+    fn allow(self) -> &'static str {
+        if self.method() == Method::GET {
+            "GET"
+        } else {
+            "POST"
+        }
+    }
+
+    /// The one method it answers.
+    fn method(self) -> Method {
+        match self {
+            Endpoint::Health | Endpoint::Stats | Endpoint::Metrics => Method::GET,
+            Endpoint::PurgeUrl | Endpoint::PurgeNamespace | Endpoint::PurgeTag => Method::POST,
+        }
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value: the
+/// scheme in any case (RFC 9110 §11.1), then one or more spaces (§11.4).
 ///
 /// ```
-/// # use larder_proxy::admin::constant_time_eq;
-/// assert!(constant_time_eq(b"secret-token", b"secret-token"));
-/// assert!(!constant_time_eq(b"secret-tokeN", b"secret-token"));
-/// assert!(!constant_time_eq(b"secret", b"secret-token"));
+/// # use larder_proxy::admin::bearer;
+/// assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+/// assert_eq!(bearer(b"bEARER  abc"), Some(&b"abc"[..]));
+/// assert_eq!(bearer(b"Basic abc"), None);
+/// assert_eq!(bearer(b"Bearerabc"), None);
 /// ```
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+pub fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first() != Some(&b' ') {
+        return None;
     }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    let token = rest.trim_ascii_start();
+    (!token.is_empty()).then_some(token)
+}
+
+/// A token kept as its digest: a guess is hashed and the two fixed-size
+/// digests compared in constant time, so the time taken depends on neither
+/// how much of the guess was right nor how long either is.
+///
+/// ```
+/// # use larder_proxy::admin::TokenDigest;
+/// let token = TokenDigest::new("secret-token-0123456789");
+/// assert!(token.matches(b"secret-token-0123456789"));
+/// assert!(!token.matches(b"secret-token-0123456780"));
+/// assert!(!token.matches(b"secret"));
+/// ```
+#[derive(Clone)]
+pub struct TokenDigest(blake3::Hash);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn new(token: &str) -> Self {
+        TokenDigest(blake3::hash(token.as_bytes()))
+    }
+
+    /// Whether `given` is the token.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        // blake3::Hash's equality is constant-time over its 32 bytes.
+        blake3::hash(given) == self.0
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
 }
 
 /// The rest of `path` after `prefix`, percent-decoded, if it is one
@@ -173,36 +263,21 @@ fn segment(path: &str, prefix: &str) -> Option<String> {
     percent_decode(rest)
 }
 
-/// Decodes `%XX` escapes (and `+` as space, as in forms); `None` when the
-/// result is not UTF-8 or an escape is broken.
+/// Decodes `%XX` escapes, and only those: `+` is a `+` (it means a space
+/// only in HTML form bodies); `None` when the result is not UTF-8.
 ///
 /// ```
 /// # use larder_proxy::admin::percent_decode;
 /// assert_eq!(percent_decode("http%3A%2F%2Fh%2Fa%3Fb%3D1").as_deref(), Some("http://h/a?b=1"));
-/// assert_eq!(percent_decode("%zz"), None);
+/// assert_eq!(percent_decode("c++").as_deref(), Some("c++"));
+/// assert_eq!(percent_decode("c%2B%2B").as_deref(), Some("c++"));
+/// assert_eq!(percent_decode("%ff"), None);
 /// ```
 pub fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 fn counters(stats: &Stats) -> [(&'static str, &'static str, u64); 10] {
@@ -331,6 +406,10 @@ mod tests {
         assert_eq!(
             segment("/purge/tag/a%20b", "/purge/tag/").as_deref(),
             Some("a b")
+        );
+        assert_eq!(
+            segment("/purge/tag/c++", "/purge/tag/").as_deref(),
+            Some("c++")
         );
         assert_eq!(segment("/purge/tag/", "/purge/tag/"), None);
         assert_eq!(segment("/purge/tag/a/b", "/purge/tag/"), None);

@@ -98,6 +98,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// One log line per request, with the cache outcome.
     pub access_log: bool,
+    /// Whether request fields whose names hold `_` reach the upstream
+    /// (nginx's `underscores_in_headers`). Off: they are dropped, since
+    /// CGI-style servers read `X_Forwarded_Host` as `X-Forwarded-Host`.
+    pub underscores_in_headers: bool,
     /// The cache's name in `Cache-Status` (and in `Surrogate-Control` targets).
     pub name: String,
     /// The first part of every store key.
@@ -154,6 +158,7 @@ struct ServerSection {
     upstream_timeout: Option<Seconds>,
     shutdown_timeout: Option<Seconds>,
     access_log: Option<bool>,
+    underscores_in_headers: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +194,10 @@ struct RouteSection {
     namespace: Option<String>,
     #[serde(default)]
     vary: Vec<Header>,
+    #[serde(default)]
+    forward_headers: Vec<Header>,
+    #[serde(default)]
+    case_insensitive: bool,
     #[serde(default)]
     tags: Vec<String>,
     statuses: Option<Vec<Status>>,
@@ -437,7 +446,9 @@ impl Config {
         let defaults = Defaults {
             targets,
             tags_from_headers: cache.tags_from_headers.unwrap_or(true),
-            honor_request_directives: cache.honor_request_directives.unwrap_or(true),
+            // As nginx and Varnish: a client's no-cache does not replace a
+            // fresh entry for everyone, unless the operator says so.
+            honor_request_directives: cache.honor_request_directives.unwrap_or(false),
             stale_if_error: cache.stale_if_error.map(|s| s.0),
             stale_while_revalidate: cache.stale_while_revalidate.map(|s| s.0),
         };
@@ -456,6 +467,7 @@ impl Config {
             ),
             bypass: false,
             cookies: Cookies::Bypass,
+            forward_headers: Arc::new([]),
         };
 
         let admin = match file.admin {
@@ -490,9 +502,10 @@ impl Config {
                         ))
                     })?,
                 };
-                if token.len() < 16 {
+                // Blanks are no secret: sixteen spaces are not a token.
+                if token.chars().filter(|c| !c.is_whitespace()).count() < 16 {
                     return Err(ConfigError(format!(
-                        "{place}: the admin token is shorter than 16 characters; use a long random one \
+                        "{place}: the admin token has fewer than 16 non-blank characters; use a long random one \
                          (for example: openssl rand -hex 32)"
                     )));
                 }
@@ -518,6 +531,7 @@ impl Config {
                 .shutdown_timeout
                 .map_or(Duration::from_secs(30), |s| s.0),
             access_log: server.access_log.unwrap_or(false),
+            underscores_in_headers: server.underscores_in_headers.unwrap_or(false),
             name,
             prefix: cache.prefix.unwrap_or_else(|| "larder".to_owned()),
             legacy_status_header: cache.legacy_status_header.map(|h| h.0.as_str().to_owned()),
@@ -591,6 +605,11 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
     if r.cookies.0 == Cookies::Vary {
         vary.push(http::header::COOKIE);
     }
+    // Keyed fields reach the upstream whatever their name: the key holds them.
+    let mut forward_headers: Vec<HeaderName> = r.forward_headers.into_iter().map(|h| h.0).collect();
+    forward_headers.extend(vary.iter().cloned());
+    forward_headers.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    forward_headers.dedup();
     if !vary.is_empty() {
         policy = policy.vary(vary);
     }
@@ -611,10 +630,12 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
     }
     Ok(Route {
         pattern,
+        case_insensitive: r.case_insensitive,
         rule: Rule {
             policy: Arc::new(policy),
             bypass: r.bypass,
             cookies: r.cookies.0,
+            forward_headers: forward_headers.into(),
         },
     })
 }
@@ -753,6 +774,55 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_does_not_honour_request_directives_unless_told() {
+        let c = Config::parse(
+            &format!("{UP}[[route]]\nprefix = \"/a\"\n[[route]]\nprefix = \"/b\"\nhonor_request_directives = true\n"),
+            "t.toml",
+        )
+        .unwrap();
+        let honours = |path: &str| {
+            let policy = &c.routes.rule_for(path).policy;
+            **policy == (**policy).clone().honor_request_directives(true)
+        };
+        assert!(
+            !honours("/a") && !honours("/x"),
+            "nginx and Varnish's default"
+        );
+        assert!(honours("/b"));
+        let c = Config::parse(
+            &format!("{UP}[cache]\nhonor_request_directives = true\n"),
+            "t.toml",
+        )
+        .unwrap();
+        let policy = &c.routes.default.policy;
+        assert_eq!(**policy, (**policy).clone().honor_request_directives(true));
+    }
+
+    #[test]
+    fn a_route_forwards_its_vary_and_forward_headers_fields() {
+        let c = Config::parse(
+            &format!(
+                "{UP}[[route]]\nprefix = \"/a\"\nvary = [\"x-forwarded-proto\"]\n\
+                 forward_headers = [\"X-Forwarded-Prefix\", \"x-forwarded-proto\"]\ncase_insensitive = true\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let route = &c.routes.routes[0];
+        assert!(route.case_insensitive);
+        let names: Vec<&str> = route
+            .rule
+            .forward_headers
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        assert_eq!(names, ["x-forwarded-prefix", "x-forwarded-proto"]);
+        assert!(!c.underscores_in_headers, "nginx's default");
+        let c = Config::parse(&format!("{UP}underscores_in_headers = true\n"), "t.toml").unwrap();
+        assert!(c.underscores_in_headers);
+    }
+
+    #[test]
     fn durations_parse_in_every_form() {
         let d = |s| parse_duration(s);
         assert_eq!(d("90"), Some(Duration::from_secs(90)));
@@ -769,7 +839,20 @@ mod tests {
         let e = err(&format!(
             "{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"short\"\n"
         ));
-        assert!(e.contains("line 3") && e.contains("16 characters"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("16 non-blank characters"),
+            "{e}"
+        );
+        for blank in [
+            "                ",
+            "   abc   def      ghi     ",
+            "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t",
+        ] {
+            let e = err(&format!(
+                "{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{blank}\"\n"
+            ));
+            assert!(e.contains("16 non-blank characters"), "{blank:?}: {e}");
+        }
         let c = Config::parse(
             &format!("{UP}[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"0123456789abcdef\"\n"),
             "t.toml",

@@ -29,6 +29,7 @@ pub mod config;
 mod proxy;
 pub mod routes;
 pub mod shutdown;
+pub mod target;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -145,7 +146,17 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError(e.to_string()))?;
     let admin_listener = match &config.admin {
-        Some(admin) => Some(bind(admin.listen, "admin listen").await?),
+        Some(admin) => {
+            if !admin.listen.ip().is_loopback() {
+                // Purges and stats for anyone who can reach it and guess
+                // or steal the token: say so where operators look.
+                tracing::warn!(
+                    admin = %admin.listen,
+                    "the admin listener is not on a loopback address: keep it off public networks"
+                );
+            }
+            Some(bind(admin.listen, "admin listen").await?)
+        }
         None => None,
     };
     let admin_addr = admin_listener
@@ -163,6 +174,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
             config.upstream_timeout,
         ),
         access_log: config.access_log,
+        underscores_in_headers: config.underscores_in_headers,
     });
     let grace = config.shutdown_timeout;
     let mut tasks = Vec::new();
@@ -184,7 +196,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         let admin: admin::SharedAdmin = Arc::new(admin::Admin {
             cache: cache.clone(),
             routes: config.routes.clone(),
-            token: admin.token.clone(),
+            token: admin::TokenDigest::new(&admin.token),
         });
         let serving = shutdown::serve(
             listener,

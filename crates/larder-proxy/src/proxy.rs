@@ -14,7 +14,9 @@ use hyper::body::Incoming;
 use larder::{Cache, CacheBody, Fill, Lookup, NotStored};
 
 use crate::routes::{Cookies, Routes};
-use crate::upstream::{drop_get_body, prepare_request, Upstream, UpstreamBody, UpstreamError};
+use crate::upstream::{
+    drop_get_body, prepare_request, strip_unkeyed, Upstream, UpstreamBody, UpstreamError,
+};
 
 /// What clients get: cached bytes, or the upstream's body streamed.
 pub type ProxyBody = CacheBody<Incoming>;
@@ -26,6 +28,7 @@ pub struct Proxy {
     pub(crate) routes: Routes,
     pub(crate) upstream: Upstream,
     pub(crate) access_log: bool,
+    pub(crate) underscores_in_headers: bool,
 }
 
 impl Proxy {
@@ -37,18 +40,15 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = self.access_log.then(Instant::now);
         let (mut parts, body) = request.into_parts();
-        // RFC 9112 §3.2: two Host lines could key one host and reach the
-        // upstream as the other; no Host on HTTP/1.1 is malformed too.
-        let hosts = parts.headers.get_all(header::HOST).iter().count();
-        if hosts > 1
-            || (hosts == 0
-                && parts.version == http::Version::HTTP_11
-                && parts.uri.authority().is_none())
-        {
-            return error_response(StatusCode::BAD_REQUEST);
-        }
         let method = self.access_log.then(|| parts.method.clone());
         let target = self.access_log.then(|| parts.uri.clone());
+        // RFC 9112 §3.2: a Host the key would read differently from the
+        // upstream (two lines, userinfo, a path, non-ASCII, none on
+        // HTTP/1.1) is refused; a valid one is forwarded as keyed.
+        if let Err(why) = crate::target::settle(&mut parts) {
+            tracing::debug!(%peer, %why, "bad request target");
+            return bad_request(&why);
+        }
         // Only what the lookup needs happens before it; the rest of the
         // rewriting is for requests that go upstream (`forward`).
         drop_get_body(&mut parts);
@@ -66,6 +66,13 @@ impl Proxy {
         };
         let rule = self.routes.rule_for(parts.uri.path());
         let policy = &rule.policy;
+        // Before the lookup: a field the upstream never sees must not
+        // select a variant either.
+        strip_unkeyed(
+            &mut parts,
+            &rule.forward_headers,
+            self.underscores_in_headers,
+        );
         let safe = parts.method == Method::GET || parts.method == Method::HEAD;
         // Requests with cookies bypass in the engine, as the route's
         // policy says (`Policy::bypass_cookies`).
@@ -84,14 +91,16 @@ impl Proxy {
             // Boxed: the forward path's future is many times a hit's, and
             // would otherwise make every request's future that large.
             Lookup::Forward(fill) => {
-                Box::pin(forward(&self.upstream, parts, body, *fill, peer)).await
+                let keep = &rule.forward_headers;
+                Box::pin(forward(&self.upstream, parts, body, *fill, peer, keep)).await
             }
             Lookup::Refresh(response, fill) => {
                 // The client has its answer; the same request (a cacheable
                 // one has no body to replay) refreshes the entry meanwhile.
                 let upstream = self.upstream.clone();
+                let keep = rule.forward_headers.clone();
                 tokio::spawn(async move {
-                    let refreshed = forward(&upstream, parts, body, *fill, peer).await;
+                    let refreshed = forward(&upstream, parts, body, *fill, peer, &keep).await;
                     drain(refreshed.into_body()).await;
                 });
                 CacheBody::for_response(response)
@@ -122,8 +131,9 @@ pub(crate) async fn forward(
     body: UpstreamBody,
     fill: Fill,
     peer: SocketAddr,
+    keep: &[http::HeaderName],
 ) -> Response<ProxyBody> {
-    prepare_request(&mut parts, peer);
+    prepare_request(&mut parts, peer, keep);
     fill.prepare(&mut parts);
     match upstream.send(parts, body).await {
         Ok(response) => fill.complete(response).await,
@@ -140,6 +150,13 @@ pub(crate) async fn forward(
             error_response(status)
         }
     }
+}
+
+/// A 400 that says what was wrong with the request's host.
+fn bad_request(why: &crate::target::BadTarget) -> Response<ProxyBody> {
+    let mut response = error_response(StatusCode::BAD_REQUEST);
+    *response.body_mut() = CacheBody::full(Bytes::from(format!("400 Bad Request: {why}\n")));
+    response
 }
 
 /// Reads a body to its end and drops it: an unread body would cost the

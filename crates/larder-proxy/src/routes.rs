@@ -1,8 +1,12 @@
 //! Which rule applies to a request path: prefix and glob patterns, first
-//! match wins. Pure functions, tested beside them.
+//! match wins, matched on the path as `larder::policy::path::for_rules`
+//! normalises it (so `/%61ccount` and `//account` are `/account` to a
+//! rule), case-insensitively where a route says so. Pure functions,
+//! tested beside them.
 
 use std::sync::Arc;
 
+use http::HeaderName;
 use larder::Policy;
 
 /// A path pattern of a route rule.
@@ -24,12 +28,36 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    /// True when `path` (without its query) matches.
+    /// True when `path` (without its query) matches, byte for byte.
     pub fn matches(&self, path: &str) -> bool {
+        self.matches_case(path, false)
+    }
+
+    /// True when `path` matches, ASCII letters compared without case when
+    /// `ignore_case`.
+    ///
+    /// ```
+    /// use larder_proxy::routes::Pattern;
+    ///
+    /// assert!(Pattern::Prefix("/account".into()).matches_case("/ACCOUNT/me", true));
+    /// assert!(!Pattern::Prefix("/account".into()).matches_case("/ACCOUNT/me", false));
+    /// ```
+    pub fn matches_case(&self, path: &str, ignore_case: bool) -> bool {
         match self {
-            Pattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
-            Pattern::Glob(glob) => glob_match(glob.as_bytes(), path.as_bytes()),
+            Pattern::Prefix(prefix) => path
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|start| same(start, prefix.as_bytes(), ignore_case)),
+            Pattern::Glob(glob) => glob_match_case(glob.as_bytes(), path.as_bytes(), ignore_case),
         }
+    }
+}
+
+fn same(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
+    if ignore_case {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
     }
 }
 
@@ -63,6 +91,11 @@ pub struct Rule {
     pub bypass: bool,
     /// What a request's `Cookie` does.
     pub cookies: Cookies,
+    /// Request fields that reach the upstream although the proxy strips
+    /// such fields from cacheable requests (`upstream::strip_unkeyed`): the
+    /// route's `forward_headers` (passed unkeyed) and its `vary` fields
+    /// (keyed).
+    pub forward_headers: Arc<[HeaderName]>,
 }
 
 /// A pattern and the rule it selects (see [`Routes::rule_for`]).
@@ -70,6 +103,8 @@ pub struct Rule {
 pub struct Route {
     /// The paths it matches.
     pub pattern: Pattern,
+    /// Whether ASCII letters match without case (`/ACCOUNT` as `/account`).
+    pub case_insensitive: bool,
     /// What happens to them.
     pub rule: Rule,
 }
@@ -85,25 +120,36 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The rule for a request path.
+    /// The rule for a request path, matched on its normalised form
+    /// (`larder::policy::path::for_rules`): encoding, dot-segments and
+    /// repeated slashes cannot dodge a rule.
     ///
     /// ```
     /// use std::sync::Arc;
     /// use larder::Policy;
     /// use larder_proxy::routes::{Cookies, Pattern, Route, Routes, Rule};
     ///
-    /// let rule = |bypass| Rule { policy: Arc::new(Policy::origin_headers()), bypass, cookies: Cookies::Bypass };
+    /// let rule = |bypass| Rule {
+    ///     policy: Arc::new(Policy::origin_headers()),
+    ///     bypass,
+    ///     cookies: Cookies::Bypass,
+    ///     forward_headers: Arc::new([]),
+    /// };
+    /// let admin = Pattern::Prefix("/admin".into());
     /// let routes = Routes {
-    ///     routes: vec![Route { pattern: Pattern::Prefix("/admin".into()), rule: rule(true) }],
+    ///     routes: vec![Route { pattern: admin, case_insensitive: false, rule: rule(true) }],
     ///     default: rule(false),
     /// };
     /// assert!(routes.rule_for("/admin/users").bypass);
+    /// assert!(routes.rule_for("/%61dmin/users").bypass);
+    /// assert!(routes.rule_for("//admin/users").bypass);
     /// assert!(!routes.rule_for("/items").bypass);
     /// ```
     pub fn rule_for(&self, path: &str) -> &Rule {
+        let path = larder::policy::path::for_rules(path);
         self.routes
             .iter()
-            .find(|r| r.pattern.matches(path))
+            .find(|r| r.pattern.matches_case(&path, r.case_insensitive))
             .map_or(&self.default, |r| &r.rule)
     }
 }
@@ -121,13 +167,28 @@ impl Routes {
 /// assert!(glob_match(b"/a/**", b"/a/b/c"));
 /// ```
 pub fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
+    glob_match_case(pattern, path, false)
+}
+
+/// [`glob_match`], ASCII letters compared without case when `ignore_case`.
+///
+/// ```
+/// use larder_proxy::routes::glob_match_case;
+///
+/// assert!(glob_match_case(b"/static/*.css", b"/STATIC/Site.CSS", true));
+/// assert!(!glob_match_case(b"/static/*.css", b"/STATIC/Site.CSS", false));
+/// ```
+pub fn glob_match_case(pattern: &[u8], path: &[u8], ignore_case: bool) -> bool {
     // Most routes fail on their literal start: say so before allocating,
     // since every request is matched against the routes in turn.
     let literal = pattern
         .iter()
         .position(|&c| c == b'*' || c == b'?')
         .unwrap_or(pattern.len());
-    if !path.starts_with(&pattern[..literal]) {
+    if !path
+        .get(..literal)
+        .is_some_and(|start| same(start, &pattern[..literal], ignore_case))
+    {
         return false;
     }
     if literal == pattern.len() {
@@ -158,6 +219,8 @@ pub fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
                 for i in 0..n {
                     let ok = if c == b'?' {
                         path[i] != b'/'
+                    } else if ignore_case {
+                        path[i].eq_ignore_ascii_case(&c)
                     } else {
                         path[i] == c
                     };
@@ -220,26 +283,81 @@ mod tests {
 
     #[test]
     fn prefix_and_first_match_wins() {
-        let rule = |bypass| Rule {
-            policy: Arc::new(Policy::origin_headers()),
-            bypass,
-            cookies: Cookies::Bypass,
-        };
         let routes = Routes {
             routes: vec![
-                Route {
-                    pattern: Pattern::Glob("/api/public/**".into()),
-                    rule: rule(false),
-                },
-                Route {
-                    pattern: Pattern::Prefix("/api/".into()),
-                    rule: rule(true),
-                },
+                route(Pattern::Glob("/api/public/**".into()), false, false),
+                route(Pattern::Prefix("/api/".into()), false, true),
             ],
             default: rule(false),
         };
         assert!(!routes.rule_for("/api/public/x").bypass);
         assert!(routes.rule_for("/api/private").bypass);
         assert!(!routes.rule_for("/apix").bypass);
+    }
+
+    fn rule(bypass: bool) -> Rule {
+        Rule {
+            policy: Arc::new(Policy::origin_headers()),
+            bypass,
+            cookies: Cookies::Bypass,
+            forward_headers: Arc::new([]),
+        }
+    }
+
+    fn route(pattern: Pattern, case_insensitive: bool, bypass: bool) -> Route {
+        Route {
+            pattern,
+            case_insensitive,
+            rule: rule(bypass),
+        }
+    }
+
+    #[test]
+    fn encoding_cannot_dodge_a_rule_3986_6_2_2() {
+        let routes = Routes {
+            routes: vec![
+                route(Pattern::Prefix("/account".into()), false, true),
+                route(Pattern::Glob("/private/*/data".into()), false, true),
+            ],
+            default: rule(false),
+        };
+        for dodge in [
+            "/%61ccount/profile",
+            "/%61%63%63%6F%75%6E%74",
+            "//account/profile",
+            "/x/../account",
+            "/./account",
+            "/private//me/./data",
+            "/private/me/%64ata",
+        ] {
+            assert!(routes.rule_for(dodge).bypass, "{dodge}");
+        }
+        // `%2F` is not decoded: not every origin reads it as `/`.
+        assert!(!routes.rule_for("/private/me%2Fdata").bypass);
+        assert!(
+            !routes.rule_for("/ACCOUNT/profile").bypass,
+            "case counts by default"
+        );
+    }
+
+    #[test]
+    fn a_case_insensitive_route_ignores_ascii_case() {
+        let routes = Routes {
+            routes: vec![
+                route(Pattern::Prefix("/account".into()), true, true),
+                route(Pattern::Glob("/static/**/*.CSS".into()), true, true),
+            ],
+            default: rule(false),
+        };
+        assert!(routes.rule_for("/ACCOUNT/profile").bypass);
+        assert!(routes.rule_for("/%41ccount").bypass);
+        assert!(routes.rule_for("/Static/a/site.css").bypass);
+        assert!(!routes.rule_for("/accoun").bypass);
+        assert!(g_case("/a?c", "/AbC"));
+        assert!(!g_case("/a*c", "/AB/C"));
+    }
+
+    fn g_case(pattern: &str, path: &str) -> bool {
+        glob_match_case(pattern.as_bytes(), path.as_bytes(), true)
     }
 }

@@ -162,3 +162,117 @@ async fn the_admin_listener_is_off_unless_configured() {
     get(p.addr(), "/stats").await;
     assert_eq!(up.gets("/stats"), 1);
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_9110_11_1() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let got = send(a, "GET", "/stats", &[("authorization", &auth)], "").await;
+        assert_eq!(got.status, 200, "{scheme}");
+    }
+    // One or more spaces after the scheme (RFC 9110 §11.4).
+    let spaced = format!("Bearer   {TOKEN}");
+    assert_eq!(
+        send(a, "GET", "/stats", &[("authorization", &spaced)], "")
+            .await
+            .status,
+        200
+    );
+    for wrong in [
+        format!("Bearer{TOKEN}"),
+        format!("Basic {TOKEN}"),
+        format!("Bearer {TOKEN}x"),
+        format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]),
+        "Bearer ".to_owned(),
+    ] {
+        let got = send(a, "GET", "/stats", &[("authorization", &wrong)], "").await;
+        assert_eq!(got.status, 401, "{wrong:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_tag_is_percent_decoded_and_plus_stays_plus() {
+    let up = Upstream::start().await;
+    let p = proxy(
+        &up.url(),
+        "",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n\
+             [[route]]\nprefix = \"/cpp/\"\ntags = [\"c++\"]\n\n\
+             [[route]]\nprefix = \"/spaced/\"\ntags = [\"a b\"]\n"
+        ),
+    )
+    .await;
+    let a = p.admin_addr().unwrap();
+    get(p.addr(), "/cpp/x").await;
+    get(p.addr(), "/spaced/x").await;
+    let purged = admin(a, "POST", "/purge/tag/c++").await;
+    assert!(
+        purged.text().contains("\"tag\":\"c++\"") && purged.text().contains("\"uris\":1"),
+        "{}",
+        purged.text()
+    );
+    assert!(!get(p.addr(), "/cpp/x").await.cache_status().contains("hit"));
+    let purged = admin(a, "POST", "/purge/tag/a%20b").await;
+    assert!(purged.text().contains("\"uris\":1"), "{}", purged.text());
+    // And the same through a query value.
+    get(p.addr(), "/cpp/y?q=a+b").await;
+    let url = "http%3A%2F%2Fapp.example%2Fcpp%2Fy%3Fq%3Da+b";
+    let purged = admin(a, "POST", &format!("/purge/url?url={url}")).await;
+    assert!(
+        purged.text().contains("\"stored\":true"),
+        "{}",
+        purged.text()
+    );
+}
+
+#[tokio::test]
+async fn purge_by_url_says_whether_anything_was_stored() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    let url = "http%3A%2F%2Fapp.example%2Fitems";
+    let nothing = admin(a, "POST", &format!("/purge/url?url={url}")).await;
+    assert_eq!(nothing.status, 200);
+    assert!(
+        nothing.text().contains("\"stored\":false"),
+        "{}",
+        nothing.text()
+    );
+    get(p.addr(), "/items").await;
+    let purged = admin(a, "POST", &format!("/purge/url?url={url}")).await;
+    assert!(
+        purged.text().contains("\"stored\":true"),
+        "{}",
+        purged.text()
+    );
+    let again = admin(a, "POST", &format!("/purge/url?url={url}")).await;
+    assert!(
+        again.text().contains("\"stored\":false"),
+        "{}",
+        again.text()
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_405_with_allow_9110_15_5_6() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    for (method, path, allow) in [
+        ("GET", "/purge/tag/catalog", "POST"),
+        ("GET", "/purge/namespace/things", "POST"),
+        ("DELETE", "/purge/url?url=x", "POST"),
+        ("POST", "/stats", "GET"),
+        ("PUT", "/metrics", "GET"),
+        ("POST", "/healthz", "GET"),
+    ] {
+        let got = admin(a, method, path).await;
+        assert_eq!(got.status, 405, "{method} {path}");
+        assert_eq!(got.header("allow"), Some(allow), "{method} {path}");
+    }
+    assert_eq!(admin(a, "GET", "/nowhere").await.status, 404);
+}

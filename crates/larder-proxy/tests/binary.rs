@@ -189,3 +189,49 @@ async fn sigterm_stops_the_binary_cleanly_and_the_access_log_says_what_the_cache
     assert!(lines[1].contains("cache=\"larder; hit"), "{log}");
     assert!(log.contains("shutting down"), "{log}");
 }
+
+#[tokio::test]
+async fn an_admin_listener_off_loopback_is_warned_about_at_startup() {
+    use tokio::io::AsyncBufReadExt;
+    let start = |admin: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["serve", "--upstream", "http://127.0.0.1:9"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", admin])
+            .env("LARDER_ADMIN_TOKEN", "startup-warning-token-0123")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    // What the binary logs up to the line that says it listens.
+    async fn until_listening(child: &mut tokio::process::Child) -> String {
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let mut log = String::new();
+        let read = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains("larder proxy listening") {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), read)
+            .await
+            .expect("the binary starts within the guard");
+        log
+    }
+    let mut open = start("0.0.0.0:0");
+    let log = until_listening(&mut open).await;
+    assert!(
+        log.contains("WARN") && log.contains("not on a loopback address"),
+        "{log}"
+    );
+    open.kill().await.unwrap();
+    let mut local = start("127.0.0.1:0");
+    let log = until_listening(&mut local).await;
+    assert!(!log.contains("loopback"), "{log}");
+    local.kill().await.unwrap();
+}

@@ -129,7 +129,102 @@ async fn cached_echo(calls: State<Calls>, body: String) -> String {
     echo(calls, body).await
 }
 
+/// Builds its links from the `Host` it is given, as most origins do: what
+/// a forged Host would put in front of every client if it were keyed as
+/// another host.
+async fn links(State(calls): State<Calls>, headers: HeaderMap) -> String {
+    bump(&calls);
+    let host = headers
+        .get("host")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    format!("<script src=\"//{host}/app.js\">")
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_links(calls: State<Calls>, headers: HeaderMap) -> String {
+    links(calls, headers).await
+}
+
+fn links_app(mount: Mount, w: &World) -> Router {
+    let route = w.route(mount, minute(), get(links), get(cached_links));
+    w.app(mount, Router::new().route("/links", route), w.counter())
+}
+
+fn with_host(target: &str, host: &[u8]) -> http::Request<Body> {
+    http::Request::get(target)
+        .header("host", http::HeaderValue::from_bytes(host).unwrap())
+        .body(Body::empty())
+        .unwrap()
+}
+
 both_mounts! {
+    #[tokio::test]
+    async fn an_invalid_host_bypasses_and_is_never_keyed_as_another_host_3986_3_2_2(mount) {
+        let w = World::with(|b| b.cache_status_detail(true));
+        let app = links_app(mount, &w);
+        let attacks: [&[u8]; 8] = [
+            b"evil.example/?@victim.example",
+            b"evil.example#@victim.example",
+            b"evil.example\\@victim.example",
+            b"evil.example@victim.example",
+            b"evil.example victim.example",
+            b"victim.example/evil.example",
+            "victim.example\u{2024}evil".as_bytes(),
+            b"",
+        ];
+        for attack in attacks {
+            let forged = send(&app, with_host("/links", attack)).await;
+            assert!(forged.cache_status().contains("fwd=bypass"), "{attack:?}: {}", forged.cache_status());
+            assert!(forged.cache_status().contains("detail=host"), "{attack:?}: {}", forged.cache_status());
+        }
+        let victim = send(&app, with_host("/links", b"victim.example")).await;
+        assert_eq!(victim.text(), "<script src=\"//victim.example/app.js\">");
+        assert!(!victim.is_hit(), "a forged Host was stored as victim.example's");
+        assert!(send(&app, with_host("/links", b"victim.example")).await.is_hit());
+        assert_eq!(w.calls(), attacks.len() + 1);
+        assert_eq!(w.cache.stats().stores, 1);
+        assert_eq!(w.cache.stats().not_stored(NotStored::Host), attacks.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_host_the_target_authority_contradicts_bypasses_9112_3_2_2(mount) {
+        let w = World::with(|b| b.cache_status_detail(true));
+        let app = links_app(mount, &w);
+        // The key would read victim.example; the handler reads Host.
+        let forged = send(&app, with_host("http://victim.example/links", b"evil.example")).await;
+        assert!(forged.cache_status().contains("detail=host"), "{}", forged.cache_status());
+        let userinfo = send(&app, with_host("http://evil.example@victim.example/links", b"victim.example")).await;
+        assert!(userinfo.cache_status().contains("detail=host"), "{}", userinfo.cache_status());
+        let victim = send(&app, with_host("/links", b"victim.example")).await;
+        assert_eq!(victim.text(), "<script src=\"//victim.example/app.js\">");
+        assert!(!victim.is_hit());
+        // When they agree, the absolute form shares the origin-form entry.
+        let agreed = send(&app, with_host("http://Victim.example:80/links", b"victim.example")).await;
+        assert!(agreed.is_hit(), "{}", agreed.cache_status());
+        assert_eq!(w.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_non_ascii_host_never_falls_onto_the_key_of_requests_without_host(mount) {
+        let w = World::with(|b| b.cache_status_detail(true));
+        let app = links_app(mount, &w);
+        let forged = send(&app, with_host("/links", "v\u{ef}ctim.example".as_bytes())).await;
+        assert!(forged.cache_status().contains("detail=host"), "{}", forged.cache_status());
+        // An HTTP/1.0 request without Host keeps its own (empty-host) key.
+        let bare = || {
+            http::Request::get("/links")
+                .version(http::Version::HTTP_10)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let first = send(&app, bare()).await;
+        assert_eq!(first.text(), "<script src=\"///app.js\">");
+        assert!(!first.is_hit(), "the non-ASCII Host's answer was stored for requests without Host");
+        assert!(send(&app, bare()).await.is_hit());
+        assert_eq!(w.calls(), 2);
+    }
+
     #[tokio::test]
     async fn hosts_outside_the_allowlist_bypass_the_cache(mount) {
         let w = World::with(|b| b.allowed_hosts(["Example.com"]).cache_status_detail(true));

@@ -146,14 +146,34 @@ async fn handle(State(up): State<Upstream>, request: Request) -> Response {
         );
     }
     let cacheable: &[(&str, &str)] = &[("cache-control", "public, max-age=60")];
+    if path.starts_with("/app") || path.starts_with("/prefixed") || path.starts_with("/keyed") {
+        return proxy_fixed(&parts).await;
+    }
     match path.as_str() {
         "/plain" => respond(StatusCode::OK, &[], "no freshness"),
         "/swr" => {
             let n = up.seen.lock().unwrap().calls["GET /swr"];
+            // Only the first version is short-lived: a refreshed one stays
+            // fresh however slowly the test polls for it.
+            let cache_control = if n == 1 {
+                "max-age=1, stale-while-revalidate=60"
+            } else {
+                "max-age=3600, stale-while-revalidate=60"
+            };
             respond(
                 StatusCode::OK,
-                &[("cache-control", "max-age=1, stale-while-revalidate=60")],
+                &[("cache-control", cache_control)],
                 format!("version {n}"),
+            )
+        }
+        "/links" => {
+            // An origin that builds its links from Host, as most do.
+            let host = String::from_utf8_lossy(h.get("host").map_or(&b""[..], |v| v.as_bytes()))
+                .into_owned();
+            respond(
+                StatusCode::OK,
+                cacheable,
+                format!("<script src=\"//{host}/app.js\"></script>"),
             )
         }
         "/short" => respond(
@@ -295,6 +315,46 @@ async fn handle(State(up): State<Upstream>, request: Request) -> Response {
     }
 }
 
+/// A Flask app behind werkzeug's `ProxyFix(x_for=1, x_proto=1, x_host=1,
+/// x_port=1, x_prefix=1)`, as far as what reaches it goes: it reads the
+/// request's fields the way WSGI hands them over (`HTTP_` + the name in
+/// upper case with `-` as `_`, so `X_Forwarded_Host` and
+/// `X-Forwarded-Host` are one variable), takes its host, scheme and
+/// prefix from the forwarding fields, and renders links with them. It also
+/// reflects every other field the way apps that trust them would.
+async fn proxy_fixed(parts: &http::request::Parts) -> Response {
+    let mut environ: std::collections::BTreeMap<String, String> = Default::default();
+    for (name, value) in &parts.headers {
+        let key = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        // The last of a folded list, as ProxyFix takes with x_*=1.
+        let last = value.rsplit(',').next().unwrap_or("").trim().to_owned();
+        environ.insert(key, last);
+    }
+    let var = |k: &str| environ.get(k).cloned().unwrap_or_default();
+    let host = Some(var("HTTP_X_FORWARDED_HOST"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| var("HTTP_HOST"));
+    let scheme = Some(var("HTTP_X_FORWARDED_PROTO"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "http".to_owned());
+    let prefix = var("HTTP_X_FORWARDED_PREFIX");
+    let mut page = format!(
+        "<script src=\"{prefix}/static/app.js\"></script>\n<a href=\"{scheme}://{host}/next\">next</a>\n"
+    );
+    for (key, value) in &environ {
+        page.push_str(&format!("{key}={value}\n"));
+    }
+    respond(
+        StatusCode::OK,
+        &[("cache-control", "public, max-age=60")],
+        page,
+    )
+}
+
 /// Starts the proxy in front of `upstream` on a free port; `extra` is more
 /// TOML after the `[server]` lines (`[cache]`, `[[route]]`, `[admin]`).
 pub async fn proxy(upstream: &str, server_extra: &str, extra: &str) -> Running {
@@ -365,6 +425,63 @@ pub async fn send(
         headers: parts.headers,
         body,
     }
+}
+
+/// Sends `request` as written over a fresh connection (for what a
+/// well-behaved client would not send: absolute-form targets, HTTP/1.0
+/// without Host) and reads the response to the connection's end; the
+/// request should say `Connection: close`.
+pub async fn raw(addr: SocketAddr, request: &str) -> Got {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).await.unwrap();
+        bytes
+    };
+    let bytes = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .expect("the proxy answers within 30 s");
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole response head");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value.trim()).unwrap(),
+        );
+    }
+    let body = Bytes::copy_from_slice(&bytes[split + 4..]);
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    Got {
+        status: StatusCode::from_u16(status).unwrap(),
+        headers,
+        body: if chunked { dechunk(&body) } else { body },
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + size]);
+        body = &body[eol + 2 + size + 2..];
+    }
+    Bytes::from(out)
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Got {

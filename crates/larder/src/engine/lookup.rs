@@ -145,13 +145,18 @@ impl Cache {
         if crate::policy::storable::request_has_body(&parts.headers) {
             return self.bypass(parts, policy, NotStored::RequestBody, Fwd::Bypass, now);
         }
-        if let Some(allowed) = &self.inner.allowed_hosts {
-            let host = key::host(&parts.uri, &parts.headers);
-            // Compare without the port an https request may carry too.
-            let bare = key::normalize_host(&host, "https");
-            if !allowed.iter().any(|a| *a == host || *a == bare) {
-                return self.bypass(parts, policy, NotStored::Host, Fwd::Bypass, now);
-            }
+        // A Host that is not an RFC 3986 authority, or that the handler
+        // would read differently from the key, is never keyed as another.
+        let host_ok = match &self.inner.allowed_hosts {
+            None => key::check_request_host(&parts.uri, &parts.headers).is_ok(),
+            Some(allowed) => key::request_host(&parts.uri, &parts.headers).is_ok_and(|host| {
+                // Compare without the port an https request may carry too.
+                let bare = key::normalize_host(&host, "https");
+                allowed.iter().any(|a| *a == host || *a == bare)
+            }),
+        };
+        if !host_ok {
+            return self.bypass(parts, policy, NotStored::Host, Fwd::Bypass, now);
         }
         if matches!(policy.mode, Mode::RouteTtl(_))
             && !policy.allow_authorization

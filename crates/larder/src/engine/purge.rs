@@ -19,18 +19,20 @@ pub enum PurgeError {
 
 impl Cache {
     /// Removes the stored responses for one URL in a namespace: every
-    /// variant of it, for GET and HEAD.
+    /// variant of it, for GET and HEAD. Returns whether anything was
+    /// stored for it.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// use larder::Cache;
     ///
     /// let cache = Cache::builder().build();
-    /// cache.purge_url("default", "https://example.com/items?page=2").await.unwrap();
+    /// let stored = cache.purge_url("default", "https://example.com/items?page=2").await.unwrap();
+    /// assert!(!stored, "nothing was cached yet");
     /// assert!(cache.purge_url("default", "/items").await.is_err()); // which host?
     /// # });
     /// ```
-    pub async fn purge_url(&self, namespace: &str, url: &str) -> Result<(), PurgeError> {
+    pub async fn purge_url(&self, namespace: &str, url: &str) -> Result<bool, PurgeError> {
         let not_absolute = || PurgeError::NotAbsolute(url.to_owned());
         let uri: Uri = url.parse().map_err(|_| not_absolute())?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
@@ -54,9 +56,11 @@ impl Cache {
             None,
         );
         // The primary key holds the entry or the variant index: deleting it
-        // makes every variant unreachable.
+        // makes every variant unreachable. Read first, only to tell the
+        // caller (purges are rare; the store's delete says nothing).
+        let stored = self.inner.store.get(&primary.store_key).await?.is_some();
         self.inner.store.delete(&primary.store_key).await?;
-        Ok(())
+        Ok(stored)
     }
 
     /// Removes every stored response of a namespace, on every instance

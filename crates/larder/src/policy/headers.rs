@@ -47,7 +47,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The field names listed in every `Connection` line (RFC 9110 §7.6.1).
 /// Options that are not valid field names (`close` is one that is) cannot
-/// name a field we hold, so they are skipped.
+/// name a field we hold, so they are skipped. `Host` is never one: it is
+/// meant for every recipient (RFC 9110 §7.2), and a request that lost it
+/// would be keyed and answered as one that never had it.
 fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(CONNECTION)
@@ -55,6 +57,7 @@ fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
         .flat_map(|line| line.as_bytes().split(|&b| b == b','))
         // HeaderName lowercases, so matching is case-insensitive.
         .filter_map(|option| HeaderName::from_bytes(option.trim_ascii()).ok())
+        .filter(|name| name != http::header::HOST)
         .collect()
 }
 
@@ -184,6 +187,17 @@ mod tests {
         ]);
         strip_hop_by_hop(&mut map);
         assert_eq!(names(&map), ["x-keep"]);
+    }
+
+    #[test]
+    fn connection_never_names_host_away_9110_7_2() {
+        let mut map = headers(&[
+            ("connection", b"Host, x-hop"),
+            ("host", b"a.example"),
+            ("x-hop", b"1"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        assert_eq!(names(&map), ["host"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! a hash of the request's values for those fields, so deleting the primary
 //! key invalidates every variant of the URI at once.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use http::{HeaderMap, HeaderName, Method, Uri};
@@ -70,8 +71,135 @@ pub fn scheme(uri: &Uri) -> &str {
     uri.scheme_str().unwrap_or("http")
 }
 
-/// The request's host: the URI's authority (HTTP/2, absolute-form), else the
-/// `Host` field; lowercased, default port removed. Empty when neither exists.
+/// Why a `Host` field or a URI's authority cannot name an origin.
+///
+/// ```
+/// use larder::policy::key::{authority, InvalidHost};
+///
+/// assert_eq!(authority(b"victim.example/evil", "http"), Err(InvalidHost::Delimiter));
+/// assert_eq!(InvalidHost::Delimiter.to_string(), "the host holds a URI delimiter (/ ? # \\)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidHost {
+    /// No host where the scheme needs one (`http`, `https`: RFC 9110 §4.2.1).
+    Empty,
+    /// A byte outside ASCII: hosts on the wire are ASCII (IDNs in punycode).
+    NotAscii,
+    /// Space, tab or another control character.
+    Whitespace,
+    /// `userinfo@`: never part of an HTTP authority (RFC 9110 §4.2.4).
+    Userinfo,
+    /// `/`, `?`, `#` or `\`: the end of an authority, not part of one.
+    Delimiter,
+    /// A character a reg-name may not hold (RFC 3986 §3.2.2), or a broken
+    /// percent-encoding.
+    Character,
+    /// A port that is not 1 to 5 digits up to 65535 (RFC 3986 §3.2.3).
+    Port,
+    /// A bracketed host that is not an IPv6 address or an IPvFuture.
+    IpLiteral,
+    /// More than one `Host` line (RFC 9112 §3.2).
+    Repeated,
+    /// A `Host` naming another authority than the request target's.
+    Conflict,
+    /// No `Host` on a request that needs one (HTTP/1.1: RFC 9112 §3.2).
+    Missing,
+}
+
+impl std::fmt::Display for InvalidHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidHost::Empty => "the host is empty",
+            InvalidHost::NotAscii => "the host is not ASCII",
+            InvalidHost::Whitespace => "the host holds whitespace or a control character",
+            InvalidHost::Userinfo => "the host holds userinfo (@)",
+            InvalidHost::Delimiter => "the host holds a URI delimiter (/ ? # \\)",
+            InvalidHost::Character => "the host holds a character a host name may not",
+            InvalidHost::Port => "the port is not a number up to 65535",
+            InvalidHost::IpLiteral => "the bracketed host is not an IPv6 address",
+            InvalidHost::Repeated => "more than one Host field",
+            InvalidHost::Conflict => "Host names another authority than the request target",
+            InvalidHost::Missing => "no Host field",
+        })
+    }
+}
+
+impl std::error::Error for InvalidHost {}
+
+/// What [`host`] keys a request whose authority is invalid under: no
+/// valid host can be written so (`<` is not allowed in one), so such a
+/// request can never share another's key. The engine bypasses the cache
+/// for it before any key is used ([`check_request_host`]).
+const INVALID_HOST: &str = "<invalid>";
+
+/// Validates an authority as RFC 3986 `host [":" port]` (§3.2.2, §3.2.3)
+/// and returns the form keys use: lowercased (percent-encodings in
+/// uppercase, RFC 3986 §6.2.2.1), the port as a plain number and left out
+/// when it is the scheme's default or empty (RFC 3986 §6.2.3,
+/// RFC 9110 §4.2.3). A host is a reg-name (which covers IPv4 addresses)
+/// or a bracketed IPv6 address or IPvFuture; nothing else is accepted, in
+/// particular no userinfo, no `/ ? # \`, no whitespace, nothing outside
+/// ASCII. An empty host is valid only for schemes other than `http` and
+/// `https`.
+///
+/// ```
+/// use larder::policy::key::{authority, InvalidHost};
+///
+/// assert_eq!(authority(b"Example.COM:80", "http").as_deref(), Ok("example.com"));
+/// assert_eq!(authority(b"[::1]:08080", "https").as_deref(), Ok("[::1]:8080"));
+/// assert_eq!(authority(b"evil.example@victim.example", "http"), Err(InvalidHost::Userinfo));
+/// assert_eq!(authority(b"", "http"), Err(InvalidHost::Empty));
+/// ```
+pub fn authority<'a>(raw: &'a [u8], scheme: &str) -> Result<Cow<'a, str>, InvalidHost> {
+    let (host, port) = split_authority(raw, scheme)?;
+    Ok(normalized(raw, host, port))
+}
+
+/// The request's host as keys use it: the URI's authority (HTTP/2,
+/// absolute-form) or else the `Host` field, validated by [`authority`].
+/// Empty when neither exists (an HTTP/1.0 request without `Host`). An
+/// error when either is invalid, when there are several `Host` lines, or
+/// when the URI's authority and `Host` disagree: a handler reading `Host`
+/// would then answer for another host than the one keyed.
+///
+/// ```
+/// use http::{header::HOST, HeaderMap, HeaderValue, Uri};
+/// use larder::policy::key::{request_host, InvalidHost};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(HOST, HeaderValue::from_static("Example.COM:80"));
+/// let path: Uri = "/items".parse().unwrap();
+/// assert_eq!(request_host(&path, &headers).as_deref(), Ok("example.com"));
+/// let absolute: Uri = "http://other.example/items".parse().unwrap();
+/// assert_eq!(request_host(&absolute, &headers), Err(InvalidHost::Conflict));
+/// assert_eq!(request_host(&path, &HeaderMap::new()).as_deref(), Ok(""));
+/// ```
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, InvalidHost> {
+    Ok(match resolve_host(uri, headers)? {
+        Some(named) => normalized(named.raw, named.host, named.port),
+        None => Cow::Borrowed(""),
+    })
+}
+
+/// Whether [`request_host`] accepts the request, without building the
+/// host: what the engine asks of every request before using its key.
+///
+/// ```
+/// use http::{header::HOST, HeaderMap, HeaderValue, Uri};
+/// use larder::policy::key::{check_request_host, InvalidHost};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(HOST, HeaderValue::from_bytes("vïctim.example".as_bytes()).unwrap());
+/// let uri: Uri = "/".parse().unwrap();
+/// assert_eq!(check_request_host(&uri, &headers), Err(InvalidHost::NotAscii));
+/// ```
+pub fn check_request_host(uri: &Uri, headers: &HeaderMap) -> Result<(), InvalidHost> {
+    resolve_host(uri, headers).map(|_| ())
+}
+
+/// The request's host for its key: [`request_host`], or for an invalid
+/// one a value no valid host can equal, so that it never shares another
+/// request's key.
 ///
 /// ```
 /// use http::{header::HOST, HeaderMap, HeaderValue, Uri};
@@ -80,25 +208,248 @@ pub fn scheme(uri: &Uri) -> &str {
 /// let mut headers = HeaderMap::new();
 /// headers.insert(HOST, HeaderValue::from_static("Example.COM:80"));
 /// assert_eq!(host(&"/items".parse::<Uri>().unwrap(), &headers), "example.com");
-/// // The URI's authority wins over Host.
-/// assert_eq!(host(&"http://a.example:8080/".parse::<Uri>().unwrap(), &headers), "a.example:8080");
+/// // What follows an `@` is not the host: the whole value is invalid.
+/// headers.insert(HOST, HeaderValue::from_static("evil.example/?@victim.example"));
+/// assert_ne!(host(&"/items".parse::<Uri>().unwrap(), &headers), "victim.example");
 /// ```
 pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
-    let raw = match uri.authority() {
-        Some(authority) => authority.as_str(),
-        None => headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
+    key_host(uri, headers).into_owned()
+}
+
+/// [`host`], borrowed when the request already names it in normal form.
+fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
+    request_host(uri, headers).unwrap_or(Cow::Borrowed(INVALID_HOST))
+}
+
+/// A validated authority as the request wrote it, split.
+struct Named<'a> {
+    raw: &'a [u8],
+    host: &'a [u8],
+    /// `None` when absent, empty or the scheme's default.
+    port: Option<u16>,
+}
+
+impl<'a> Named<'a> {
+    fn parse(raw: &'a [u8], scheme: &str) -> Result<Self, InvalidHost> {
+        let (host, port) = split_authority(raw, scheme)?;
+        Ok(Named { raw, host, port })
+    }
+}
+
+/// The host and port a request names (see [`request_host`]); `None`
+/// when it names none.
+fn resolve_host<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+) -> Result<Option<Named<'a>>, InvalidHost> {
+    let scheme = scheme(uri);
+    let mut lines = headers.get_all(http::header::HOST).iter();
+    let field = lines.next();
+    if lines.next().is_some() {
+        return Err(InvalidHost::Repeated);
+    }
+    let field = field
+        .map(|v| Named::parse(v.as_bytes(), scheme))
+        .transpose()?;
+    let Some(target) = uri.authority() else {
+        return Ok(field);
     };
-    // userinfo never belongs in a key (and never reaches a well-formed request).
-    let raw = raw.rsplit('@').next().unwrap_or(raw);
-    normalize_host(raw, scheme(uri))
+    let target = Named::parse(target.as_str().as_bytes(), scheme)?;
+    match field {
+        // Normalising is case folding and the port's number: equal when
+        // the normalised forms are.
+        Some(f) if !(f.host.eq_ignore_ascii_case(target.host) && f.port == target.port) => {
+            Err(InvalidHost::Conflict)
+        }
+        _ => Ok(Some(target)),
+    }
+}
+
+/// Splits and validates `host [":" port]`; the port is `None` when it is
+/// empty or the scheme's default.
+fn split_authority<'a>(
+    raw: &'a [u8],
+    scheme: &str,
+) -> Result<(&'a [u8], Option<u16>), InvalidHost> {
+    // The reasons a hostile value is most often refused, named first.
+    for &b in raw {
+        match b {
+            0x80.. => return Err(InvalidHost::NotAscii),
+            b' ' | 0..=0x1f | 0x7f => return Err(InvalidHost::Whitespace),
+            _ => {}
+        }
+    }
+    if raw.contains(&b'@') {
+        return Err(InvalidHost::Userinfo);
+    }
+    if raw.iter().any(|b| matches!(b, b'/' | b'?' | b'#' | b'\\')) {
+        return Err(InvalidHost::Delimiter);
+    }
+    let (host, port) = if raw.first() == Some(&b'[') {
+        let close = raw
+            .iter()
+            .position(|&b| b == b']')
+            .ok_or(InvalidHost::IpLiteral)?;
+        if !ip_literal(&raw[1..close]) {
+            return Err(InvalidHost::IpLiteral);
+        }
+        match &raw[close + 1..] {
+            [] => (&raw[..=close], None),
+            [b':', port @ ..] => (&raw[..=close], Some(port)),
+            _ => return Err(InvalidHost::IpLiteral),
+        }
+    } else {
+        match raw.iter().position(|&b| b == b':') {
+            Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
+            None => (raw, None),
+        }
+    };
+    let special = matches!(scheme, "http" | "https");
+    if host.is_empty() && special {
+        return Err(InvalidHost::Empty);
+    }
+    if host.first() != Some(&b'[') && !reg_name(host) {
+        return Err(InvalidHost::Character);
+    }
+    let port = match port {
+        None | Some([]) => None,
+        Some(digits) => {
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return Err(InvalidHost::Port);
+            }
+            let significant = &digits[digits.iter().take_while(|&&d| d == b'0').count()..];
+            if significant.len() > 5 {
+                return Err(InvalidHost::Port);
+            }
+            let n = significant
+                .iter()
+                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+            let n = u16::try_from(n).map_err(|_| InvalidHost::Port)?;
+            let default = match scheme {
+                "http" => Some(80),
+                "https" => Some(443),
+                _ => None,
+            };
+            (default != Some(n)).then_some(n)
+        }
+    };
+    Ok((host, port))
+}
+
+/// RFC 3986 §3.2.2: `reg-name = *( unreserved / pct-encoded / sub-delims )`.
+/// IPv4 addresses are reg-names too.
+fn reg_name(host: &[u8]) -> bool {
+    let mut i = 0;
+    while i < host.len() {
+        match host[i] {
+            b'%' => {
+                let hex = host.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if unreserved(b) || sub_delim(b) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
+/// RFC 3986 §3.2.2: `IPv6address / IPvFuture`, between the brackets.
+fn ip_literal(inside: &[u8]) -> bool {
+    if let [b'v' | b'V', rest @ ..] = inside {
+        let Some(dot) = rest.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, tail) = (&rest[..dot], &rest[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !tail.is_empty()
+            && tail
+                .iter()
+                .all(|&b| unreserved(b) || sub_delim(b) || b == b':');
+    }
+    std::str::from_utf8(inside).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn sub_delim(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// The key's form of a validated authority `raw`, split into `host` and
+/// `port`: `raw` itself when it is already in that form (the usual case,
+/// and no allocation).
+fn normalized<'a>(raw: &'a [u8], host: &[u8], port: Option<u16>) -> Cow<'a, str> {
+    let mut digits = [0u8; 5];
+    let port_text: &[u8] = match port {
+        None => &[],
+        Some(port) => {
+            let mut n = port;
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            &digits[at..]
+        }
+    };
+    let canonical_port = match port {
+        None => raw.len() == host.len(),
+        Some(_) => raw.get(host.len() + 1..) == Some(port_text),
+    };
+    let canonical_host = host.iter().copied().eq(folded(host));
+    if canonical_port && canonical_host {
+        // Validated as ASCII.
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
+    }
+    let mut out = String::with_capacity(host.len() + 6);
+    out.extend(folded(host).map(char::from));
+    if !port_text.is_empty() {
+        out.push(':');
+        out.extend(port_text.iter().map(|&d| d as char));
+    }
+    Cow::Owned(out)
+}
+
+/// A host's bytes in normal form: percent-encodings in uppercase
+/// (RFC 3986 §6.2.2.1), everything else in lowercase (§6.2.2.1 too).
+fn folded(host: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut hex = 0;
+    host.iter().map(move |&b| {
+        if hex > 0 {
+            hex -= 1;
+            b.to_ascii_uppercase()
+        } else {
+            if b == b'%' {
+                hex = 2;
+            }
+            b.to_ascii_lowercase()
+        }
+    })
 }
 
 /// Lowercases a host and removes the scheme's default port (RFC 9110 §4.2.3:
 /// `Example.COM:80` and `example.com` name the same origin over http).
-/// Only `http` and `https` have a default port.
+/// Only `http` and `https` have a default port. A valid authority gets
+/// exactly [`authority`]'s form; anything else is only trimmed and
+/// lowercased (for values that do not come from a request, such as a
+/// configured allowlist).
 ///
 /// ```
 /// use larder::policy::key::normalize_host;
@@ -107,6 +458,9 @@ pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
 /// assert_eq!(normalize_host("example.com:443", "http"), "example.com:443");
 /// ```
 pub fn normalize_host(host: &str, scheme: &str) -> String {
+    if let Ok(normal) = authority(host.trim().as_bytes(), scheme) {
+        return normal.into_owned();
+    }
     let host = host.trim().to_ascii_lowercase();
     let default_port = match scheme {
         "https" => ":443",
@@ -152,7 +506,7 @@ pub fn primary(
         generation,
         class,
         scheme(uri),
-        &host(uri, headers),
+        &key_host(uri, headers),
         uri,
         extra,
     ))
@@ -559,13 +913,156 @@ mod tests {
         assert_eq!(normalize_host("a.b:443", "http"), "a.b:443");
     }
 
-    #[test]
-    fn absolute_form_authority_wins_over_host_field() {
+    fn one_host(value: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static("evil.example"));
+        headers.insert(HOST, HeaderValue::from_bytes(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn absolute_form_authority_replaces_host_9112_3_2_2() {
         let uri: Uri = "https://good.example/a".parse().unwrap();
-        assert_eq!(host(&uri, &headers), "good.example");
+        assert_eq!(host(&uri, &HeaderMap::new()), "good.example");
+        assert_eq!(host(&uri, &one_host(b"GOOD.example:443")), "good.example");
         assert_eq!(scheme(&uri), "https");
+    }
+
+    #[test]
+    fn a_host_that_differs_from_the_target_authority_is_refused() {
+        // A handler reading Host would answer for evil.example under
+        // good.example's key.
+        let uri: Uri = "https://good.example/a".parse().unwrap();
+        let headers = one_host(b"evil.example");
+        assert_eq!(request_host(&uri, &headers), Err(InvalidHost::Conflict));
+        assert_eq!(host(&uri, &headers), INVALID_HOST);
+    }
+
+    #[test]
+    fn host_is_an_rfc_3986_authority_and_nothing_after_an_at_3986_3_2() {
+        // Every way of making a key read `victim.example` while the
+        // origin reads something else.
+        for (attack, why) in [
+            (&b"evil.example/?@victim.example"[..], InvalidHost::Userinfo),
+            (b"evil.example#@victim.example", InvalidHost::Userinfo),
+            (b"evil.example\\@victim.example", InvalidHost::Userinfo),
+            (b"evil.example@victim.example", InvalidHost::Userinfo),
+            (b"user:pass@victim.example", InvalidHost::Userinfo),
+            (b"victim.example/evil", InvalidHost::Delimiter),
+            (b"victim.example?x", InvalidHost::Delimiter),
+            (b"victim.example#x", InvalidHost::Delimiter),
+            (b"victim.example\\x", InvalidHost::Delimiter),
+            (b"victim.example evil.example", InvalidHost::Whitespace),
+            (b" victim.example", InvalidHost::Whitespace),
+            (b"victim.example\t", InvalidHost::Whitespace),
+            (b"victim.example\x00", InvalidHost::Whitespace),
+            ("v\u{ef}ctim.example".as_bytes(), InvalidHost::NotAscii),
+            (b"victim.example\xff", InvalidHost::NotAscii),
+            (b"", InvalidHost::Empty),
+            (b":80", InvalidHost::Empty),
+            (b"victim.example:80:80", InvalidHost::Port),
+            (b"victim.example:http", InvalidHost::Port),
+            (b"victim.example:65536", InvalidHost::Port),
+            (b"victim.example:-1", InvalidHost::Port),
+            (b"vic<tim>.example", InvalidHost::Character),
+            (b"victim%2.example", InvalidHost::Character),
+            (b"victim%zz.example", InvalidHost::Character),
+            (b"[::1", InvalidHost::IpLiteral),
+            (b"[::1]x", InvalidHost::IpLiteral),
+            (b"[victim.example]", InvalidHost::IpLiteral),
+            (b"[v.x]", InvalidHost::IpLiteral),
+        ] {
+            assert_eq!(
+                authority(attack, "http"),
+                Err(why),
+                "{:?}",
+                String::from_utf8_lossy(attack)
+            );
+            // (A NUL cannot even be a field value.)
+            if let Ok(value) = HeaderValue::from_bytes(attack) {
+                let mut headers = HeaderMap::new();
+                headers.insert(HOST, value);
+                let uri: Uri = "/a".parse().unwrap();
+                assert_eq!(host(&uri, &headers), INVALID_HOST);
+            }
+        }
+    }
+
+    #[test]
+    fn an_absolute_form_authority_with_userinfo_is_refused_9110_4_2_4() {
+        let uri: Uri = "http://evil.example@victim.example/x".parse().unwrap();
+        assert_eq!(
+            request_host(&uri, &HeaderMap::new()),
+            Err(InvalidHost::Userinfo)
+        );
+    }
+
+    #[test]
+    fn valid_authorities_keep_their_host_and_lose_the_default_port_3986_6_2_3() {
+        for (raw, scheme, normal) in [
+            ("Example.COM", "http", "example.com"),
+            ("example.com:80", "http", "example.com"),
+            ("example.com:0080", "http", "example.com"),
+            ("example.com:", "http", "example.com"),
+            ("example.com:443", "http", "example.com:443"),
+            ("example.com:443", "https", "example.com"),
+            ("example.com:08080", "http", "example.com:8080"),
+            ("192.0.2.7:8080", "http", "192.0.2.7:8080"),
+            ("[2001:DB8::1]", "http", "[2001:db8::1]"),
+            ("[::ffff:192.0.2.7]:443", "https", "[::ffff:192.0.2.7]"),
+            ("[v1.Fe:x]", "http", "[v1.fe:x]"),
+            ("a_b-c~d.example", "http", "a_b-c~d.example"),
+            ("caf%c3%a9.example", "http", "caf%C3%A9.example"),
+            ("example.com.", "http", "example.com."),
+        ] {
+            assert_eq!(
+                authority(raw.as_bytes(), scheme).as_deref(),
+                Ok(normal),
+                "{raw}"
+            );
+            assert_eq!(normalize_host(raw, scheme), normal, "{raw}");
+        }
+        // Only http and https need a host.
+        assert_eq!(authority(b"", "file").as_deref(), Ok(""));
+        // A host already in normal form is not copied (the hit path).
+        for normal in [
+            "example.com",
+            "example.com:8080",
+            "[::1]:0",
+            "caf%C3%A9.example",
+        ] {
+            assert!(
+                matches!(authority(normal.as_bytes(), "http"), Ok(Cow::Borrowed(_))),
+                "{normal}"
+            );
+        }
+        for other in [
+            "Example.com",
+            "example.com:80",
+            "example.com:",
+            "example.com:08080",
+        ] {
+            assert!(
+                matches!(authority(other.as_bytes(), "http"), Ok(Cow::Owned(_))),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_host_lines_are_refused_9112_3_2() {
+        let mut headers = one_host(b"a.example");
+        headers.append(HOST, HeaderValue::from_static("a.example"));
+        let uri: Uri = "/".parse().unwrap();
+        assert_eq!(request_host(&uri, &headers), Err(InvalidHost::Repeated));
+    }
+
+    #[test]
+    fn no_host_at_all_keys_as_empty_and_nothing_invalid_falls_onto_it() {
+        let uri: Uri = "/".parse().unwrap();
+        assert_eq!(host(&uri, &HeaderMap::new()), "");
+        for invalid in [&b"v\xc3\xafctim.example"[..], b"", b" "] {
+            assert_ne!(host(&uri, &one_host(invalid)), "", "{invalid:?}");
+        }
     }
 
     #[test]

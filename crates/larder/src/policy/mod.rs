@@ -10,6 +10,7 @@ pub mod conditional;
 pub mod freshness;
 pub mod headers;
 pub mod key;
+pub mod path;
 pub mod route;
 pub mod storable;
 pub mod targeted;

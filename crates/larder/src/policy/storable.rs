@@ -48,7 +48,9 @@ pub enum NotStored {
     Body,
     /// The GET or HEAD request carried a body, which the key does not cover.
     RequestBody,
-    /// The request's host is not in the cache's allowed hosts.
+    /// The request's host is not a valid authority (RFC 3986 `host
+    /// [":" port]`, one `Host` line, the request target's if it names
+    /// one), or not in the cache's allowed hosts.
     Host,
     /// The request carried a cookie and its route does not cache such
     /// requests (the proxy's default).
