@@ -72,14 +72,15 @@ pub(crate) fn from_entry(
     let ttl = freshness::remaining_ttl(entry.lifetime, age);
     // Most requests carry no precondition: skip the date parsing for them.
     let precondition = if conditional::has_preconditions(request) {
-        let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED)
-            .or_else(|| freshness::http_date(&entry.headers, header::DATE))
+        let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED, now)
+            .or_else(|| freshness::http_date(&entry.headers, header::DATE, now))
             .unwrap_or(entry.response_time);
         conditional::evaluate(
             method,
             request,
             entry.headers.get(header::ETAG),
             Some(last_modified),
+            now,
         )
     } else {
         Precondition::Proceed
