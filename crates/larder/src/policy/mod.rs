@@ -11,6 +11,7 @@ pub mod date;
 pub mod freshness;
 pub mod headers;
 pub mod key;
+pub mod range;
 pub mod route;
 pub mod storable;
 pub mod targeted;
