@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, StatusCode, Uri};
-use larder::Policy;
+use larder::{Heuristic, Policy};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -175,6 +175,7 @@ struct CacheSection {
     honor_request_directives: Option<bool>,
     stale_if_error: Option<Seconds>,
     stale_while_revalidate: Option<Seconds>,
+    heuristic: Option<HeuristicValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +211,7 @@ struct RouteSection {
     allow_authorization: bool,
     stale_if_error: Option<Seconds>,
     stale_while_revalidate: Option<Seconds>,
+    heuristic: Option<HeuristicValue>,
 }
 
 // ---- Values that check themselves, so errors point at them ----
@@ -302,6 +304,60 @@ impl<'de> Deserialize<'de> for Status {
             .filter(|s| !s.is_informational())
             .map(Status)
             .ok_or_else(|| de::Error::custom(format!("{n} is not a final status code (200-599)")))
+    }
+}
+
+/// The proxy's heuristic freshness (RFC 9111 §4.2.2), on unless turned off:
+/// 10% of `Date − Last-Modified`, at most a day, as Apache httpd and Squid.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(larder_proxy::config::DEFAULT_HEURISTIC.percent, 10);
+/// assert_eq!(larder_proxy::config::DEFAULT_HEURISTIC.cap, Duration::from_secs(86_400));
+/// ```
+pub const DEFAULT_HEURISTIC: Heuristic = Heuristic {
+    percent: 10,
+    cap: Duration::from_secs(24 * 3600),
+};
+
+/// `heuristic = true | false | { percent = 10, cap = "1d" }`.
+#[derive(Debug, Clone, Copy)]
+struct HeuristicValue(Option<Heuristic>);
+
+impl<'de> Deserialize<'de> for HeuristicValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            percent: Option<u64>,
+            cap: Option<Seconds>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Switch(bool),
+            Table(Table),
+        }
+        let hint = "write heuristic = false (off), true (10% of the time since \
+                    Last-Modified, at most \"1d\"), or { percent = 10, cap = \"1d\" }";
+        match Raw::deserialize(d).map_err(|_| de::Error::custom(hint))? {
+            Raw::Switch(false) => Ok(HeuristicValue(None)),
+            Raw::Switch(true) => Ok(HeuristicValue(Some(DEFAULT_HEURISTIC))),
+            Raw::Table(t) => {
+                let percent = t.percent.unwrap_or(DEFAULT_HEURISTIC.percent.into());
+                let percent = u8::try_from(percent)
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .ok_or_else(|| {
+                        de::Error::custom(format!(
+                            "heuristic percent = {percent}: write 1 to 100 (or heuristic = false)"
+                        ))
+                    })?;
+                let cap = t.cap.map_or(DEFAULT_HEURISTIC.cap, |c| c.0);
+                Ok(HeuristicValue(Some(Heuristic { percent, cap })))
+            }
+        }
     }
 }
 
@@ -451,6 +507,7 @@ impl Config {
             honor_request_directives: cache.honor_request_directives.unwrap_or(false),
             stale_if_error: cache.stale_if_error.map(|s| s.0),
             stale_while_revalidate: cache.stale_while_revalidate.map(|s| s.0),
+            heuristic: cache.heuristic.map_or(Some(DEFAULT_HEURISTIC), |h| h.0),
         };
         let mut routes = Vec::new();
         for spanned in file.routes {
@@ -462,7 +519,7 @@ impl Config {
         let default = Rule {
             policy: Arc::new(
                 defaults
-                    .policy(Policy::origin_headers())
+                    .policy(Policy::origin_headers(), defaults.heuristic)
                     .bypass_cookies(true),
             ),
             bypass: false,
@@ -549,14 +606,20 @@ struct Defaults {
     honor_request_directives: bool,
     stale_if_error: Option<Duration>,
     stale_while_revalidate: Option<Duration>,
+    /// For origin-headers routes; `None`: off.
+    heuristic: Option<Heuristic>,
 }
 
 impl Defaults {
-    fn policy(&self, base: Policy) -> Policy {
+    fn policy(&self, base: Policy, heuristic: Option<Heuristic>) -> Policy {
         let mut policy = base
             .targeted(self.targets.clone())
             .tags_from_headers(self.tags_from_headers)
             .honor_request_directives(self.honor_request_directives);
+        if let Some(h) = heuristic {
+            // No effect on a ttl route, whose freshness is its own.
+            policy = policy.heuristic(h);
+        }
         if let Some(w) = self.stale_if_error {
             policy = policy.stale_if_error(w);
         }
@@ -591,8 +654,16 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
         Some(ttl) => Policy::ttl(ttl.0).client_cache_control(larder::ClientCacheControl::Untouched),
         None => Policy::origin_headers(),
     };
+    if r.ttl.is_some() && r.heuristic.is_some() {
+        return Err(
+            "heuristic only applies to routes that follow the origin's headers; \
+             this one has a ttl, which decides freshness alone"
+                .into(),
+        );
+    }
+    let heuristic = r.heuristic.map_or(defaults.heuristic, |h| h.0);
     let mut policy = defaults
-        .policy(base)
+        .policy(base, heuristic)
         .allow_authorization(r.allow_authorization)
         .bypass_cookies(r.cookies.0 == Cookies::Bypass);
     if let Some(ns) = r.namespace {
@@ -664,11 +735,92 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert!(c.admin.is_none());
         assert!(c.redis.is_none());
-        assert!(matches!(
+        // RFC 9111 §4.2.2, as Apache httpd and Squid: 10% of the time
+        // since Last-Modified, at most a day.
+        assert_eq!(
             c.routes.default.policy.mode(),
-            larder::policy::Mode::OriginHeaders { heuristic: None }
-        ));
+            &larder::policy::Mode::OriginHeaders {
+                heuristic: Some(Heuristic {
+                    percent: 10,
+                    cap: Duration::from_secs(86_400)
+                })
+            }
+        );
         assert_eq!(c.routes.default.cookies, Cookies::Bypass);
+    }
+
+    #[test]
+    fn heuristic_is_set_per_route_or_for_all_9111_4_2_2() {
+        use larder::policy::Mode;
+        let heuristic = |c: &Config, path: &str| match c.routes.rule_for(path).policy.mode() {
+            Mode::OriginHeaders { heuristic } => *heuristic,
+            Mode::RouteTtl(_) => panic!("{path} is a ttl route"),
+        };
+        let c = Config::parse(
+            &format!(
+                "{UP}[[route]]\nprefix = \"/off\"\nheuristic = false\n\
+                 [[route]]\nprefix = \"/on\"\nheuristic = true\n\
+                 [[route]]\nprefix = \"/tuned\"\nheuristic = {{ percent = 25, cap = \"1h\" }}\n\
+                 [[route]]\nprefix = \"/percent\"\nheuristic = {{ percent = 5 }}\n\
+                 [[route]]\nprefix = \"/plain\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(heuristic(&c, "/off"), None);
+        assert_eq!(heuristic(&c, "/on"), Some(DEFAULT_HEURISTIC));
+        let tuned = Heuristic {
+            percent: 25,
+            cap: Duration::from_secs(3600),
+        };
+        assert_eq!(heuristic(&c, "/tuned"), Some(tuned));
+        let five = Heuristic {
+            percent: 5,
+            ..DEFAULT_HEURISTIC
+        };
+        assert_eq!(heuristic(&c, "/percent"), Some(five));
+        assert_eq!(heuristic(&c, "/plain"), Some(DEFAULT_HEURISTIC));
+        assert_eq!(heuristic(&c, "/elsewhere"), Some(DEFAULT_HEURISTIC));
+        // [cache] sets it for every route that does not say otherwise.
+        let c = Config::parse(
+            &format!(
+                "{UP}[cache]\nheuristic = false\n\
+                 [[route]]\nprefix = \"/on\"\nheuristic = {{ cap = \"10m\" }}\n\
+                 [[route]]\nprefix = \"/plain\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(heuristic(&c, "/plain"), None);
+        assert_eq!(heuristic(&c, "/elsewhere"), None);
+        let ten_minutes = Heuristic {
+            cap: Duration::from_secs(600),
+            ..DEFAULT_HEURISTIC
+        };
+        assert_eq!(heuristic(&c, "/on"), Some(ten_minutes));
+    }
+
+    #[test]
+    fn bad_heuristics_say_what_to_write() {
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nheuristic = \"10%\"\n"
+        ));
+        assert!(
+            e.contains("line 5") && e.contains("heuristic = false"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nheuristic = {{ percent = 0 }}\n"
+        ));
+        assert!(e.contains("line 5") && e.contains("1 to 100"), "{e}");
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nheuristic = {{ percent = 300 }}\n"
+        ));
+        assert!(e.contains("1 to 100"), "{e}");
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nttl = \"1m\"\nheuristic = true\n"
+        ));
+        assert!(e.contains("line 3") && e.contains("has a ttl"), "{e}");
     }
 
     #[test]

@@ -373,7 +373,7 @@ impl Fill {
         let directives = self
             .policy
             .response_directives(&self.cache.inner.name, &parts.headers);
-        let date = freshness::http_date(&parts.headers, header::DATE);
+        let date = freshness::http_date(&parts.headers, header::DATE, response_time);
         let initial_age = freshness::initial_age(
             date,
             freshness::age_value(&parts.headers),
@@ -666,12 +666,14 @@ impl Fill {
         let status = response.status();
         if preconditions_removed && status == StatusCode::OK {
             let headers = response.headers();
-            let last_modified = freshness::http_date(headers, header::LAST_MODIFIED);
+            let now = self.cache.inner.clock.now();
+            let last_modified = freshness::http_date(headers, header::LAST_MODIFIED, now);
             match conditional::evaluate(
                 &self.method,
                 &self.headers,
                 headers.get(header::ETAG),
                 last_modified,
+                now,
             ) {
                 Precondition::Proceed => {}
                 Precondition::NotModified => {

@@ -12,6 +12,7 @@ use super::Cache;
 use crate::entry::Entry;
 use crate::policy::conditional::{self, Precondition};
 use crate::policy::freshness;
+use crate::policy::range::{self, Ranged};
 use crate::policy::{CacheStatus, ClientCacheControl, Fwd, Policy};
 
 /// The `Cache-Status` response field (RFC 9211).
@@ -58,7 +59,8 @@ impl Answer<'_> {
 
 /// Sends a stored response: its own headers, then `Age`, the route's
 /// `Cache-Control` toward clients, `Cache-Status`; a 304 or 412 when the
-/// request's preconditions say so; no body for HEAD.
+/// request's preconditions say so; a 206 or 416 for a `Range`; no body for
+/// HEAD.
 pub(crate) fn from_entry(
     cache: &Cache,
     policy: &Policy,
@@ -72,19 +74,24 @@ pub(crate) fn from_entry(
     let ttl = freshness::remaining_ttl(entry.lifetime, age);
     // Most requests carry no precondition: skip the date parsing for them.
     let precondition = if conditional::has_preconditions(request) {
-        let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED)
-            .or_else(|| freshness::http_date(&entry.headers, header::DATE))
+        let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED, now)
+            .or_else(|| freshness::http_date(&entry.headers, header::DATE, now))
             .unwrap_or(entry.response_time);
         conditional::evaluate(
             method,
             request,
             entry.headers.get(header::ETAG),
             Some(last_modified),
+            now,
         )
     } else {
         Precondition::Proceed
     };
     let (status, mut headers, body) = match precondition {
+        // Likewise Range: only a request that has one pays for it.
+        Precondition::Proceed if request.contains_key(header::RANGE) => {
+            ranged(entry, method, request, now)
+        }
         Precondition::Proceed => {
             let body = if method == Method::HEAD {
                 Bytes::new()
@@ -104,7 +111,9 @@ pub(crate) fn from_entry(
             Bytes::new(),
         ),
     };
-    if status != StatusCode::PRECONDITION_FAILED {
+    // Answers about the request, not the representation, carry no
+    // freshness: a cache further down must not keep a 412 or 416.
+    if status != StatusCode::PRECONDITION_FAILED && status != StatusCode::RANGE_NOT_SATISFIABLE {
         client_cache_control(policy, &mut headers, ttl);
     }
     headers.insert(header::AGE, seconds(age));
@@ -124,6 +133,40 @@ pub(crate) fn from_entry(
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// The answer to a request with `Range` (RFC 9110 §14.2): a 206 of a slice
+/// of the stored body (no copy), a 416, or the whole entry.
+fn ranged(
+    entry: Entry,
+    method: &Method,
+    request: &HeaderMap,
+    now: SystemTime,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let len = entry.body.len();
+    let head = method == Method::HEAD;
+    match range::select(method, request, entry.status, &entry.headers, len, now) {
+        Ranged::Full => {
+            let body = if head { Bytes::new() } else { entry.body };
+            (entry.status, entry.headers, body)
+        }
+        Ranged::Part(part) => {
+            let mut headers = entry.headers;
+            headers.insert(header::CONTENT_RANGE, range::content_range(&part, len));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
+            let body = if head {
+                Bytes::new()
+            } else {
+                entry.body.slice(part)
+            };
+            (StatusCode::PARTIAL_CONTENT, headers, body)
+        }
+        Ranged::Unsatisfiable => {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_RANGE, range::unsatisfied_range(len));
+            (StatusCode::RANGE_NOT_SATISFIABLE, headers, Bytes::new())
+        }
+    }
 }
 
 /// `only-if-cached` and nothing usable stored: 504 (RFC 9111 §5.2.1.7).

@@ -15,11 +15,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 /// use http::{header::IF_MATCH, HeaderMap, HeaderValue, Method};
 /// use larder::policy::conditional::{evaluate, Precondition};
 ///
+/// let now = std::time::SystemTime::now();
 /// let etag = HeaderValue::from_static(r#""v2""#);
 /// let mut request = HeaderMap::new();
 /// request.insert(IF_MATCH, HeaderValue::from_static(r#""v1""#));
-/// assert_eq!(evaluate(&Method::GET, &request, Some(&etag), None), Precondition::Failed);
-/// assert_eq!(evaluate(&Method::GET, &HeaderMap::new(), Some(&etag), None), Precondition::Proceed);
+/// assert_eq!(evaluate(&Method::GET, &request, Some(&etag), None, now), Precondition::Failed);
+/// assert_eq!(evaluate(&Method::GET, &HeaderMap::new(), Some(&etag), None, now), Precondition::Proceed);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -146,18 +147,20 @@ fn is_etagc(b: u8) -> bool {
 /// GET/HEAD, and is ignored when `If-None-Match` is present or its date is
 /// invalid. For a stored response without `Last-Modified`, pass its `Date`
 /// (or the time it was received) as `last_modified` (RFC 9111 §4.3.2).
+/// Dates are read by [`date::parse`](super::date::parse), relative to `now`.
 ///
 /// ```
 /// use http::{header::IF_NONE_MATCH, HeaderMap, HeaderValue, Method};
 /// use larder::policy::conditional::{evaluate, Precondition};
 ///
+/// let now = std::time::SystemTime::now();
 /// let etag = HeaderValue::from_static(r#""v1""#);
 /// let mut request = HeaderMap::new();
 /// request.insert(IF_NONE_MATCH, HeaderValue::from_static(r#"W/"v0", W/"v1""#));
 /// // Weak comparison: W/"v1" matches the stored strong "v1".
-/// assert_eq!(evaluate(&Method::GET, &request, Some(&etag), None), Precondition::NotModified);
+/// assert_eq!(evaluate(&Method::GET, &request, Some(&etag), None, now), Precondition::NotModified);
 /// // For other methods a match fails the request instead.
-/// assert_eq!(evaluate(&Method::PUT, &request, Some(&etag), None), Precondition::Failed);
+/// assert_eq!(evaluate(&Method::PUT, &request, Some(&etag), None, now), Precondition::Failed);
 /// ```
 ///
 /// Dates compare at whole-second resolution:
@@ -168,15 +171,17 @@ fn is_etagc(b: u8) -> bool {
 /// use larder::policy::conditional::{evaluate, Precondition};
 ///
 /// let modified = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_600);
 /// let mut request = HeaderMap::new();
 /// request.insert(IF_MODIFIED_SINCE, HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 GMT"));
-/// assert_eq!(evaluate(&Method::GET, &request, None, Some(modified)), Precondition::NotModified);
+/// assert_eq!(evaluate(&Method::GET, &request, None, Some(modified), now), Precondition::NotModified);
 /// ```
 pub fn evaluate(
     method: &Method,
     request: &HeaderMap,
     etag: Option<&HeaderValue>,
     last_modified: Option<SystemTime>,
+    now: SystemTime,
 ) -> Precondition {
     let current = etag.and_then(|value| EntityTag::parse(value.as_bytes().trim_ascii()));
     // HTTP-dates have one-second resolution: the client can only have seen
@@ -190,9 +195,10 @@ pub fn evaluate(
         if !list_matches(request, IF_MATCH, current, |a, b| a.strong_eq(b)) {
             return Precondition::Failed;
         }
-    } else if let (Some(date), Some(modified)) =
-        (single_date(request, IF_UNMODIFIED_SINCE), last_modified)
-    {
+    } else if let (Some(date), Some(modified)) = (
+        single_date(request, IF_UNMODIFIED_SINCE, now),
+        last_modified,
+    ) {
         if modified > date {
             return Precondition::Failed;
         }
@@ -210,7 +216,7 @@ pub fn evaluate(
         }
     } else if get_or_head {
         if let (Some(date), Some(modified)) =
-            (single_date(request, IF_MODIFIED_SINCE), last_modified)
+            (single_date(request, IF_MODIFIED_SINCE, now), last_modified)
         {
             if modified <= date {
                 return Precondition::NotModified;
@@ -293,13 +299,12 @@ impl<'a> Iterator for ListMembers<'a> {
 /// The HTTP-date in field `name`, or `None` when it is absent or invalid.
 /// Several field lines form a list of dates, which is invalid
 /// (RFC 9110 §13.1.3, §13.1.4).
-fn single_date(request: &HeaderMap, name: HeaderName) -> Option<SystemTime> {
+fn single_date(request: &HeaderMap, name: HeaderName, now: SystemTime) -> Option<SystemTime> {
     let mut lines = request.get_all(name).iter();
     let (Some(line), None) = (lines.next(), lines.next()) else {
         return None;
     };
-    let text = std::str::from_utf8(line.as_bytes().trim_ascii()).ok()?;
-    httpdate::parse_http_date(text).ok()
+    super::date::parse(line.as_bytes(), now)
 }
 
 /// `time` truncated to a whole second since the epoch.
@@ -415,7 +420,13 @@ mod tests {
 
     fn eval(method: Method, fields: &[(&str, &str)], etag: Option<&str>) -> Precondition {
         let etag = etag.map(|tag| HeaderValue::from_str(tag).unwrap());
-        evaluate(&method, &headers(fields), etag.as_ref(), Some(at(T0)))
+        evaluate(
+            &method,
+            &headers(fields),
+            etag.as_ref(),
+            Some(at(T0)),
+            at(T0),
+        )
     }
 
     use Precondition::{Failed, NotModified, Proceed};
@@ -424,7 +435,7 @@ mod tests {
     fn no_preconditions_proceed_9110_13_2_2() {
         assert_eq!(eval(Method::GET, &[], Some("\"a\"")), Proceed);
         assert_eq!(
-            evaluate(&Method::GET, &HeaderMap::new(), None, None),
+            evaluate(&Method::GET, &HeaderMap::new(), None, None, at(T0)),
             Proceed
         );
     }
@@ -555,7 +566,7 @@ mod tests {
     #[test]
     fn if_unmodified_since_ignored_without_modification_date_9110_13_1_4() {
         let map = headers(&[("if-unmodified-since", &date(T0))]);
-        assert_eq!(evaluate(&Method::PUT, &map, None, None), Proceed);
+        assert_eq!(evaluate(&Method::PUT, &map, None, None, at(T0)), Proceed);
     }
 
     #[test]
@@ -652,11 +663,14 @@ mod tests {
         let modified = at(T0) + Duration::from_millis(700);
         let map = headers(&[("if-modified-since", &date(T0))]);
         assert_eq!(
-            evaluate(&Method::GET, &map, None, Some(modified)),
+            evaluate(&Method::GET, &map, None, Some(modified), at(T0)),
             NotModified
         );
         let map = headers(&[("if-unmodified-since", &date(T0))]);
-        assert_eq!(evaluate(&Method::PUT, &map, None, Some(modified)), Proceed);
+        assert_eq!(
+            evaluate(&Method::PUT, &map, None, Some(modified), at(T0)),
+            Proceed
+        );
     }
 
     #[test]
@@ -687,7 +701,7 @@ mod tests {
             assert_eq!(got, Proceed, "If-Modified-Since: {since}");
         }
         let map = headers(&[("if-modified-since", &date(T0 + 10))]);
-        assert_eq!(evaluate(&Method::GET, &map, None, None), Proceed);
+        assert_eq!(evaluate(&Method::GET, &map, None, None, at(T0)), Proceed);
     }
 
     #[test]
@@ -701,8 +715,33 @@ mod tests {
         ] {
             let map = headers(&[("if-modified-since", since)]);
             assert_eq!(
-                evaluate(&Method::GET, &map, None, modified),
+                evaluate(&Method::GET, &map, None, modified, at(T0)),
                 NotModified,
+                "{since}"
+            );
+        }
+    }
+
+    #[test]
+    fn if_modified_since_reads_dates_as_a_cache_should_9111_4_2() {
+        // Any case, and a weekday that does not match the date.
+        let modified = Some(UNIX_EPOCH + Duration::from_secs(784_111_777));
+        for since in [
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "Wed, 06 Nov 1994 08:49:37 gmt",
+            "tuesday, 06-nov-94 08:49:37 GMT",
+        ] {
+            let map = headers(&[("if-modified-since", since)]);
+            assert_eq!(
+                evaluate(&Method::GET, &map, None, modified, at(T0)),
+                NotModified,
+                "{since}"
+            );
+            let map = headers(&[("if-unmodified-since", since)]);
+            let earlier = modified.map(|m| m + Duration::from_secs(1));
+            assert_eq!(
+                evaluate(&Method::PUT, &map, None, earlier, at(T0)),
+                Failed,
                 "{since}"
             );
         }
@@ -731,8 +770,8 @@ mod tests {
                 map.insert(name.clone(), HeaderValue::from_bytes(value).unwrap());
                 let etag = HeaderValue::from_bytes(value).unwrap();
                 for method in [Method::GET, Method::POST] {
-                    evaluate(&method, &map, Some(&etag), Some(at(T0)));
-                    evaluate(&method, &map, None, None);
+                    evaluate(&method, &map, Some(&etag), Some(at(T0)), at(T0));
+                    evaluate(&method, &map, None, None, at(T0));
                 }
             }
         }
@@ -740,7 +779,10 @@ mod tests {
         let mut map = HeaderMap::new();
         map.insert(IF_NONE_MATCH, HeaderValue::from_bytes(b"\"\xe9\"").unwrap());
         let etag = HeaderValue::from_bytes(b"\"\xe9\"").unwrap();
-        assert_eq!(evaluate(&Method::GET, &map, Some(&etag), None), NotModified);
+        assert_eq!(
+            evaluate(&Method::GET, &map, Some(&etag), None, at(T0)),
+            NotModified
+        );
     }
 
     #[test]

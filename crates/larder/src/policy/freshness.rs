@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, StatusCode};
 
 use super::cache_control::{CacheControl, MaxStale, MAX_DELTA_SECONDS};
+use super::date;
 use super::route::Heuristic;
 
 /// What the `Expires` field says (RFC 9111 §5.3).
@@ -13,10 +14,11 @@ use super::route::Heuristic;
 /// use http::{header::EXPIRES, HeaderMap, HeaderValue};
 /// use larder::policy::freshness::{expires, Expires};
 ///
+/// let now = std::time::SystemTime::UNIX_EPOCH;
 /// let mut headers = HeaderMap::new();
-/// assert_eq!(expires(&headers), Expires::Absent);
+/// assert_eq!(expires(&headers, now), Expires::Absent);
 /// headers.insert(EXPIRES, HeaderValue::from_static("0"));
-/// assert_eq!(expires(&headers), Expires::Invalid);
+/// assert_eq!(expires(&headers, now), Expires::Invalid);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expires {
@@ -28,53 +30,68 @@ pub enum Expires {
     At(SystemTime),
 }
 
-/// Reads `Expires`: several field lines are treated as invalid.
+/// Reads `Expires`: several field lines are treated as invalid. `now`
+/// places two-digit years ([`date::parse`](super::date::parse)).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// use http::{header::EXPIRES, HeaderMap, HeaderValue};
 /// use larder::policy::freshness::{expires, Expires};
 ///
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 /// let mut headers = HeaderMap::new();
 /// headers.insert(EXPIRES, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-/// assert_eq!(expires(&headers), Expires::At(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+/// assert_eq!(expires(&headers, now), Expires::At(UNIX_EPOCH + Duration::from_secs(784_111_777)));
 /// headers.append(EXPIRES, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-/// assert_eq!(expires(&headers), Expires::Invalid);
+/// assert_eq!(expires(&headers, now), Expires::Invalid);
 /// ```
-pub fn expires(headers: &HeaderMap) -> Expires {
+pub fn expires(headers: &HeaderMap, now: SystemTime) -> Expires {
     match single_value(headers, http::header::EXPIRES) {
         Single::Absent => Expires::Absent,
         // §5.3: a cache must treat an invalid Expires, which includes one we
         // cannot tell apart from another, as a time in the past.
         Single::Repeated => Expires::Invalid,
-        Single::One(value) => parse_http_date(value).map_or(Expires::Invalid, Expires::At),
+        Single::One(value) => {
+            date::parse(value.as_bytes(), now).map_or(Expires::Invalid, Expires::At)
+        }
     }
 }
 
 /// Reads an HTTP-date field (`Date`, `Last-Modified`); `None` when absent,
-/// repeated or invalid. All three HTTP-date formats are accepted
-/// (RFC 9110 §5.6.7).
+/// repeated or invalid. All three HTTP-date formats are accepted, as a
+/// cache should read them ([`date::parse`](super::date::parse): any case,
+/// whatever the weekday says, two-digit years placed relative to `now`).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// use http::{header::DATE, HeaderMap, HeaderValue};
 /// use larder::policy::freshness::http_date;
 ///
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 /// let mut headers = HeaderMap::new();
 /// headers.insert(DATE, HeaderValue::from_static("Sunday, 06-Nov-94 08:49:37 GMT"));
-/// assert_eq!(http_date(&headers, DATE), Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+/// assert_eq!(http_date(&headers, DATE, now), Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
 /// headers.insert(DATE, HeaderValue::from_static("yesterday"));
-/// assert_eq!(http_date(&headers, DATE), None);
+/// assert_eq!(http_date(&headers, DATE, now), None);
 /// ```
-pub fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<SystemTime> {
+pub fn http_date(
+    headers: &HeaderMap,
+    name: http::header::HeaderName,
+    now: SystemTime,
+) -> Option<SystemTime> {
     match single_value(headers, name) {
-        Single::One(value) => parse_http_date(value),
+        Single::One(value) => date::parse(value.as_bytes(), now),
         Single::Absent | Single::Repeated => None,
     }
 }
 
-/// Reads `Age` as delta-seconds; an invalid or repeated value is ignored
-/// (RFC 9111 §5.1). Values beyond 2^31 clamp.
+/// Reads `Age` as delta-seconds (RFC 9111 §5.1). Values beyond 2^31 clamp.
+///
+/// A list-valued `Age` (`7200, 0` on one line, or several `Age` lines,
+/// which are one list by RFC 9110 §5.3) uses its first member and discards
+/// the rest, as §5.1 says a cache should: ignoring the whole field would
+/// take an already stale response for a new one. The field is ignored only
+/// when that first member is not a valid delta-seconds.
 ///
 /// ```
 /// use http::{header::AGE, HeaderMap, HeaderValue};
@@ -83,14 +100,20 @@ pub fn http_date(headers: &HeaderMap, name: http::header::HeaderName) -> Option<
 /// let mut headers = HeaderMap::new();
 /// headers.insert(AGE, HeaderValue::from_static("60"));
 /// assert_eq!(age_value(&headers), Some(60));
+/// headers.insert(AGE, HeaderValue::from_static("7200, 0"));
+/// assert_eq!(age_value(&headers), Some(7200));
 /// headers.insert(AGE, HeaderValue::from_static("-1"));
 /// assert_eq!(age_value(&headers), None);
 /// ```
 pub fn age_value(headers: &HeaderMap) -> Option<u32> {
-    let Single::One(value) = single_value(headers, http::header::AGE) else {
-        return None;
-    };
-    super::cache_control::parse_delta_seconds(value.as_bytes().trim_ascii())
+    // Empty list elements are allowed and skipped (RFC 9110 §5.6.1.2).
+    let first = headers
+        .get_all(http::header::AGE)
+        .iter()
+        .flat_map(|line| line.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|member| !member.is_empty())?;
+    super::cache_control::parse_delta_seconds(first)
 }
 
 /// Statuses that are heuristically cacheable (RFC 9110 §15.1).
@@ -112,10 +135,11 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
 /// The freshness lifetime a shared cache gives a response (RFC 9111 §4.2.1):
 /// `s-maxage` > `max-age` > `Expires − Date` > heuristic (when configured,
 /// §4.2.2: [`Heuristic::percent`] percent of `Date − Last-Modified`, at most
-/// [`Heuristic::cap`], only for heuristically cacheable statuses). `None`
-/// when the response states no freshness and no heuristic applies. When
-/// `Date` is absent, `response_time` stands in for it. An invalid `Expires`
-/// gives a lifetime of zero.
+/// [`Heuristic::cap`], only for heuristically cacheable statuses and for
+/// responses marked `public`). `None` when the response states no
+/// freshness and no heuristic applies. When `Date` is absent,
+/// `response_time` stands in for it. An invalid `Expires` gives a lifetime
+/// of zero.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -158,36 +182,68 @@ pub fn freshness_lifetime(
     }
     // §4.2.1: without Date, the time the response arrived is the best
     // estimate of when the origin generated it.
-    let date = || http_date(headers, http::header::DATE).unwrap_or(response_time);
+    let date = || http_date(headers, http::header::DATE, response_time).unwrap_or(response_time);
     // RFC 9213 §2.2: a targeted field replaces Expires too.
     let expires = if cc.targeted {
         Expires::Absent
     } else {
-        expires(headers)
+        expires(headers, response_time)
     };
     let lifetime = match expires {
         Expires::At(at) => since(date(), at),
         Expires::Invalid => Duration::ZERO,
-        Expires::Absent => heuristic_lifetime(status, headers, heuristic?, date())?,
+        Expires::Absent => {
+            // §4.2.2 with §3: heuristics only for statuses that allow them,
+            // or for responses explicitly marked cacheable.
+            if !(heuristically_cacheable(status) || cc.public) {
+                return None;
+            }
+            heuristic_lifetime(headers, heuristic?, date(), response_time)?
+        }
     };
     Some(lifetime.min(max_delta()))
 }
 
-/// §4.2.2: a fraction of the time since the resource last changed, for
-/// statuses that allow it, and only when `Last-Modified` says when that was.
+/// §4.2.2: a fraction of the time since the resource last changed, only
+/// when `Last-Modified` says when that was.
 fn heuristic_lifetime(
-    status: StatusCode,
     headers: &HeaderMap,
     heuristic: &Heuristic,
     date: SystemTime,
+    response_time: SystemTime,
 ) -> Option<Duration> {
-    if !heuristically_cacheable(status) {
-        return None;
-    }
-    let last_modified = http_date(headers, http::header::LAST_MODIFIED)?;
+    let last_modified = http_date(headers, http::header::LAST_MODIFIED, response_time)?;
     let unchanged_for = since(last_modified, date);
     let lifetime = unchanged_for.saturating_mul(heuristic.percent.into()) / 100;
     Some(lifetime.min(heuristic.cap))
+}
+
+/// The lifetime a stored response is reused with. An unqualified
+/// `no-cache` (RFC 9111 §5.2.2.4) means the response may be stored but
+/// never reused without successful validation: it is stored as fresh for
+/// zero seconds, so every request that finds it goes forward with its
+/// validators ([`reuse`] answers [`Reuse::Forward`] at any age), and since
+/// `no-cache` also forbids stale answers (§4.2.4) no `max-stale`,
+/// `stale-while-revalidate` or `stale-if-error` can serve it unvalidated.
+/// A qualified `no-cache="field"` only strips those fields and keeps the
+/// lifetime.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderValue;
+/// use larder::policy::{freshness::reuse_lifetime, CacheControl};
+///
+/// let parse = |line| CacheControl::parse([&HeaderValue::from_static(line)]);
+/// let minute = Duration::from_secs(60);
+/// assert_eq!(reuse_lifetime(&parse("no-cache, max-age=60"), minute), Duration::ZERO);
+/// assert_eq!(reuse_lifetime(&parse(r#"no-cache="x-trace", max-age=60"#), minute), minute);
+/// ```
+pub fn reuse_lifetime(directives: &CacheControl, lifetime: Duration) -> Duration {
+    if directives.no_cache_all() {
+        Duration::ZERO
+    } else {
+        lifetime
+    }
 }
 
 /// The corrected initial age of a response when it is received
@@ -368,12 +424,6 @@ fn single_value(headers: &HeaderMap, name: http::header::HeaderName) -> Single<'
         (Some(value), None) => Single::One(value),
         (Some(_), Some(_)) => Single::Repeated,
     }
-}
-
-/// Any of the three HTTP-date formats (RFC 9110 §5.6.7); `None` otherwise.
-fn parse_http_date(value: &http::HeaderValue) -> Option<SystemTime> {
-    let text = value.to_str().ok()?.trim();
-    httpdate::parse_http_date(text).ok()
 }
 
 /// May a stale stored response stand in for a failed fetch (RFC 5861 §4)?
@@ -686,9 +736,9 @@ mod tests {
 
     #[test]
     fn expires_reads_one_valid_http_date_9111_5_3() {
-        assert_eq!(expires(&HeaderMap::new()), Expires::Absent);
+        assert_eq!(expires(&HeaderMap::new(), t(0)), Expires::Absent);
         assert_eq!(
-            expires(&headers(&[(EXPIRES, &date(t(60)))])),
+            expires(&headers(&[(EXPIRES, &date(t(60)))]), t(0)),
             Expires::At(t(60))
         );
         // RFC 9110 §5.6.7: the obsolete RFC 850 and asctime forms are accepted too.
@@ -700,7 +750,7 @@ mod tests {
         let expected = UNIX_EPOCH + s(784_111_777);
         for value in obsolete {
             assert_eq!(
-                expires(&headers(&[(EXPIRES, value)])),
+                expires(&headers(&[(EXPIRES, value)]), t(0)),
                 Expires::At(expected),
                 "{value}"
             );
@@ -708,10 +758,43 @@ mod tests {
     }
 
     #[test]
+    fn expires_is_read_leniently_as_a_cache_should_9111_4_2() {
+        // Case-insensitive, and a weekday that does not match the date
+        // (1994-11-06 was a Sunday) is no reason to call it expired.
+        let expected = Expires::At(UNIX_EPOCH + s(784_111_777));
+        for value in [
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "sun, 06 nov 1994 08:49:37 gmt",
+            "Thu, 06 Nov 1994 08:49:37 GMT",
+            "thursday, 06-nov-94 08:49:37 GMT",
+            "Mon Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                expires(&headers(&[(EXPIRES, value)]), t(0)),
+                expected,
+                "{value}"
+            );
+        }
+        // Far ahead stays far ahead: lifetime from a lowercase date.
+        let later = "thu, 14 nov 2024 22:13:20 gmt";
+        assert_eq!(
+            lifetime(&[(DATE, &date(t(0))), (EXPIRES, later)], ""),
+            Some(s(366 * 86_400))
+        );
+    }
+
+    #[test]
+    fn expires_in_rfc_850_form_uses_the_two_digit_year_rule_9110_5_6_7() {
+        // Received in 2023: "-24" is 2024, a year ahead, not 1924.
+        let got = lifetime(&[(EXPIRES, "Thursday, 14-Nov-24 22:13:20 GMT")], "");
+        assert_eq!(got, Some(s(366 * 86_400)));
+    }
+
+    #[test]
     fn invalid_expires_is_already_expired_9111_5_3() {
         for value in ["0", "-1", "tomorrow", "", "Sun, 06 Nov 1994 08:49:37"] {
             assert_eq!(
-                expires(&headers(&[(EXPIRES, value)])),
+                expires(&headers(&[(EXPIRES, value)]), t(0)),
                 Expires::Invalid,
                 "{value:?}"
             );
@@ -719,27 +802,32 @@ mod tests {
         let non_utf8 = HeaderValue::from_bytes(b"Sun, 06 Nov 1994 \xff").unwrap();
         let mut map = HeaderMap::new();
         map.insert(EXPIRES, non_utf8);
-        assert_eq!(expires(&map), Expires::Invalid);
+        assert_eq!(expires(&map, t(0)), Expires::Invalid);
     }
 
     #[test]
     fn several_expires_lines_are_invalid_9111_5_3() {
         let same = date(t(60));
         let map = headers(&[(EXPIRES, &same), (EXPIRES, &same)]);
-        assert_eq!(expires(&map), Expires::Invalid);
+        assert_eq!(expires(&map, t(0)), Expires::Invalid);
     }
 
     #[test]
     fn http_date_is_none_when_absent_repeated_or_invalid_9110_5_6_7() {
         let one = date(t(5));
-        assert_eq!(http_date(&headers(&[(DATE, &one)]), DATE), Some(t(5)));
-        assert_eq!(http_date(&HeaderMap::new(), DATE), None);
+        let now = t(0);
+        assert_eq!(http_date(&headers(&[(DATE, &one)]), DATE, now), Some(t(5)));
+        assert_eq!(http_date(&HeaderMap::new(), DATE, now), None);
         assert_eq!(
-            http_date(&headers(&[(DATE, &one), (DATE, &one)]), DATE),
+            http_date(&headers(&[(DATE, &one), (DATE, &one)]), DATE, now),
             None
         );
         assert_eq!(
-            http_date(&headers(&[(LAST_MODIFIED, "yesterday")]), LAST_MODIFIED),
+            http_date(
+                &headers(&[(LAST_MODIFIED, "yesterday")]),
+                LAST_MODIFIED,
+                now
+            ),
             None
         );
     }
@@ -755,7 +843,7 @@ mod tests {
             ("1.5", None),
             ("abc", None),
             ("", None),
-            ("5, 6", None),
+            (" 7 ", Some(7)),
         ];
         for (value, expected) in cases {
             assert_eq!(age_value(&headers(&[(AGE, value)])), expected, "{value:?}");
@@ -764,8 +852,51 @@ mod tests {
     }
 
     #[test]
-    fn repeated_age_is_ignored_9111_5_1() {
-        assert_eq!(age_value(&headers(&[(AGE, "5"), (AGE, "5")])), None);
+    fn age_list_uses_first_member_9111_5_1() {
+        // One line: the first member, the rest discarded.
+        let one_line = [
+            ("7200, 0", Some(7200)),
+            ("5, 6", Some(5)),
+            ("0, 7200", Some(0)),
+            ("7200,0", Some(7200)),
+            // Empty list elements are not members (RFC 9110 §5.6.1.2).
+            (", 30, 0", Some(30)),
+            (" ,,7200", Some(7200)),
+            // Only the first member is read: garbage after it is discarded.
+            ("60, banana", Some(60)),
+            // An invalid first member: the field is ignored, not the next member used.
+            ("banana, 60", None),
+            ("-1, 60", None),
+            ("1.5, 60", None),
+            (",", None),
+        ];
+        for (value, expected) in one_line {
+            assert_eq!(age_value(&headers(&[(AGE, value)])), expected, "{value:?}");
+        }
+        // Several lines are one list (RFC 9110 §5.3).
+        let lines = [
+            (&["7200", "0"][..], Some(7200)),
+            (&["5", "5"], Some(5)),
+            (&["0", "7200"], Some(0)),
+            (&["", "30"], Some(30)),
+            (&["7200, 1", "2"], Some(7200)),
+            (&["x", "30"], None),
+        ];
+        for (values, expected) in lines {
+            let fields: Vec<_> = values.iter().map(|v| (AGE, *v)).collect();
+            assert_eq!(age_value(&headers(&fields)), expected, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn age_list_makes_a_stale_response_stale_9111_5_1() {
+        // A response fresh for an hour that already spent two hours in
+        // another cache arrives stale.
+        let age = age_value(&headers(&[(AGE, "7200, 0")]));
+        let initial = initial_age(None, age, t(0), t(0));
+        assert!(initial >= s(3600), "{initial:?}");
+        let age = age_value(&headers(&[(AGE, "7200"), (AGE, "0")]));
+        assert_eq!(initial_age(None, age, t(0), t(0)), s(7200));
     }
 
     #[test]
@@ -938,6 +1069,72 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn heuristic_for_public_responses_of_any_status_9111_4_2_2() {
+        // §4.2.2: heuristics apply to heuristically cacheable statuses and
+        // to responses explicitly marked cacheable, such as with public.
+        let lm = date(t(0) - s(1000));
+        let map = headers(&[(LAST_MODIFIED, &lm)]);
+        let run = |status: StatusCode, line: &str| {
+            freshness_lifetime(status, &map, &cc(line), Some(&TEN_PERCENT_DAY_CAP), t(0))
+        };
+        for status in [
+            StatusCode::FOUND,
+            StatusCode::CREATED,
+            StatusCode::FORBIDDEN,
+        ] {
+            assert_eq!(run(status, "public"), Some(s(100)), "{status}");
+            assert_eq!(run(status, ""), None, "{status}");
+        }
+        // public without Last-Modified still has nothing to estimate from.
+        let none = freshness_lifetime(
+            StatusCode::FOUND,
+            &HeaderMap::new(),
+            &cc("public"),
+            Some(&TEN_PERCENT_DAY_CAP),
+            t(0),
+        );
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn no_cache_is_reused_with_a_zero_lifetime_9111_5_2_2_4() {
+        assert_eq!(reuse_lifetime(&cc("no-cache"), s(600)), Duration::ZERO);
+        assert_eq!(
+            reuse_lifetime(&cc("max-age=600, No-Cache"), s(600)),
+            Duration::ZERO
+        );
+        assert_eq!(reuse_lifetime(&cc("no-cache=\"x-a\""), s(600)), s(600));
+        assert_eq!(reuse_lifetime(&cc("max-age=600"), s(600)), s(600));
+        // Zero lifetime and no stale use: every reuse goes forward, even for
+        // a request that accepts anything stale, even at age zero.
+        let forbids = cc("no-cache").forbids_stale();
+        for request in ["", "max-stale", "max-stale=99999"] {
+            for age in [s(0), s(1), s(10_000)] {
+                assert_eq!(
+                    reuse(Duration::ZERO, age, forbids, Some(&cc(request))),
+                    Reuse::Forward,
+                    "{request:?} {age:?}"
+                );
+            }
+        }
+        assert_eq!(reuse(Duration::ZERO, s(0), forbids, None), Reuse::Forward);
+        assert!(!stale_while_revalidate_allows(
+            Duration::ZERO,
+            s(1),
+            forbids,
+            s(60),
+            None
+        ));
+        assert!(!stale_if_error_allows(
+            Duration::ZERO,
+            s(1),
+            forbids,
+            s(600),
+            None
+        ));
     }
 
     #[test]

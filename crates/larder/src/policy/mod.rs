@@ -7,10 +7,12 @@
 pub mod cache_control;
 pub mod cache_status;
 pub mod conditional;
+pub mod date;
 pub mod freshness;
 pub mod headers;
 pub mod key;
 pub mod path;
+pub mod range;
 pub mod route;
 pub mod storable;
 pub mod targeted;

@@ -221,7 +221,9 @@ impl Policy {
     }
 
     /// In origin-headers mode, give responses with `Last-Modified` and no
-    /// explicit freshness a heuristic lifetime. No effect in route-TTL mode.
+    /// explicit freshness a heuristic lifetime, when their status is
+    /// heuristically cacheable or they say `public` (RFC 9111 §4.2.2). No
+    /// effect in route-TTL mode.
     ///
     /// ```
     /// use std::time::Duration;

@@ -22,7 +22,9 @@ use super::{freshness, key};
 pub enum NotStored {
     /// The request method is not cacheable.
     Method,
-    /// The status is not in the route's cacheable statuses.
+    /// The status is not in the route's cacheable statuses, or the
+    /// response said `must-understand` and the cache does not implement
+    /// its status's caching rules (RFC 9111 §5.2.2.3).
     Status,
     /// The request said `no-store`.
     RequestNoStore,
@@ -30,7 +32,8 @@ pub enum NotStored {
     NoStore,
     /// The response said `private` (shared cache).
     Private,
-    /// The response said `no-cache`: every reuse would need revalidation.
+    /// The response said `no-cache` (every reuse needs revalidation) and
+    /// carried no `ETag` or `Last-Modified` to revalidate it with.
     NoCache,
     /// The response sets a cookie.
     SetCookie,
@@ -271,7 +274,13 @@ pub fn may_store(
     if !status_storable(policy, status) {
         return Err(NotStored::Status);
     }
-    if directives.no_store {
+    // §5.2.2.3: must-understand limits storing to caches that implement the
+    // status's caching rules, and lets those ignore no-store (which it
+    // comes with, for the caches that do not know it).
+    if directives.must_understand && !understood_status(status) {
+        return Err(NotStored::Status);
+    }
+    if directives.no_store && !directives.must_understand {
         return Err(NotStored::NoStore);
     }
     if directives.private_all() {
@@ -283,8 +292,10 @@ pub fn may_store(
     if key::response_vary(headers) == key::Vary::Star {
         return Err(NotStored::VaryStar);
     }
-    // Without revalidation a no-cache response could never be reused.
-    if directives.no_cache_all() {
+    // §5.2.2.4: a no-cache response is stored and validated before every
+    // reuse, which needs a validator; without one it could never be reused.
+    let revalidate = directives.no_cache_all();
+    if revalidate && !has_validator(headers) {
         return Err(NotStored::NoCache);
     }
     if request.headers.contains_key(http::header::AUTHORIZATION)
@@ -294,15 +305,26 @@ pub fn may_store(
     }
     let lifetime = match &policy.mode {
         Mode::RouteTtl(ttl) => *ttl,
-        Mode::OriginHeaders { heuristic } => freshness::freshness_lifetime(
+        Mode::OriginHeaders { heuristic } => match freshness::freshness_lifetime(
             status,
             headers,
             directives,
             heuristic.as_ref(),
             response_time,
-        )
-        .ok_or(NotStored::NoFreshness)?,
+        ) {
+            Some(lifetime) => lifetime,
+            // §3: a response that is never reused unvalidated needs no
+            // freshness, only leave to be stored: `public`, or a status
+            // that is heuristically cacheable.
+            None if revalidate
+                && (directives.public || freshness::heuristically_cacheable(status)) =>
+            {
+                Duration::ZERO
+            }
+            None => return Err(NotStored::NoFreshness),
+        },
     };
+    let lifetime = freshness::reuse_lifetime(directives, lifetime);
     // The response's own windows win; the route's are defaults.
     let stale_while_revalidate = directives
         .stale_while_revalidate
@@ -317,7 +339,9 @@ pub fn may_store(
     let usable_stale = !forbids_stale
         && (stale_while_revalidate.is_some_and(|d| !d.is_zero())
             || stale_if_error.is_some_and(|d| !d.is_zero()));
-    if initial_age >= lifetime && !usable_stale {
+    // A no-cache response is stale at once by design: it is kept to be
+    // revalidated, not served.
+    if initial_age >= lifetime && !usable_stale && !revalidate {
         return Err(NotStored::Stale);
     }
     let mut strip = Vec::new();
@@ -352,6 +376,35 @@ fn status_storable(policy: &Policy, status: StatusCode) -> bool {
         Some(list) => list.contains(&status),
         None => true,
     }
+}
+
+/// The statuses whose caching rules larder implements, for
+/// `must-understand` (RFC 9111 §5.2.2.3): the final statuses RFC 9110 §15
+/// defines, but for 206 and 304 (larder stores neither) and the unused or
+/// deprecated 305, 306 and 418. A status registered later may come with
+/// caching rules of its own that larder does not know, which is what
+/// `must-understand` protects.
+///
+/// ```
+/// use http::StatusCode;
+/// use larder::policy::storable::understood_status;
+///
+/// assert!(understood_status(StatusCode::OK));
+/// assert!(understood_status(StatusCode::NOT_FOUND));
+/// assert!(!understood_status(StatusCode::PARTIAL_CONTENT));
+/// assert!(!understood_status(StatusCode::from_u16(299).unwrap()));
+/// ```
+pub fn understood_status(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200..=205 | 300..=303 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
+    )
+}
+
+/// An `ETag` or `Last-Modified` the response came with: something to send
+/// back as `If-None-Match` / `If-Modified-Since` (RFC 9111 §4.3.1).
+fn has_validator(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::ETAG) || headers.contains_key(http::header::LAST_MODIFIED)
 }
 
 /// RFC 9111 §3.5. In route-TTL mode the engine bypasses such requests unless
@@ -536,11 +589,184 @@ mod tests {
     }
 
     #[test]
-    fn unqualified_no_cache_is_not_stored_without_revalidation_9111_5_2_2_4() {
+    fn no_cache_without_a_validator_is_not_stored_9111_5_2_2_4() {
+        // It could never be reused: every reuse needs a validation, and
+        // there is nothing to validate it with.
         assert_eq!(
             Case::route().resp("cache-control", "no-cache").run(),
             Err(NotStored::NoCache)
         );
+        assert_eq!(
+            Case::origin()
+                .resp("cache-control", "no-cache, max-age=60")
+                .run(),
+            Err(NotStored::NoCache)
+        );
+    }
+
+    #[test]
+    fn no_cache_with_a_validator_is_stored_to_revalidate_every_time_9111_5_2_2_4() {
+        let lm = "Tue, 14 Nov 2023 12:13:20 GMT";
+        for case in [
+            Case::route()
+                .resp("cache-control", "no-cache")
+                .resp("etag", "\"v1\""),
+            Case::origin()
+                .resp("cache-control", "no-cache")
+                .resp("etag", "\"v1\""),
+            Case::origin()
+                .resp("cache-control", "no-cache, max-age=600")
+                .resp("last-modified", lm),
+            Case::origin()
+                .resp(
+                    "cache-control",
+                    "no-cache, stale-if-error=600, stale-while-revalidate=60",
+                )
+                .resp("etag", "W/\"v1\""),
+            Case::origin()
+                .resp("cache-control", "NO-CACHE")
+                .resp("etag", "\"v1\"")
+                .status(404),
+        ] {
+            let s = case.run().unwrap();
+            assert_eq!(
+                s.lifetime,
+                Duration::ZERO,
+                "never fresh: {:?}",
+                case.response
+            );
+            assert!(s.forbids_stale, "never served stale: {:?}", case.response);
+        }
+        // Already aged on arrival: still kept, it is only ever revalidated.
+        let mut c = Case::origin()
+            .resp("cache-control", "no-cache")
+            .resp("etag", "\"v1\"");
+        c.age = Duration::from_secs(3600);
+        assert!(c.run().is_ok());
+    }
+
+    #[test]
+    fn no_cache_needs_leave_to_store_in_a_shared_cache_9111_3() {
+        // 302 is not heuristically cacheable: without public or explicit
+        // freshness a shared cache may not store it at all.
+        let c = || {
+            Case::origin()
+                .status(302)
+                .resp("etag", "\"v1\"")
+                .resp("location", "/elsewhere")
+        };
+        assert_eq!(
+            c().resp("cache-control", "no-cache").run(),
+            Err(NotStored::NoFreshness)
+        );
+        for cc in ["no-cache, public", "no-cache, max-age=60"] {
+            let s = c().resp("cache-control", cc).run().unwrap();
+            assert_eq!(s.lifetime, Duration::ZERO, "{cc}");
+        }
+        let s = c()
+            .resp("cache-control", "no-cache")
+            .resp("expires", "Wed, 15 Nov 2023 22:13:20 GMT")
+            .run()
+            .unwrap();
+        assert_eq!(s.lifetime, Duration::ZERO);
+    }
+
+    #[test]
+    fn qualified_no_cache_keeps_its_lifetime_9111_5_2_2_4() {
+        let s = Case::origin()
+            .resp("cache-control", "no-cache=\"x-trace\", max-age=60")
+            .run()
+            .unwrap();
+        assert_eq!(s.lifetime, Duration::from_secs(60));
+        assert!(!s.forbids_stale);
+        assert_eq!(s.strip, ["x-trace"]);
+    }
+
+    #[test]
+    fn must_understand_stores_understood_statuses_despite_no_store_9111_5_2_2_3() {
+        for status in [200, 203, 301, 404, 410, 501] {
+            let s = Case::origin()
+                .status(status)
+                .resp("cache-control", "max-age=60, must-understand, no-store")
+                .run();
+            assert_eq!(
+                s.map(|s| s.lifetime),
+                Ok(Duration::from_secs(60)),
+                "{status}"
+            );
+        }
+        // Route-TTL mode too, for the statuses the route stores.
+        let s = Case::route()
+            .resp("cache-control", "no-store, must-understand")
+            .run();
+        assert!(s.is_ok());
+        // Without must-understand, no-store still wins.
+        assert_eq!(
+            Case::origin()
+                .resp("cache-control", "max-age=60, no-store")
+                .run(),
+            Err(NotStored::NoStore)
+        );
+        // The request's no-store is not the response's to override.
+        assert_eq!(
+            Case::origin()
+                .req("cache-control", "no-store")
+                .resp("cache-control", "max-age=60, must-understand, no-store")
+                .run(),
+            Err(NotStored::RequestNoStore)
+        );
+        // Everything else still applies: private, the route's statuses.
+        assert_eq!(
+            Case::origin()
+                .resp(
+                    "cache-control",
+                    "max-age=60, must-understand, no-store, private"
+                )
+                .run(),
+            Err(NotStored::Private)
+        );
+        assert_eq!(
+            Case::route()
+                .status(404)
+                .resp("cache-control", "no-store, must-understand")
+                .run(),
+            Err(NotStored::Status)
+        );
+    }
+
+    #[test]
+    fn must_understand_refuses_statuses_the_cache_does_not_know_9111_5_2_2_3() {
+        for status in [299, 306, 418, 451, 599, 206] {
+            for cc in [
+                "max-age=60, must-understand, no-store",
+                "max-age=60, must-understand",
+            ] {
+                let p = Policy::origin_headers().statuses([StatusCode::from_u16(status).unwrap()]);
+                let c = Case::with(p).status(status).resp("cache-control", cc);
+                assert_eq!(c.run(), Err(NotStored::Status), "{status} {cc}");
+            }
+        }
+        // Without must-understand an unknown status with explicit
+        // freshness is stored as before.
+        let c = Case::origin()
+            .status(299)
+            .resp("cache-control", "max-age=60");
+        assert!(c.run().is_ok());
+    }
+
+    #[test]
+    fn understood_statuses_are_rfc_9110s_final_ones_9111_5_2_2_3() {
+        let yes: Vec<u16> = (200..=205)
+            .chain(300..=303)
+            .chain([307, 308])
+            .chain(400..=417)
+            .chain([421, 422, 426])
+            .chain(500..=505)
+            .collect();
+        for code in 100..600 {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert_eq!(understood_status(status), yes.contains(&code), "{code}");
+        }
     }
 
     #[test]
