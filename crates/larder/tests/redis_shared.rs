@@ -331,10 +331,11 @@ fn gated_app(mount: Mount, w: &World, gate: Arc<Semaphore>, cookie: bool) -> Rou
 }
 
 /// Sends `n` concurrent cold requests to a gated app on a dead Redis and
-/// opens the gate once every one of them is past its failed generation
-/// read (one store error each), so in the flight or in the handler: on
-/// this single-threaded runtime a request joins the flight in the same
-/// poll in which its read fails.
+/// opens the gate once every one of them is past its failed read (one
+/// store error each: the generation's, or the entry's when the generation
+/// is known), so in the flight or in the handler: on this single-threaded
+/// runtime a request joins the flight in the same poll in which its read
+/// fails.
 async fn while_redis_is_down(w: &World, app: &Router, gate: &Semaphore, n: usize) -> Vec<Reply> {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -425,6 +426,29 @@ both_mounts! {
         }
         assert_eq!(collapsed, 23);
         assert_eq!(w.cache.stats().stores, 0);
+    }
+
+    #[tokio::test]
+    async fn with_redis_killed_after_the_generation_was_read_misses_still_run_the_handler_once(mount) {
+        let Some(mut server) = RedisServer::start() else {
+            return;
+        };
+        if server.port == 0 {
+            return; // an external Redis cannot be killed by this test
+        }
+        let redis = store(&server, Duration::from_millis(500)).await;
+        let w = World::with(|b| b.store(redis));
+        let gate = Arc::new(Semaphore::new(1));
+        let app = gated_app(mount, &w, gate.clone(), false);
+        // Another URL of the namespace: the generation is read and known.
+        assert_eq!(get_reply(&app, "/slow?warm").await.status, 200);
+        gate.acquire().await.unwrap().forget();
+        server.kill();
+        let replies = while_redis_is_down(&w, &app, &gate, 20).await;
+        assert_eq!(w.calls(), 2, "one warm-up, one fill for twenty misses");
+        for reply in &replies {
+            assert_eq!(reply.text(), "computed 2");
+        }
     }
 
     #[tokio::test]
