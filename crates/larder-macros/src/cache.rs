@@ -40,8 +40,23 @@ pub const ATTRIBUTE: Attribute = Attribute {
         "honor_request_cache_control",
         "allow_authorization",
         "origin_headers",
+        "invalidates",
     ],
 };
+
+/// Options that shape a stored response: a write handler (no `ttl`, no
+/// `origin_headers`) stores nothing, so they would mean nothing there.
+const ENTRY_OPTIONS: &[&str] = &[
+    "vary",
+    "tags",
+    "statuses",
+    "cache_control",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "early_refresh",
+    "honor_request_cache_control",
+    "allow_authorization",
+];
 
 /// axum implements `Handler` for functions of up to 16 extractors, and the
 /// attribute adds one.
@@ -113,6 +128,12 @@ fn generic(name: &syn::Ident, at: impl quote::ToTokens) -> Error {
 
 /// The `Policy` the options describe, as an expression. Each option is
 /// one builder call: the attribute holds no caching rule of its own.
+///
+/// Without `ttl` or `origin_headers` the handler is a write handler
+/// (`Policy::write`): it stores nothing and its successful answers
+/// invalidate. The attribute cannot see which methods the router sends it,
+/// so a `ttl` is never refused: on a POST it is ignored, as every write
+/// stores nothing, and on a GET it caches.
 fn policy(o: &Options) -> syn::Result<TokenStream> {
     let mut policy = match (o.ttl, o.origin_headers) {
         (Some(_), Some(span)) => return Err(Error::new(
@@ -124,11 +145,20 @@ fn policy(o: &Options) -> syn::Result<TokenStream> {
         }
         (None, Some(_)) => quote!(::larder::Policy::origin_headers()),
         (None, None) => {
-            return Err(Error::new(
-                proc_macro2::Span::call_site(),
-                "#[larder::cache] needs a `ttl`, such as #[larder::cache(ttl = \"15m\")], \
-                 or `origin_headers` to take freshness from the response",
-            ))
+            if let Some((name, span)) = ENTRY_OPTIONS
+                .iter()
+                .find_map(|name| o.given(name).map(|span| (name, span)))
+            {
+                return Err(Error::new(
+                    span,
+                    format!(
+                        "`{name}` shapes stored responses, and without a `ttl` this is a write \
+                         handler that stores nothing: give it a `ttl` such as ttl = \"15m\" to \
+                         cache the GETs it answers, or remove `{name}`"
+                    ),
+                ));
+            }
+            quote!(::larder::Policy::write())
         }
     };
     if let Some(namespace) = &o.namespace {
@@ -169,6 +199,10 @@ fn policy(o: &Options) -> syn::Result<TokenStream> {
     }
     if let Some(key) = &o.key {
         policy.extend(quote!(.key_extra(#key)));
+    }
+    if !o.invalidates.is_empty() {
+        let namespaces = &o.invalidates;
+        policy.extend(quote!(.invalidates([#(#namespaces),*])));
     }
     if let Some(honor) = o.honor_request_cache_control {
         policy.extend(quote!(.honor_request_directives(#honor)));

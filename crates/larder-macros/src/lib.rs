@@ -55,9 +55,10 @@ use proc_macro::TokenStream;
 ///
 /// | option | meaning | `Policy` call |
 /// | --- | --- | --- |
-/// | `ttl = "15m"` | fresh for this long: `"90s"`, `"1h30m"`, `"2d"`, or seconds such as `900` | `Policy::ttl` |
+/// | `ttl = "15m"` | fresh for this long: `"90s"`, `"1h30m"`, `"2d"`, or seconds such as `900`; leave it out on a write handler | `Policy::ttl` (without it: `Policy::write`) |
 /// | `origin_headers` | instead of `ttl`: freshness from the response's own headers (RFC 9111) | `Policy::origin_headers` |
 /// | `namespace = "items"` | a group of routes purged together | `namespace` |
+/// | `invalidates = ["items"]` | more namespaces a successful write invalidates its URI in, besides its own | `invalidates` |
 /// | `vary = ["accept-language"]` | request headers that select different entries | `vary` |
 /// | `tags = ["items"]` | tags stored with each entry | `tags` |
 /// | `statuses = [200, 404]` | the statuses that may be stored (default 200) | `statuses` |
@@ -91,9 +92,41 @@ use proc_macro::TokenStream;
 /// is stored. The handler keeps its attributes, docs and visibility; it
 /// must not be generic.
 ///
+/// # Write handlers
+///
 /// On a POST, PUT, PATCH or DELETE handler the attribute stores nothing: a
-/// successful answer invalidates the URI's cached GET in the same namespace
-/// (RFC 9111 §4.4).
+/// successful (2xx or 3xx) answer invalidates the URI's cached GET, and
+/// that of a same-origin `Location` or `Content-Location` (RFC 9111 §4.4),
+/// in the handler's namespace and in each one `invalidates` names. A write
+/// handler needs no `ttl`: without one (and without `origin_headers`) it is
+/// a write handler ([`Policy::write`](../larder/struct.Policy.html#method.write)),
+/// and options that shape stored responses (`vary`, `tags`, `statuses`,
+/// `cache_control`, the stale windows, `early_refresh`,
+/// `honor_request_cache_control`, `allow_authorization`) are compile errors
+/// there. The attribute cannot see which methods the router sends the
+/// handler, so a `ttl` is not refused: a write ignores it (it stores
+/// nothing), and a GET sent to the same handler is cached with it. A GET
+/// that reaches a handler without a `ttl` runs uncached, and one warning
+/// naming the handler says so.
+///
+/// ```no_run
+/// use axum::extract::Json;
+/// use axum::{http::StatusCode, routing::{get, post}, Router};
+///
+/// #[larder::cache(ttl = "15m", namespace = "items")]
+/// async fn list_items() -> Json<Vec<String>> {
+///     Json(vec!["apple".into()])
+/// }
+///
+/// /// In namespace `admin`; its success also removes `/items` from `items`.
+/// #[larder::cache(namespace = "admin", invalidates = ["items"])]
+/// async fn add_item(Json(name): Json<String>) -> StatusCode {
+///     let _ = name; // imagine an INSERT
+///     StatusCode::CREATED
+/// }
+///
+/// let app: Router = Router::new().route("/items", get(list_items).post(add_item));
+/// ```
 #[proc_macro_attribute]
 pub fn cache(attr: TokenStream, item: TokenStream) -> TokenStream {
     or_error(cache::expand(attr.into(), item.clone().into()), item)

@@ -32,8 +32,10 @@ pub struct Options {
     pub honor_request_cache_control: Option<bool>,
     pub allow_authorization: Option<bool>,
     pub origin_headers: Option<Span>,
+    pub invalidates: Vec<LitStr>,
     pub skip: Vec<Ident>,
-    seen: Vec<String>,
+    /// Each option given, where it was written.
+    seen: Vec<(String, Span)>,
 }
 
 impl Options {
@@ -53,10 +55,11 @@ impl Options {
         if !attribute.options.contains(&name.as_str()) {
             return Err(meta.error(unknown(attribute, &name)));
         }
-        if self.seen.contains(&name) {
+        if self.given(&name).is_some() {
             return Err(meta.error(format!("`{name}` is given twice")));
         }
-        self.seen.push(name.clone());
+        let span = path.get_ident().map_or_else(Span::call_site, Ident::span);
+        self.seen.push((name.clone(), span));
         match name.as_str() {
             "ttl" => {
                 let (seconds, span) = duration_value(&meta)?;
@@ -101,6 +104,16 @@ impl Options {
                 }
             }
             "tags" => self.tags = strings(&meta, "tags such as [\"items\"]")?,
+            "invalidates" => {
+                let namespaces = strings(&meta, "namespaces such as [\"items\"]")?;
+                if let Some(empty) = namespaces.iter().find(|n| n.value().is_empty()) {
+                    return Err(Error::new(
+                        empty.span(),
+                        "a namespace cannot be empty; name one such as \"items\"",
+                    ));
+                }
+                self.invalidates = namespaces;
+            }
             "statuses" => self.statuses = statuses(&meta)?,
             "key" => self.key = Some(key_fn(&meta)?),
             "honor_request_cache_control" => self.honor_request_cache_control = Some(flag(&meta)?),
@@ -127,6 +140,11 @@ impl Options {
             _ => unreachable!("every listed option is handled"),
         }
         Ok(())
+    }
+
+    /// Where the option `name` was written, if it was.
+    pub fn given(&self, name: &str) -> Option<Span> {
+        self.seen.iter().find(|(n, _)| n == name).map(|(_, s)| *s)
     }
 }
 

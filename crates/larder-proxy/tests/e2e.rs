@@ -343,6 +343,24 @@ async fn a_successful_post_invalidates_the_cached_get() {
 }
 
 #[tokio::test]
+async fn after_a_namespace_purge_a_successful_post_still_invalidates_the_get() {
+    let up = Upstream::start().await;
+    let p = proxy(&up.url(), "", "").await;
+    p.cache().purge_namespace("default").await.unwrap();
+    get(p.addr(), "/items").await;
+    assert!(get(p.addr(), "/items").await.cache_status().contains("hit"));
+    let posted = send(p.addr(), "POST", "/items", &[], "new item").await;
+    assert_eq!(posted.status, 200);
+    let after = get(p.addr(), "/items").await;
+    assert!(
+        !after.cache_status().contains("hit"),
+        "the POST invalidated generation 0, not the current one: {}",
+        after.cache_status()
+    );
+    assert_eq!(up.gets("/items"), 2);
+}
+
+#[tokio::test]
 async fn unknown_methods_pass_through_with_their_bodies_and_invalidate() {
     let up = Upstream::start().await;
     let p = proxy(&up.url(), "", "").await;

@@ -49,12 +49,13 @@ use ::axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::Request;
 
+use crate::engine::Filling;
 use crate::registry::{self, Installed};
 use crate::{Cache, CacheBody, Lookup, Policy};
 
 /// The extractor `#[larder::cache]` adds to a handler: what the cache needs
-/// of the request (method, URI, version, header fields) and the caches the
-/// request carries. It takes nothing from the request, so it may stand
+/// of the request (method, URI, version, header fields, whether a cache
+/// layer further out is filling it) and the caches the request carries. It takes nothing from the request, so it may stand
 /// before any other extractor, a body extractor included.
 ///
 /// ```
@@ -88,6 +89,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CacheRequest {
         copy.uri = parts.uri.clone();
         copy.version = parts.version;
         copy.headers = parts.headers.clone();
+        // Save one: whether a cache layer further out is filling this
+        // request, so that the handler's use of that cache does not wait
+        // for it.
+        Filling::copy(&parts.extensions, &mut copy.extensions);
         Ok(CacheRequest {
             parts: copy,
             installed: parts.extensions.get::<Installed>().cloned(),
@@ -104,6 +109,7 @@ pub struct CachedRoute {
     make_policy: fn() -> Policy,
     policy: OnceLock<Arc<Policy>>,
     warned: AtomicBool,
+    warned_read: AtomicBool,
 }
 
 impl std::fmt::Debug for CachedRoute {
@@ -141,12 +147,33 @@ impl CachedRoute {
             make_policy: policy,
             policy: OnceLock::new(),
             warned: AtomicBool::new(false),
+            warned_read: AtomicBool::new(false),
         }
     }
 
     /// The handler's policy.
     pub fn policy(&self) -> &Arc<Policy> {
         self.policy.get_or_init(|| Arc::new((self.make_policy)()))
+    }
+
+    /// Says once per handler that a GET or HEAD reached a write handler
+    /// (no `ttl`), which therefore runs uncached: most likely a `ttl` was
+    /// forgotten.
+    fn read_on_write(&self, parts: &Parts) {
+        if !self.policy().is_write()
+            || !(parts.method == http::Method::GET || parts.method == http::Method::HEAD)
+            || self.warned_read.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::warn!(
+            handler = self.handler,
+            "larder: #[larder::cache] handler `{}` has no `ttl`, so it is a write handler that \
+             caches nothing, and a {} reached it uncached: give it a `ttl` such as \
+             #[larder::cache(ttl = \"15m\")] to cache its GETs",
+            self.handler,
+            parts.method,
+        );
     }
 
     /// Says once per handler that it found no cache, and how to give it one.
@@ -192,6 +219,7 @@ where
         route.no_cache();
         return handler.await.into_response();
     };
+    route.read_on_write(&parts);
     respond(&cache, &parts, route.policy(), handler).await
 }
 

@@ -19,7 +19,15 @@
 //!
 //! Put the layer on the whole method router (`get(list).post(create).layer(..)`)
 //! or on the router, so that a successful POST, PUT, PATCH or DELETE reaches
-//! it and invalidates the URI's cached GET (RFC 9111 §4.4).
+//! it and invalidates the URI's cached GET (RFC 9111 §4.4). A route that only
+//! writes can take [`Policy::write`], and name the namespaces of the GETs it
+//! changes with [`Policy::invalidates`].
+//!
+//! One cache may meet a request more than once (a router's layer, a route's
+//! layer, a `#[larder::cache]` handler): the outermost use that misses fills
+//! the key, and inner uses of the same key pass the request through to the
+//! handler instead of waiting for that fill, so the outermost policy is the
+//! one that stores (it also answers the hits).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -306,9 +306,22 @@ async fn the_tower_layer_hands_its_cache_to_attribute_handlers() {
     assert_eq!(w.calls(), 1);
 }
 
-/// Records the messages of ERROR events on this thread.
-#[derive(Clone, Default)]
-struct Errors(Arc<Mutex<Vec<String>>>);
+/// Records the messages of ERROR events (or, made with `at`, of another
+/// level) on this thread.
+#[derive(Clone)]
+struct Errors(Arc<Mutex<Vec<String>>>, tracing::Level);
+
+impl Default for Errors {
+    fn default() -> Self {
+        Errors::at(tracing::Level::ERROR)
+    }
+}
+
+impl Errors {
+    fn at(level: tracing::Level) -> Self {
+        Errors(Arc::default(), level)
+    }
+}
 
 struct Message<'a>(&'a mut String);
 
@@ -322,7 +335,7 @@ impl tracing::field::Visit for Message<'_> {
 
 impl tracing::Subscriber for Errors {
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        *metadata.level() == tracing::Level::ERROR
+        *metadata.level() == self.1
     }
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         tracing::span::Id::from_u64(1)
@@ -383,6 +396,37 @@ async fn without_a_cache_the_handler_runs_uncached_and_one_error_says_why() {
         errors[1].contains("Cache::builder().name(\"nowhere\")"),
         "{}",
         errors[1]
+    );
+}
+
+/// A write handler (no `ttl`) that a GET reaches by mistake.
+#[larder::cache(namespace = "notes")]
+async fn forgot_the_ttl(State(calls): State<Calls>) -> String {
+    format!("uncached v{}", bump(&calls))
+}
+
+#[tokio::test]
+async fn a_get_that_reaches_a_write_handler_runs_uncached_and_one_warning_says_why() {
+    let warnings = Errors::at(tracing::Level::WARN);
+    let _guard = tracing::subscriber::set_default(warnings.clone());
+    let w = World::new();
+    let app = w.app(
+        Mount::Attribute,
+        Router::new().route("/forgot", get(forgot_the_ttl)),
+        w.counter(),
+    );
+    for i in 1..=3 {
+        let reply = get_reply(&app, "/forgot").await;
+        assert_eq!(reply.text(), format!("uncached v{i}"));
+        assert_eq!(reply.cache_status(), "larder; fwd=bypass; fwd-status=200");
+    }
+    assert_eq!(w.cache.stats().not_stored(larder::NotStored::Rule), 3);
+    let warnings = warnings.0.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("`forgot_the_ttl` has no `ttl`"),
+        "{}",
+        warnings[0]
     );
 }
 

@@ -160,6 +160,47 @@ both_mounts! {
     }
 
     #[tokio::test]
+    async fn concurrent_forced_refetches_run_the_handler_once(mount) {
+        let w = World::new();
+        let gate = Arc::new(Semaphore::new(1));
+        let app = gated_app(mount, &w, gate.clone());
+        assert_eq!(get_reply(&app, "/slow").await.text(), "computed 1");
+        // Shut the gate again: the refetch waits there until every forced
+        // request has arrived.
+        gate.acquire().await.unwrap().forget();
+        w.clock.advance(Duration::from_secs(1));
+        let forced = ["cache-control: no-cache", "pragma: no-cache", "cache-control: max-age=0"];
+        let tasks: Vec<_> = (0..21)
+            .map(|i| {
+                let (name, value) = forced[i % 3].split_once(": ").unwrap();
+                let request = request("GET", "/slow")
+                    .header(name, value)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let app = app.clone();
+                tokio::spawn(async move { send(&app, request).await })
+            })
+            .collect();
+        until("the refetch runs", || w.calls() >= 2).await;
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+        let mut collapsed = 0;
+        for task in tasks {
+            let reply = within("a forced refetch", task).await.unwrap();
+            // Everyone gets the refetched answer, none the stored one.
+            assert_eq!(reply.text(), "computed 2");
+            collapsed += usize::from(reply.cache_status().contains("collapsed"));
+        }
+        assert_eq!(w.calls(), 2);
+        assert_eq!(collapsed, 20);
+        let hit = get_reply(&app, "/slow").await;
+        assert!(hit.is_hit());
+        assert_eq!(hit.text(), "computed 2");
+    }
+
+    #[tokio::test]
     async fn a_miss_read_before_another_fetch_landed_does_not_fetch_again(mount) {
         // A store without leases: the landing counter catches it.
         read_before_landing(mount, false).await;
@@ -195,4 +236,152 @@ async fn read_before_landing(mount: Mount, leases: bool) {
     let reply = late.await.unwrap();
     assert_eq!(reply.text(), "computed 1");
     assert_eq!(w.calls(), 1);
+}
+
+#[larder::cache(ttl = "1h")]
+async fn cached_slow_for_an_hour(gated: State<Gated>) -> String {
+    slow(gated).await
+}
+
+#[larder::cache(ttl = "60s", namespace = "inner")]
+async fn cached_slow_inner(gated: State<Gated>) -> String {
+    slow(gated).await
+}
+
+/// Long enough that a request waiting for its own flight outlasts
+/// [`GUARD`] and fails the test, instead of being freed by the timeout.
+const FOREVER: Duration = Duration::from_secs(3600);
+
+/// One cache met three times by one request: a router-wide layer, the
+/// route's layer, and the handler's attribute.
+fn nested_app(
+    w: &World,
+    gate: Arc<Semaphore>,
+    route: axum::routing::MethodRouter<Gated>,
+) -> Router {
+    let minute = Policy::ttl(Duration::from_secs(60));
+    let state = Gated {
+        calls: w.counter(),
+        gate,
+    };
+    Router::new()
+        .route("/slow", route)
+        .layer(w.cache.layer(minute))
+        .with_state(state)
+}
+
+/// Sends the first request to a gated app, opens the gate once the handler
+/// runs, and returns the reply: it must come without any wait for a flight.
+async fn first_through_the_gate(w: &World, app: &Router, gate: &Semaphore) -> Reply {
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { get_reply(&app, "/slow").await })
+    };
+    until("the handler runs", || w.calls() == 1).await;
+    gate.add_permits(1);
+    within("the first request, which no one else fills", first)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_cache_used_three_times_on_a_request_fills_it_once_without_waiting() {
+    let w = World::with(|b| b.coalesce_wait(FOREVER));
+    let gate = Arc::new(Semaphore::new(0));
+    let route = get(cached_slow).layer(w.cache.layer(Policy::ttl(Duration::from_secs(60))));
+    let app = nested_app(&w, gate.clone(), route);
+    let first = first_through_the_gate(&w, &app, &gate).await;
+    assert_eq!(first.text(), "computed 1");
+    assert_eq!(first.header("age"), Some("0"));
+    // The outermost use speaks for the cache: one member, one store.
+    assert_eq!(
+        first.cache_status(),
+        "larder; fwd=uri-miss; fwd-status=200; ttl=60; stored"
+    );
+    assert_eq!(w.cache.stats().stores, 1);
+    let second = get_reply(&app, "/slow").await;
+    assert!(second.is_hit(), "{}", second.cache_status());
+    assert_eq!(second.text(), "computed 1");
+    assert_eq!(w.calls(), 1);
+}
+
+#[tokio::test]
+async fn nested_uses_of_one_key_store_what_the_outermost_policy_says() {
+    // The handler's own `ttl` is an hour; the router's layer, which answers
+    // every hit before the handler is reached, says a minute.
+    let w = World::with(|b| b.coalesce_wait(FOREVER));
+    let gate = Arc::new(Semaphore::new(0));
+    let app = nested_app(&w, gate.clone(), get(cached_slow_for_an_hour));
+    let first = first_through_the_gate(&w, &app, &gate).await;
+    assert!(
+        first.cache_status().ends_with("ttl=60; stored"),
+        "{}",
+        first.cache_status()
+    );
+    assert_eq!(w.cache.stats().stores, 1);
+    let hit = get_reply(&app, "/slow").await;
+    assert_eq!(hit.cache_status(), "larder; hit; ttl=60");
+}
+
+#[tokio::test]
+async fn nested_uses_in_two_namespaces_each_store_their_own_entry() {
+    let w = World::with(|b| b.coalesce_wait(FOREVER));
+    let gate = Arc::new(Semaphore::new(0));
+    let app = nested_app(&w, gate.clone(), get(cached_slow_inner));
+    let first = first_through_the_gate(&w, &app, &gate).await;
+    assert_eq!(first.header("age"), Some("0"));
+    // Two keys, two flights, two entries; the router's answers the hits.
+    assert_eq!(w.cache.stats().stores, 2);
+    assert!(get_reply(&app, "/slow").await.is_hit());
+    assert_eq!(w.calls(), 1);
+}
+
+#[tokio::test]
+async fn two_requests_through_nested_uses_still_coalesce() {
+    let w = World::with(|b| b.coalesce_wait(FOREVER));
+    let gate = Arc::new(Semaphore::new(0));
+    let route = get(cached_slow).layer(w.cache.layer(Policy::ttl(Duration::from_secs(60))));
+    let app = nested_app(&w, gate.clone(), route);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        })
+        .collect();
+    until("the handler runs", || w.calls() == 1).await;
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(1);
+    for task in tasks {
+        let reply = within("a request", task).await.unwrap();
+        assert_eq!(reply.text(), "computed 1");
+    }
+    assert_eq!(w.calls(), 1);
+    assert_eq!(w.cache.stats().stores, 1);
+}
+
+#[larder::cache(ttl = "60s", stale_while_revalidate = "30s")]
+async fn cached_counted(State(calls): State<Calls>) -> String {
+    format!("v{}", bump(&calls))
+}
+
+#[tokio::test]
+async fn a_background_refresh_through_nested_uses_refreshes_the_entry() {
+    let w = World::new();
+    let policy =
+        Policy::ttl(Duration::from_secs(60)).stale_while_revalidate(Duration::from_secs(30));
+    let app = Router::new()
+        .route("/v", get(cached_counted))
+        .layer(w.cache.layer(policy))
+        .with_state(w.counter());
+    get_reply(&app, "/v").await;
+    w.clock.advance(Duration::from_secs(70));
+    let stale = get_reply(&app, "/v").await;
+    assert_eq!(stale.text(), "v1");
+    assert_eq!(stale.cache_status(), "larder; hit; ttl=-10");
+    until("the refresh stores", || w.cache.stats().stores == 2).await;
+    let fresh = get_reply(&app, "/v").await;
+    assert_eq!(fresh.text(), "v2");
+    assert_eq!(fresh.cache_status(), "larder; hit; ttl=60");
 }

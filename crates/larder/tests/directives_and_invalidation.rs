@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use common::*;
 use http::StatusCode;
@@ -81,6 +81,50 @@ async fn refused() -> (StatusCode, &'static str) {
 #[larder::cache(ttl = "60s")]
 async fn cached_refused() -> (StatusCode, &'static str) {
     refused().await
+}
+
+/// Stores nothing; a success invalidates `/items` in `admin` and `items`.
+#[larder::cache(namespace = "admin", invalidates = ["items"])]
+async fn cached_admin_created() -> impl IntoResponse {
+    created().await
+}
+
+/// Stores nothing; a success invalidates `/items` in `admin` only.
+#[larder::cache(namespace = "admin")]
+async fn cached_admin_created_alone() -> impl IntoResponse {
+    created().await
+}
+
+/// A write handler without options: its own (default) namespace.
+#[larder::cache]
+async fn cached_plain_write() -> &'static str {
+    replaced().await
+}
+
+#[larder::cache(ttl = "60s", namespace = "items")]
+async fn cached_items_version(calls: State<Calls>) -> String {
+    version(calls).await
+}
+
+/// `/items` read in namespace `items` and written by a handler in `admin`
+/// that names `items` (or, with `names_items` false, does not).
+fn admin_app(mount: Mount, w: &World, names_items: bool) -> Router {
+    let route = match mount {
+        Mount::Layer => {
+            let admin = match names_items {
+                true => Policy::write().namespace("admin").invalidates(["items"]),
+                false => Policy::write().namespace("admin"),
+            };
+            get(version)
+                .layer(w.cache.layer(minute().namespace("items")))
+                .merge(post(created).layer(w.cache.layer(admin)))
+        }
+        Mount::Attribute => match names_items {
+            true => get(cached_items_version).post(cached_admin_created),
+            false => get(cached_items_version).post(cached_admin_created_alone),
+        },
+    };
+    w.app(mount, Router::new().route("/items", route), w.counter())
 }
 
 fn counted(mount: Mount, w: &World, rules: Rules) -> Router {
@@ -315,6 +359,66 @@ both_mounts! {
     }
 
     #[tokio::test]
+    async fn unsafe_methods_invalidate_under_the_current_generation_after_a_purge_9111_4_4(mount) {
+        for method in ["POST", "PUT", "DELETE"] {
+            let w = World::new();
+            let app = counted(mount, &w, Rules::Minute);
+            w.cache.purge_namespace("default").await.unwrap();
+            w.cache.purge_namespace("default").await.unwrap();
+            get_reply(&app, "/items").await;
+            assert!(get_reply(&app, "/items").await.is_hit());
+            let r = send(&app, request(method, "/items").body(Body::empty()).unwrap()).await;
+            assert!(r.status.is_success());
+            let after = get_reply(&app, "/items").await;
+            assert!(!after.is_hit(), "{method} after a purge did not invalidate");
+            assert_eq!(after.text(), "v2");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_invalidates_the_namespaces_it_names_9111_4_4(mount) {
+        let w = World::new();
+        let app = admin_app(mount, &w, true);
+        get_reply(&app, "/items").await;
+        assert!(get_reply(&app, "/items").await.is_hit());
+        let r = send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert!(r.cache_status().contains("fwd=method"), "{}", r.cache_status());
+        let after = get_reply(&app, "/items").await;
+        assert!(!after.is_hit(), "the admin POST left the items GET in place");
+        assert_eq!(after.text(), "v2");
+        // Its own namespace and `items`, for the URI and its Location.
+        assert_eq!(w.cache.stats().invalidations, 4);
+    }
+
+    #[tokio::test]
+    async fn a_write_in_another_namespace_that_names_none_leaves_the_get_9111_4_4(mount) {
+        let w = World::new();
+        let app = admin_app(mount, &w, false);
+        get_reply(&app, "/items").await;
+        send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
+        assert!(get_reply(&app, "/items").await.is_hit());
+    }
+
+    #[tokio::test]
+    async fn a_write_route_invalidates_its_own_namespace_and_stores_nothing(mount) {
+        let w = World::new();
+        let route = match mount {
+            Mount::Layer => get(version)
+                .layer(w.cache.layer(minute()))
+                .merge(put(replaced).layer(w.cache.layer(Policy::write()))),
+            Mount::Attribute => get(cached_version).put(cached_plain_write),
+        };
+        let app = w.app(mount, Router::new().route("/items", route), w.counter());
+        get_reply(&app, "/items").await;
+        assert!(get_reply(&app, "/items").await.is_hit());
+        let r = send(&app, request("PUT", "/items").body(Body::empty()).unwrap()).await;
+        assert_eq!(r.text(), "replaced");
+        assert!(!get_reply(&app, "/items").await.is_hit());
+        assert_eq!(w.cache.stats().invalidations, 1);
+    }
+
+    #[tokio::test]
     async fn failed_unsafe_methods_do_not_invalidate_9111_4_4(mount) {
         let w = World::new();
         let app = counted(mount, &w, Rules::Minute);
@@ -354,6 +458,28 @@ both_mounts! {
         send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
         let after = get_reply(&app, "/items/9").await;
         assert!(!after.is_hit());
+        assert_eq!(after.text(), "item v2");
+    }
+
+    #[tokio::test]
+    async fn same_origin_location_is_invalidated_under_the_current_generation_9111_4_4(mount) {
+        let w = World::new();
+        let router = match mount {
+            Mount::Layer => Router::new()
+                .route("/items/9", get(item))
+                .route("/items", post(created))
+                .layer(w.cache.layer(minute())),
+            Mount::Attribute => Router::new()
+                .route("/items/9", get(cached_item))
+                .route("/items", post(cached_created)),
+        };
+        let app = w.app(mount, router, w.counter());
+        w.cache.purge_namespace("default").await.unwrap();
+        get_reply(&app, "/items/9").await;
+        assert!(get_reply(&app, "/items/9").await.is_hit());
+        send(&app, request("POST", "/items").body(Body::empty()).unwrap()).await;
+        let after = get_reply(&app, "/items/9").await;
+        assert!(!after.is_hit(), "the Location was invalidated under generation 0");
         assert_eq!(after.text(), "item v2");
     }
 

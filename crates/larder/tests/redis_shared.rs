@@ -9,13 +9,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use common::*;
+use http::StatusCode;
 use larder::clock::ManualClock;
 use larder::store::RedisStore;
 use larder::{Cache, Policy};
 use support::redis::RedisServer;
+use tokio::sync::Semaphore;
 
 /// One "app instance": its own Cache (own in-process state, own stats) on
 /// the shared store, with a handler counting into a counter all instances
@@ -229,4 +234,241 @@ async fn a_rediss_url_speaks_tls() {
     let hit = get_reply(&app, "/items").await;
     assert!(hit.is_hit(), "{}", hit.cache_status());
     assert_eq!(hit.text(), "over tls");
+}
+
+/// A Redis store on a port nothing listens on: every command fails, and
+/// no namespace generation is ever read.
+fn dead_redis() -> RedisStore {
+    let port = support::redis::free_port();
+    RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+async fn item_version(State(calls): State<Calls>) -> String {
+    format!("v{}", bump(&calls))
+}
+
+#[larder::cache(ttl = "60s", namespace = "items")]
+async fn cached_item_version(calls: State<Calls>) -> String {
+    item_version(calls).await
+}
+
+async fn create_item() -> impl IntoResponse {
+    (StatusCode::CREATED, "created")
+}
+
+#[larder::cache(namespace = "items")]
+async fn cached_create_item() -> impl IntoResponse {
+    create_item().await
+}
+
+/// `GET /items` cached in namespace `items`, `POST /items` writing it.
+fn items_app(mount: Mount, w: &World) -> Router {
+    let policy = Policy::ttl(Duration::from_secs(60)).namespace("items");
+    let plain = get(item_version).post(create_item);
+    let attributed = get(cached_item_version).post(cached_create_item);
+    let route = w.route(mount, policy, plain, attributed);
+    w.app(mount, Router::new().route("/items", route), w.counter())
+}
+
+fn post_items() -> http::Request<Body> {
+    request("POST", "/items").body(Body::empty()).unwrap()
+}
+
+#[derive(Clone)]
+struct Gated {
+    calls: Calls,
+    gate: Arc<Semaphore>,
+}
+
+/// Held at the gate; answers with a cookie too when `cookie` is set.
+async fn gated(calls: &Calls, gate: &Semaphore, cookie: bool) -> axum::response::Response {
+    let n = bump(calls);
+    let _permit = gate.acquire().await.unwrap();
+    let body = format!("computed {n}");
+    match cookie {
+        true => ([("set-cookie", format!("n={n}"))], body).into_response(),
+        false => body.into_response(),
+    }
+}
+
+async fn slow(State(g): State<Gated>) -> axum::response::Response {
+    gated(&g.calls, &g.gate, false).await
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_slow(g: State<Gated>) -> axum::response::Response {
+    slow(g).await
+}
+
+async fn slow_with_cookie(State(g): State<Gated>) -> axum::response::Response {
+    gated(&g.calls, &g.gate, true).await
+}
+
+#[larder::cache(ttl = "60s")]
+async fn cached_slow_with_cookie(g: State<Gated>) -> axum::response::Response {
+    slow_with_cookie(g).await
+}
+
+fn gated_app(mount: Mount, w: &World, gate: Arc<Semaphore>, cookie: bool) -> Router {
+    let policy = Policy::ttl(Duration::from_secs(60));
+    let route = match cookie {
+        false => w.route(mount, policy, get(slow), get(cached_slow)),
+        true => w.route(
+            mount,
+            policy,
+            get(slow_with_cookie),
+            get(cached_slow_with_cookie),
+        ),
+    };
+    let state = Gated {
+        calls: w.counter(),
+        gate,
+    };
+    w.app(mount, Router::new().route("/slow", route), state)
+}
+
+/// Sends `n` concurrent cold requests to a gated app on a dead Redis and
+/// opens the gate once every one of them is past its failed read (one
+/// store error each: the generation's, or the entry's when the generation
+/// is known), so in the flight or in the handler: on this single-threaded
+/// runtime a request joins the flight in the same poll in which its read
+/// fails.
+async fn while_redis_is_down(w: &World, app: &Router, gate: &Semaphore, n: usize) -> Vec<Reply> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { get_reply(&app, "/slow").await })
+        })
+        .collect();
+    until("every request read the store", || {
+        w.cache.stats().store_errors >= n as u64 && w.calls() >= 1
+    })
+    .await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(n);
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(within("a request with Redis down", task).await.unwrap());
+    }
+    replies
+}
+
+both_mounts! {
+    #[tokio::test]
+    async fn after_a_purge_a_post_invalidates_the_get_on_redis(mount) {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        let redis = store(&server, Duration::from_secs(2)).await;
+        let w = World::with(|b| b.store(redis));
+        let app = items_app(mount, &w);
+        w.cache.purge_namespace("items").await.unwrap();
+        get_reply(&app, "/items").await;
+        assert!(get_reply(&app, "/items").await.is_hit());
+        assert_eq!(send(&app, post_items()).await.status, StatusCode::CREATED);
+        let after = get_reply(&app, "/items").await;
+        assert!(!after.is_hit(), "the POST deleted a key of generation 0");
+        assert_eq!(after.text(), "v2");
+    }
+
+    #[tokio::test]
+    async fn a_restarted_instance_invalidates_under_the_stored_generation(mount) {
+        let Some(server) = RedisServer::start() else {
+            return;
+        };
+        // An earlier run of the app purged the namespace: Redis keeps the
+        // counter, so a new instance starts at generation 1.
+        let redis = store(&server, Duration::from_secs(2)).await;
+        let earlier = Cache::builder().store(redis).build();
+        earlier.purge_namespace("items").await.unwrap();
+        drop(earlier);
+        let redis = store(&server, Duration::from_secs(2)).await;
+        let w = World::with(|b| b.store(redis));
+        let app = items_app(mount, &w);
+        get_reply(&app, "/items").await;
+        assert!(get_reply(&app, "/items").await.is_hit());
+        send(&app, post_items()).await;
+        assert!(!get_reply(&app, "/items").await.is_hit());
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_a_post_is_answered_and_its_invalidation_counted_as_a_store_error(mount) {
+        let w = World::with(|b| b.store(dead_redis()));
+        let app = items_app(mount, &w);
+        let posted = send(&app, post_items()).await;
+        assert_eq!(posted.status, StatusCode::CREATED);
+        assert_eq!(posted.text(), "created");
+        // Forwarded as any write is; nothing could be deleted from a store
+        // that cannot even say which generation is current.
+        assert_eq!(posted.cache_status(), "larder; fwd=method; fwd-status=201");
+        assert_eq!(w.cache.stats().invalidations, 0);
+        assert_eq!(w.cache.stats().store_errors, 1);
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_concurrent_cold_misses_run_the_handler_once(mount) {
+        let w = World::with(|b| b.store(dead_redis()));
+        let gate = Arc::new(Semaphore::new(0));
+        let app = gated_app(mount, &w, gate.clone(), false);
+        let replies = while_redis_is_down(&w, &app, &gate, 24).await;
+        assert_eq!(w.calls(), 1, "stampede protection held with Redis down");
+        let mut collapsed = 0;
+        for reply in &replies {
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.text(), "computed 1");
+            assert!(!reply.cache_status().contains("stored"), "{}", reply.cache_status());
+            collapsed += usize::from(reply.cache_status().contains("collapsed"));
+        }
+        assert_eq!(collapsed, 23);
+        assert_eq!(w.cache.stats().stores, 0);
+    }
+
+    #[tokio::test]
+    async fn with_redis_killed_after_the_generation_was_read_misses_still_run_the_handler_once(mount) {
+        let Some(mut server) = RedisServer::start() else {
+            return;
+        };
+        if server.port == 0 {
+            return; // an external Redis cannot be killed by this test
+        }
+        let redis = store(&server, Duration::from_millis(500)).await;
+        let w = World::with(|b| b.store(redis));
+        let gate = Arc::new(Semaphore::new(1));
+        let app = gated_app(mount, &w, gate.clone(), false);
+        // Another URL of the namespace: the generation is read and known.
+        assert_eq!(get_reply(&app, "/slow?warm").await.status, 200);
+        gate.acquire().await.unwrap().forget();
+        server.kill();
+        let replies = while_redis_is_down(&w, &app, &gate, 20).await;
+        assert_eq!(w.calls(), 2, "one warm-up, one fill for twenty misses");
+        for reply in &replies {
+            assert_eq!(reply.text(), "computed 2");
+        }
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_no_request_gets_another_ones_uncacheable_answer(mount) {
+        let w = World::with(|b| b.store(dead_redis()));
+        let gate = Arc::new(Semaphore::new(0));
+        let app = gated_app(mount, &w, gate.clone(), true);
+        let replies = while_redis_is_down(&w, &app, &gate, 20).await;
+        // The first answer sets a cookie: each waiting request ran its own.
+        assert_eq!(w.calls(), 20);
+        let mut cookies: Vec<_> = replies
+            .iter()
+            .map(|r| r.header("set-cookie").unwrap().to_owned())
+            .collect();
+        cookies.sort();
+        cookies.dedup();
+        assert_eq!(cookies.len(), 20, "a cookie was shared: {cookies:?}");
+        for reply in &replies {
+            let n = reply.header("set-cookie").unwrap().trim_start_matches("n=");
+            assert_eq!(reply.text(), format!("computed {n}"));
+        }
+    }
 }

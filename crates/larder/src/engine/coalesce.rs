@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use super::Cache;
 use crate::entry::Entry;
 
 /// What a leader found.
@@ -132,6 +133,56 @@ pub(crate) fn bucket(key: &str) -> usize {
     (h as usize) % LANDING_BUCKETS
 }
 
+/// The keys a request is being filled for, and by which cache: a request
+/// extension set by [`Fill::prepare`](super::Fill::prepare).
+///
+/// One request can meet one cache several times on its way to the handler
+/// (a router's layer, a route's layer, a `#[larder::cache]` handler). The
+/// outermost use that misses leads the key's flight; an inner use of the
+/// same key would join that flight and wait for a fill that is waiting for
+/// it. The mark lets the inner use see that and step aside. It travels
+/// with one request only, so two requests still coalesce as ever.
+#[derive(Clone, Default)]
+pub(crate) struct Filling(Vec<(Cache, String)>);
+
+impl Filling {
+    /// Records that `cache` fills `key` for the request these extensions
+    /// belong to.
+    pub fn mark(extensions: &mut http::Extensions, cache: &Cache, key: &str) {
+        if extensions.get::<Filling>().is_none() {
+            extensions.insert(Filling::default());
+        }
+        let Some(filling) = extensions.get_mut::<Filling>() else {
+            return;
+        };
+        if !filling.holds_key(cache, key) {
+            filling.0.push((cache.clone(), key.to_owned()));
+        }
+    }
+
+    /// Whether a use of `cache` further out on this request fills `key`.
+    pub fn holds(extensions: &http::Extensions, cache: &Cache, key: &str) -> bool {
+        extensions
+            .get::<Filling>()
+            .is_some_and(|f| f.holds_key(cache, key))
+    }
+
+    fn holds_key(&self, cache: &Cache, key: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(c, k)| Arc::ptr_eq(&c.inner, &cache.inner) && k == key)
+    }
+
+    /// Copies the mark, if any, into another request's extensions (an
+    /// adapter that hands the engine a copy of the request's parts).
+    #[cfg(feature = "axum")]
+    pub fn copy(from: &http::Extensions, to: &mut http::Extensions) {
+        if let Some(filling) = from.get::<Filling>() {
+            to.insert(filling.clone());
+        }
+    }
+}
+
 /// Waits for the leader; a closed channel counts as abandoned.
 pub(crate) async fn follow(mut rx: watch::Receiver<Option<Landed>>) -> Landed {
     match rx.wait_for(Option::is_some).await {
@@ -160,6 +211,23 @@ mod tests {
         assert_eq!(flights.landings(bucket("k")), before + 1);
         assert!(matches!(waiter.await.unwrap(), Landed::Uncacheable));
         assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_fill_mark_names_one_cache_and_one_key() {
+        let (a, b) = (Cache::builder().build(), Cache::builder().build());
+        let mut extensions = http::Extensions::new();
+        assert!(!Filling::holds(&extensions, &a, "k"));
+        Filling::mark(&mut extensions, &a, "k");
+        assert!(Filling::holds(&extensions, &a, "k"));
+        assert!(!Filling::holds(&extensions, &a, "other"));
+        assert!(
+            !Filling::holds(&extensions, &b, "k"),
+            "another cache's flights"
+        );
+        // A second use further in, on another key, adds to the mark.
+        Filling::mark(&mut extensions, &a.clone(), "k2");
+        assert!(Filling::holds(&extensions, &a, "k") && Filling::holds(&extensions, &a, "k2"));
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use http::{request, response, HeaderMap, Method, Response, StatusCode, Uri};
 use http_body::Body;
 
 use super::body::{buffer, Buffered, CacheBody};
-use super::coalesce::{Landed, Leader};
+use super::coalesce::{Filling, Landed, Leader};
 use super::lease::LeaseGuard;
 use super::respond::{self, Answer, CACHE_STATUS};
 use super::stats::Counters;
@@ -41,9 +41,9 @@ pub struct Fill {
     pub(crate) key_extra: Option<String>,
     pub(crate) directives: Option<CacheControl>,
     pub(crate) request_time: SystemTime,
-    /// The namespace generation the request was keyed with (invalidation
-    /// must delete keys of the same generation).
-    pub(crate) generation: u64,
+    /// The namespace's generation could not be read: the response is
+    /// shared with this instance's waiting requests, never written.
+    pub(crate) offline: bool,
     /// The stored response this fetch replaces: revalidated with its
     /// validators, and a stand-in for a failed fetch when `stale_fallback`.
     pub(crate) stored: Option<Box<Entry>>,
@@ -61,6 +61,9 @@ pub(crate) enum Plan {
     Pass(Option<NotStored>),
     /// An unsafe method: a 2xx/3xx answer invalidates the URI (RFC 9111 §4.4).
     Invalidate,
+    /// A use of this cache further out on the same request fills this key:
+    /// hand the response back as it is, for that use to decide on.
+    Nested,
     /// Store the response if it may be stored, and share it with followers.
     Store {
         primary: PrimaryKey,
@@ -174,10 +177,16 @@ impl Fill {
     /// validators go out instead (`If-None-Match`, `If-Modified-Since`), so
     /// that a handler or origin that understands them can answer 304 and
     /// the cache keeps the body it has (RFC 9111 §4.3.1).
+    ///
+    /// It also marks the request as being filled by this cache, so that
+    /// another use of the same cache further in (a route's layer under a
+    /// router's, a `#[larder::cache]` handler) passes it through rather
+    /// than wait for this fill, which waits for it.
     pub fn prepare(&self, parts: &mut request::Parts) {
-        if !self.stores() {
+        let Plan::Store { primary, .. } = &self.plan else {
             return;
-        }
+        };
+        Filling::mark(&mut parts.extensions, &self.cache, &primary.store_key);
         if parts.method == Method::HEAD {
             parts.method = Method::GET;
         }
@@ -223,6 +232,8 @@ impl Fill {
                 self.invalidate(response.status(), response.headers()).await;
                 self.forwarded(response.map(CacheBody::stream), None, false)
             }
+            // The outer use strips, stamps and counts.
+            Plan::Nested => response.map(CacheBody::stream),
             Plan::Store { .. }
                 if response.status() == StatusCode::NOT_MODIFIED
                     && self.validating.load(Ordering::Relaxed)
@@ -453,7 +464,7 @@ impl Fill {
             kept.response_time,
             kept.initial_age,
         );
-        let stored = self.write(&primary, index, &entry).await;
+        let stored = !self.offline && self.write(&primary, index, &entry).await;
         let entry = Arc::new(entry);
         if let Some(l) = leader {
             l.land(Landed::Stored(entry.clone()));
@@ -720,7 +731,13 @@ impl Fill {
 
     /// RFC 9111 §4.4: a successful unsafe request invalidates the stored
     /// responses for its URI, and for same-origin `Location` and
-    /// `Content-Location`.
+    /// `Content-Location`, in the route's namespace and in those its policy
+    /// [invalidates](Policy::invalidates). Each namespace's keys are built
+    /// with its current generation, read as lookups read it; a namespace
+    /// whose generation cannot be read (the store is failing, and has never
+    /// answered for it) is skipped: nothing could be deleted from that
+    /// store anyway, and the failure is counted and logged as a store
+    /// error.
     async fn invalidate(&self, status: StatusCode, response: &HeaderMap) {
         if !(status.is_success() || status.is_redirection()) {
             return;
@@ -737,20 +754,25 @@ impl Fill {
             }
         }
         let inner = &self.cache.inner;
-        for uri in targets {
-            let primary = key::primary_for(
-                &inner.prefix,
-                &self.policy.namespace,
-                self.generation,
-                "GET",
-                &scheme,
-                &host,
-                &uri,
-                self.key_extra.as_deref(),
-            );
-            match inner.store.delete(&primary.store_key).await {
-                Ok(()) => Counters::bump(&inner.counters.invalidations),
-                Err(e) => self.cache.store_error("delete", e),
+        for namespace in self.policy.invalidated_namespaces() {
+            let Some(generation) = self.cache.generation(namespace).await else {
+                continue;
+            };
+            for uri in &targets {
+                let primary = key::primary_for(
+                    &inner.prefix,
+                    namespace,
+                    generation,
+                    "GET",
+                    &scheme,
+                    &host,
+                    uri,
+                    self.key_extra.as_deref(),
+                );
+                match inner.store.delete(&primary.store_key).await {
+                    Ok(()) => Counters::bump(&inner.counters.invalidations),
+                    Err(e) => self.cache.store_error("delete", e),
+                }
             }
         }
     }

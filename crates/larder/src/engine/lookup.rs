@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{request, HeaderMap, HeaderName, Method, Response};
 
-use super::coalesce::{follow, Join, Landed, Leader};
+use super::coalesce::{follow, Filling, Join, Landed, Leader};
 use super::fill::{Fill, Plan};
 use super::lease::{Claim, LeaseGuard, POLL_FIRST, POLL_MAX};
 use super::respond::{self, Answer};
@@ -99,31 +99,32 @@ impl Cache {
     /// ```
     pub async fn lookup(&self, parts: &request::Parts, policy: &Arc<Policy>) -> Lookup {
         let now = self.inner.clock.now();
-        let Some(generation) = self.generation(&policy.namespace).await else {
-            // The store cannot even say which keys are current: leave it be.
-            Counters::bump(&self.inner.counters.bypasses);
-            let plan = Plan::Pass(None);
-            return Lookup::Forward(Box::new(self.fill(
-                parts,
-                policy,
-                plan,
-                Fwd::Bypass,
-                None,
-                now,
-            )));
+        // `None`: the store cannot say which keys are current. Such a
+        // request neither reads nor writes the store (keys of a guessed
+        // generation could reach entries a purge retired), but it is still
+        // coalesced in this process, under a key no store ever holds.
+        // Other methods are never keyed: invalidation reads the generation
+        // of each namespace it deletes in.
+        let keyed = key::method_class(&parts.method).is_some();
+        let generation = match keyed {
+            true => self.generation(&policy.namespace).await,
+            false => None,
         };
+        let offline = generation.is_none();
         // Unsafe methods compute it in `fill`, where invalidation needs it.
-        let extra = key::method_class(&parts.method).and_then(|_| key_extra(policy, parts));
+        let extra = keyed.then(|| key_extra(policy, parts)).flatten();
         let Some(primary) = key::primary(
             &self.inner.prefix,
             &policy.namespace,
-            generation,
+            generation.unwrap_or(NO_GENERATION),
             &parts.method,
             &parts.uri,
             &parts.headers,
             extra.as_deref(),
         ) else {
             Counters::bump(&self.inner.counters.bypasses);
+            // Invalidation reads each namespace's generation itself, when
+            // the response is known to be a success.
             let plan = if is_safe(&parts.method) {
                 Plan::Pass(Some(NotStored::Method))
             } else {
@@ -138,6 +139,22 @@ impl Cache {
                 now,
             )));
         };
+        if Filling::holds(&parts.extensions, self, &primary.store_key) {
+            // A use of this cache further out on this request is filling
+            // this very key: it decides and stores; waiting for its flight
+            // would be waiting for ourselves.
+            return Lookup::Forward(Box::new(self.fill(
+                parts,
+                policy,
+                Plan::Nested,
+                Fwd::Miss,
+                None,
+                now,
+            )));
+        }
+        if policy.write {
+            return self.bypass(parts, policy, NotStored::Rule, Fwd::Bypass, now);
+        }
         let directives = policy
             .honor_request_directives
             .then(|| CacheControl::from_request(&parts.headers));
@@ -170,24 +187,27 @@ impl Cache {
         if directives.as_ref().is_some_and(|d| d.no_store) {
             return self.bypass(parts, policy, NotStored::RequestNoStore, Fwd::Request, now);
         }
-        if directives.as_ref().is_some_and(CacheControl::no_cache_all) {
-            // Skip the read, store the fresh answer (RFC 9111 §5.2.1.4).
-            Counters::bump(&self.inner.counters.misses);
-            let plan = Plan::store(primary, None, None);
-            return Lookup::Forward(Box::new(self.fill(
-                parts,
-                policy,
-                plan,
-                Fwd::Request,
-                directives,
-                now,
-            )));
-        }
-
         // Taken before the read: a fetch of this key that lands after it
         // may have stored what the read is about to miss.
         let bucket = super::coalesce::bucket(&primary.store_key);
         let landings = self.inner.flights.landings(bucket);
+        if offline || directives.as_ref().is_some_and(CacheControl::no_cache_all) {
+            // Skip the read; a client's `no-cache` stores the fresh answer
+            // (RFC 9111 §5.2.1.4). Concurrent refetches of the key still
+            // run the handler once and share its answer.
+            let miss = Miss {
+                primary,
+                index: None,
+                fwd: if offline { Fwd::Miss } else { Fwd::Request },
+                directives,
+                bucket,
+                landings,
+                stored: None,
+                stale_fallback: false,
+                offline,
+            };
+            return self.coalesce(parts, policy, miss, now).await;
+        }
         let found = self.find(&primary, policy, &parts.headers).await;
         let mut fwd = found.fwd;
         let mut index = found.index;
@@ -265,6 +285,7 @@ impl Cache {
             landings,
             stored,
             stale_fallback,
+            offline: false,
         };
         self.coalesce(parts, policy, miss, now).await
     }
@@ -334,6 +355,10 @@ impl Cache {
         let deadline = tokio::time::Instant::now() + self.inner.coalesce_wait;
         let mut pause = POLL_FIRST;
         loop {
+            if miss.offline {
+                // No lease and no second look: the store is not asked.
+                break;
+            }
             match self.claim(flight_key).await {
                 Claim::Off => {
                     if self.inner.flights.landings(miss.bucket) != miss.landings {
@@ -409,6 +434,14 @@ impl Cache {
             if e.response_time >= now {
                 return true;
             }
+            // A client's `no-cache` accepts nothing stored before it asked.
+            if miss
+                .directives
+                .as_ref()
+                .is_some_and(CacheControl::no_cache_all)
+            {
+                return false;
+            }
             let age = freshness::current_age(e.initial_age, e.response_time, now);
             let r = freshness::reuse(e.lifetime, age, e.forbids_stale, miss.directives.as_ref());
             r == Reuse::Fresh
@@ -446,6 +479,7 @@ impl Cache {
         let mut fill = self.fill(parts, policy, plan, miss.fwd, miss.directives, now);
         fill.stored = miss.stored;
         fill.stale_fallback = miss.stale_fallback;
+        fill.offline = miss.offline;
         fill
     }
 
@@ -556,7 +590,7 @@ impl Cache {
             key_extra,
             directives,
             request_time,
-            generation: 0,
+            offline: false,
             stored: None,
             stale_fallback: false,
             lease: None,
@@ -726,6 +760,9 @@ struct Miss {
     stored: Option<Box<Entry>>,
     /// Whether `stored` may stand in if the fetch fails.
     stale_fallback: bool,
+    /// The namespace's generation could not be read: the store is neither
+    /// read nor written, and only this instance's requests coalesce.
+    offline: bool,
 }
 
 /// What a background refresh needs: where the entry lives and what it is.
@@ -756,6 +793,11 @@ fn with_lease(mut fill: Fill, guard: LeaseGuard) -> Fill {
     fill.lease = Some(guard);
     fill
 }
+
+/// The generation in the keys of a request whose namespace's generation
+/// could not be read. Such keys only name its in-process flight: they never
+/// reach the store, and no counter ever gets this far.
+const NO_GENERATION: u64 = u64::MAX;
 
 /// A number drawn uniformly from (0, 1], for early refresh.
 fn uniform() -> f64 {

@@ -27,6 +27,8 @@ use crate::policy::cache_status::is_sf_token;
 use crate::store::{MemoryStore, Store, StoreError};
 
 pub use body::CacheBody;
+#[cfg(feature = "axum")]
+pub(crate) use coalesce::Filling;
 pub use fill::Fill;
 pub use lookup::Lookup;
 pub use purge::PurgeError;

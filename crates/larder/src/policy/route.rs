@@ -116,6 +116,11 @@ pub struct Policy {
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) early_refresh: Option<Duration>,
     pub(crate) key_extra: Option<ExtraFn>,
+    /// Namespaces besides its own where a successful unsafe request of the
+    /// route invalidates its URI.
+    pub(crate) invalidates: Vec<String>,
+    /// A write route ([`Policy::write`]): stores nothing, only invalidates.
+    pub(crate) write: bool,
     pub(crate) varies: VarySeen,
 }
 
@@ -193,7 +198,36 @@ impl Policy {
             stale_if_error: None,
             early_refresh: None,
             key_extra: None,
+            invalidates: Vec::new(),
+            write: false,
             varies: VarySeen::default(),
+        }
+    }
+
+    /// A write route's policy, for POST, PUT, PATCH and DELETE handlers:
+    /// it stores nothing, and a successful (2xx or 3xx) answer invalidates
+    /// the request's URI, and a same-origin `Location` or
+    /// `Content-Location`, in its namespace and in those
+    /// [`Policy::invalidates`] names (RFC 9111 §4.4). A GET or HEAD that
+    /// reaches it goes to the handler uncached (`fwd=bypass`, not stored as
+    /// `rule`). Freshness rules (mode, vary, statuses, stale windows) mean
+    /// nothing here. This is what `#[larder::cache]` without a `ttl` uses.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// // An admin form that changes what `/items` shows.
+    /// let policy = Policy::write().namespace("admin").invalidates(["items"]);
+    /// assert!(policy.is_write());
+    /// assert_eq!(policy.invalidated_namespaces().collect::<Vec<_>>(), ["admin", "items"]);
+    /// assert!(!Policy::ttl(Duration::from_secs(60)).is_write());
+    /// ```
+    pub fn write() -> Self {
+        Policy {
+            write: true,
+            statuses: Some(Vec::new()),
+            ..Policy::ttl(Duration::ZERO)
         }
     }
 
@@ -529,6 +563,64 @@ impl Policy {
     pub fn key_extra(mut self, extra: KeyExtra) -> Self {
         self.key_extra = Some(ExtraFn(extra));
         self
+    }
+
+    /// Namespaces where a successful POST, PUT, PATCH, DELETE (or any
+    /// unknown method) of this route also invalidates its URI, and a
+    /// same-origin `Location` or `Content-Location` (RFC 9111 §4.4): the
+    /// route's own namespace always, and these too, each under its current
+    /// generation. Use it when the route that writes is not in the
+    /// namespace of the GET it changes. The key the invalidation deletes is
+    /// built with this route's [`Policy::key_extra`]. Calls accumulate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::ttl(Duration::from_secs(60))
+    ///     .namespace("items")
+    ///     .invalidates(["search"])
+    ///     .invalidates(["items", "search", "home"]);
+    /// let namespaces: Vec<_> = policy.invalidated_namespaces().collect();
+    /// assert_eq!(namespaces, ["items", "search", "home"]);
+    /// ```
+    pub fn invalidates<N: Into<String>>(mut self, namespaces: impl IntoIterator<Item = N>) -> Self {
+        for namespace in namespaces {
+            let namespace = namespace.into();
+            if !self.invalidates.contains(&namespace) {
+                self.invalidates.push(namespace);
+            }
+        }
+        self
+    }
+
+    /// Every namespace a successful unsafe request of this route
+    /// invalidates in: its own first, then those [`Policy::invalidates`]
+    /// adds, each once.
+    ///
+    /// ```
+    /// use larder::Policy;
+    ///
+    /// let policy = Policy::write().invalidates(["default", "items"]);
+    /// assert_eq!(policy.invalidated_namespaces().collect::<Vec<_>>(), ["default", "items"]);
+    /// ```
+    pub fn invalidated_namespaces(&self) -> impl Iterator<Item = &str> {
+        let own = self.namespace.as_str();
+        std::iter::once(own).chain(
+            self.invalidates
+                .iter()
+                .map(String::as_str)
+                .filter(move |n| *n != own),
+        )
+    }
+
+    /// Whether this is a write route's policy ([`Policy::write`]).
+    ///
+    /// ```
+    /// assert!(larder::Policy::write().is_write());
+    /// ```
+    pub fn is_write(&self) -> bool {
+        self.write
     }
 
     /// The route's namespace.
