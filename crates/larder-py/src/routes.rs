@@ -82,9 +82,11 @@ fn compile(template: &str) -> Result<Vec<Token>, String> {
             "int" => Kind::Int,
             "float" => Kind::Float,
             "uuid" => Kind::Uuid,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "route {template:?}: unknown convertor {other:?} (str, path, int, float or uuid)"
-            )),
+            ))
+            }
         };
         tokens.push(Token::Param(kind));
         rest = &rest[close + 1..];
