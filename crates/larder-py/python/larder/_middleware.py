@@ -55,7 +55,16 @@ class ASGIMiddleware:
     ) -> None:
         self.app = app
         self.cache = cache
-        self.routes = routes if isinstance(routes, Routes) else Routes(dict(routes or {}))
+        if not isinstance(routes, Routes):
+            routes = dict(routes or {})
+            for template, policy in routes.items():
+                if isinstance(policy, Policy) and policy.cache is not None:
+                    raise ValueError(
+                        f"route {template!r}: the middleware uses one cache for every route; "
+                        "pass it as ASGIMiddleware(app, cache=...) instead of Policy(cache=...)"
+                    )
+            routes = Routes(routes)
+        self.routes = routes
         self._warned = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

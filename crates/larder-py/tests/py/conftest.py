@@ -195,6 +195,24 @@ def uvicorn() -> Iterator:
         server.close()
 
 
+async def until(probe, timeout: float = 20.0):
+    """Polls ``probe`` (bounded) until it gives something truthy, which it
+    returns; ``probe`` may return a value or an awaitable."""
+    import asyncio
+    import inspect
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        got = probe()
+        if inspect.isawaitable(got):
+            got = await got
+        if got:
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s")
+
+
 def unique() -> str:
     """A query value no other test uses, so tests sharing a server share no entry."""
     return uuid.uuid4().hex[:12]

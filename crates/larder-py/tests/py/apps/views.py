@@ -178,6 +178,24 @@ def make_app(calls: str, redis: str | None = None, prefix: str = "larder") -> Fa
         called("fails", t)
         raise RuntimeError("the database is down")
 
+    runs: dict[str, int] = {}
+
+    @app.get("/swr")
+    @larder.cache(ttl=1, stale_while_revalidate="1h")
+    async def swr(t: str = ""):
+        called("swr", t)
+        runs[t] = runs.get(t, 0) + 1
+        return {"run": runs[t]}
+
+    @app.get("/flaky")
+    @larder.cache(ttl=1, stale_if_error="1h")
+    async def flaky(t: str = ""):
+        called("flaky", t)
+        runs[t] = runs.get(t, 0) + 1
+        if runs[t] > 1:
+            raise RuntimeError("the database is down")
+        return {"run": runs[t]}
+
     @app.post("/purge/tag/{tag}")
     async def purge_tag(tag: str):
         return {"purged": await larder.purge_tag(tag)}

@@ -80,6 +80,22 @@ def make_app(calls: str) -> larder.ASGIMiddleware:
         called("fails", t)
         raise RuntimeError("the database is down")
 
+    runs: dict[str, int] = {}
+
+    @api.get("/swr")
+    async def swr(t: str = ""):
+        called("swr", t)
+        runs[t] = runs.get(t, 0) + 1
+        return {"run": runs[t]}
+
+    @api.get("/flaky")
+    async def flaky(t: str = ""):
+        called("flaky", t)
+        runs[t] = runs.get(t, 0) + 1
+        if runs[t] > 1:
+            raise RuntimeError("the database is down")
+        return {"run": runs[t]}
+
     cache = larder.Cache(max_body_bytes=1 << 20)
     larder.init()  # for the decorated view, which the middleware's route covers too
     minutes = larder.Policy(ttl="15m")
@@ -94,6 +110,8 @@ def make_app(calls: str) -> larder.ASGIMiddleware:
             "/cookie": minutes,
             "/decorated": minutes,
             "/fails": minutes,
+            "/swr": larder.Policy(ttl=1, stale_while_revalidate="1h"),
+            "/flaky": larder.Policy(ttl=1, stale_if_error="1h"),
         },
     )
 
