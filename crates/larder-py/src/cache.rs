@@ -20,6 +20,9 @@ use crate::routes::PyRoutes;
 use crate::runtime::now_or_later;
 use crate::stores::{PyMemoryStore, PyRedisStore};
 
+/// A `CacheBuilder` method that takes a duration.
+type SetDuration = fn(larder::CacheBuilder, Duration) -> larder::CacheBuilder;
+
 /// An HTTP response cache: the engine of the Rust crate, in this process.
 #[pyclass(module = "larder._native", name = "Cache", frozen)]
 pub(crate) struct PyCache {
@@ -89,11 +92,7 @@ impl PyCache {
         if let Some(hosts) = allowed_hosts {
             builder = builder.allowed_hosts(hosts);
         }
-        let durations: [(
-            _,
-            _,
-            fn(larder::CacheBuilder, Duration) -> larder::CacheBuilder,
-        ); 4] = [
+        let durations: [(_, _, SetDuration); 4] = [
             (
                 coalesce_wait,
                 "coalesce_wait",
