@@ -1,0 +1,203 @@
+//! An ASGI request scope as the engine's `http::request::Parts`, built the
+//! way the Rust adapters get them from hyper: method, the request target
+//! exactly as received (raw path and raw query, origin-form for HTTP/1),
+//! version and every header field, `Host` included. So a Python app, a
+//! Rust app and the `larder` proxy key the same request the same way.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, HOST};
+use http::request::Parts;
+use http::{HeaderMap, Method, Uri, Version};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+/// The engine's view of an HTTP scope, or `None` when the request cannot
+/// be represented faithfully (a header field `http` rejects, an
+/// unparsable target): such a request is passed to the app untouched,
+/// since keying it as something else could serve it another's answer.
+pub(crate) fn parts(scope: &Bound<'_, PyDict>) -> PyResult<Option<Parts>> {
+    let py = scope.py();
+    let Some(method) = scope.get_item(intern!(py, "method"))? else {
+        return Ok(None);
+    };
+    let method = method.cast::<PyString>()?.to_str()?;
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Ok(None);
+    };
+    let version = match scope.get_item(intern!(py, "http_version"))? {
+        Some(v) => match v.cast::<PyString>()?.to_str()? {
+            "1.0" => Version::HTTP_10,
+            "2" => Version::HTTP_2,
+            "3" => Version::HTTP_3,
+            _ => Version::HTTP_11,
+        },
+        None => Version::HTTP_11,
+    };
+    let Some(headers) = headers(scope)? else {
+        return Ok(None);
+    };
+    let Some(uri) = uri(scope, version, &headers)? else {
+        return Ok(None);
+    };
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(parts))
+}
+
+/// The scope's header fields, in order, repeated ones kept.
+fn headers(scope: &Bound<'_, PyDict>) -> PyResult<Option<HeaderMap>> {
+    let py = scope.py();
+    let Some(list) = scope.get_item(intern!(py, "headers"))? else {
+        return Ok(Some(HeaderMap::new()));
+    };
+    let mut map = HeaderMap::new();
+    if let Ok(list) = list.cast::<PyList>() {
+        map.reserve(list.len());
+        for item in list.iter() {
+            if !add_header(&mut map, &item)? {
+                return Ok(None);
+            }
+        }
+    } else {
+        for item in list.try_iter()? {
+            if !add_header(&mut map, &item?)? {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(map))
+}
+
+fn add_header(map: &mut HeaderMap, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let (name, value) = match item.cast::<PyTuple>() {
+        Ok(pair) if pair.len() == 2 => (pair.get_item(0)?, pair.get_item(1)?),
+        _ => (item.get_item(0)?, item.get_item(1)?),
+    };
+    let name = name.cast::<PyBytes>()?.as_bytes();
+    let value = value.cast::<PyBytes>()?.as_bytes();
+    match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+        (Ok(name), Ok(value)) => {
+            map.append(name, value);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The request target as hyper hands it to a Rust adapter: origin-form
+/// (`/path?query`) over HTTP/1, absolute-form (with the scheme and the
+/// `Host`, which ASGI servers make of `:authority`) over HTTP/2 and 3.
+fn uri(scope: &Bound<'_, PyDict>, version: Version, headers: &HeaderMap) -> PyResult<Option<Uri>> {
+    let py = scope.py();
+    let path = raw_path(scope)?;
+    // Only origin-form targets: an ASGI server hands anything else on in
+    // ways that differ between servers.
+    if !path.starts_with(b"/") {
+        return Ok(None);
+    }
+    let query = match scope.get_item(intern!(py, "query_string"))? {
+        Some(q) if !q.is_none() => q.cast::<PyBytes>()?.as_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    let mut target = BytesMut::with_capacity(path.len() + query.len() + 1);
+    if version >= Version::HTTP_2 {
+        if let Some(host) = headers.get(HOST) {
+            let scheme = match scope.get_item(intern!(py, "scheme"))? {
+                Some(s) => s.cast::<PyString>()?.to_str()?.to_owned(),
+                None => "http".to_owned(),
+            };
+            target.put_slice(scheme.as_bytes());
+            target.put_slice(b"://");
+            target.put_slice(host.as_bytes());
+        }
+    }
+    target.put_slice(&path);
+    if !query.is_empty() {
+        target.put_u8(b'?');
+        target.put_slice(&query);
+    }
+    Ok(Uri::from_maybe_shared(target.freeze()).ok())
+}
+
+/// The path as received: `raw_path`, or (for servers that give none) the
+/// decoded `path` percent-encoded again.
+fn raw_path(scope: &Bound<'_, PyDict>) -> PyResult<Bytes> {
+    let py = scope.py();
+    if let Some(raw) = scope.get_item(intern!(py, "raw_path"))? {
+        if !raw.is_none() {
+            return Ok(Bytes::copy_from_slice(raw.cast::<PyBytes>()?.as_bytes()));
+        }
+    }
+    let Some(path) = scope.get_item(intern!(py, "path"))? else {
+        return Ok(Bytes::new());
+    };
+    let path = path.cast::<PyString>()?.to_str()?;
+    let mut out = BytesMut::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
+            out.put_u8(b);
+        } else {
+            out.put_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The path a Starlette router matches routes against: `path` without the
+/// app's `root_path` (what `starlette.routing.get_route_path` returns).
+pub(crate) fn route_path(scope: &Bound<'_, PyDict>) -> PyResult<Option<String>> {
+    let py = scope.py();
+    let Some(path) = scope.get_item(intern!(py, "path"))? else {
+        return Ok(None);
+    };
+    let path = path.cast::<PyString>()?.to_str()?;
+    let root = match scope.get_item(intern!(py, "root_path"))? {
+        Some(r) => r.cast::<PyString>()?.to_str()?.to_owned(),
+        None => String::new(),
+    };
+    if root.is_empty() || !path.starts_with(root.as_str()) {
+        return Ok(Some(path.to_owned()));
+    }
+    if path.len() == root.len() {
+        return Ok(Some(String::new()));
+    }
+    if path.as_bytes()[root.len()] == b'/' {
+        return Ok(Some(path[root.len()..].to_owned()));
+    }
+    Ok(Some(path.to_owned()))
+}
+
+/// `headers` as an ASGI header list: `[(name, value), ...]` of bytes.
+pub(crate) fn header_list<'py>(
+    py: Python<'py>,
+    headers: &HeaderMap,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for (name, value) in headers {
+        let pair = PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, name.as_str().as_bytes()),
+                PyBytes::new(py, value.as_bytes()),
+            ],
+        )?;
+        list.append(pair)?;
+    }
+    Ok(list)
+}
+
+/// Header fields from an ASGI header list (or any iterable of pairs of
+/// bytes); `None` when one is not a valid HTTP field.
+pub(crate) fn header_map(list: &Bound<'_, PyAny>) -> PyResult<Option<HeaderMap>> {
+    let mut map = HeaderMap::new();
+    for item in list.try_iter()? {
+        if !add_header(&mut map, &item?)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(map))
+}
