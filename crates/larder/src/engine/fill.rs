@@ -655,8 +655,6 @@ impl Fill {
         for tag in &entry.tags {
             let index = self.cache.tag_key(tag);
             self.cache
-                .inner
-                .store
                 .index_add(&index, &primary.store_key, ttl)
                 .await?;
         }

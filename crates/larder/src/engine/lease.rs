@@ -9,15 +9,20 @@
 //! A leader whose response was uncacheable ends its lease with a marker
 //! that stays for the hit-for-miss time: instances that find it fetch in
 //! parallel instead of queuing behind each other.
+//!
+//! Every value larder writes under a lease key starts with
+//! [`LEASE_MARK`](crate::store::LEASE_MARK); anything else found there is
+//! not a lease, must not make misses wait, and is replaced.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::Cache;
-use crate::store::Lease;
+use crate::store::{is_lease_value, Lease};
 
-/// What a lease ended by an uncacheable fill holds while hit-for-miss lasts.
+/// What a lease ended by an uncacheable fill holds while hit-for-miss lasts
+/// (it starts with the lease mark, as every lease value does).
 pub(crate) const UNCACHEABLE: &[u8] = b"larder:uncacheable";
 
 /// The first and the longest wait between two looks at the store while
@@ -46,20 +51,30 @@ impl Cache {
     /// Asks the store for the lease on `flight_key`.
     pub(crate) async fn claim(&self, flight_key: &str) -> Claim {
         let key = lease_key(flight_key);
-        let holder = Bytes::from(format!("{:016x}", super::fill::new_nonce()));
+        let holder = Bytes::from(format!("larder:lease:{:016x}", super::fill::new_nonce()));
         let store = &self.inner.store;
-        match store
-            .lease(&key, holder.clone(), self.inner.lease_ttl)
-            .await
-        {
-            Ok(Lease::Granted) => Claim::Granted(LeaseGuard {
-                cache: self.clone(),
-                key,
-                holder,
-                ended: false,
-            }),
+        let lease_ttl = self.inner.lease_ttl;
+        let mut answer = store.lease(&key, holder.clone(), lease_ttl).await;
+        if let Ok(Lease::Held(value)) = &answer {
+            if !is_lease_value(value) {
+                // A store that does not check what holds the key: end the
+                // stray value (compare and delete) and ask once more.
+                self.repaired(&key, "a lease key held a value that is not a lease");
+                if let Err(e) = store.end_lease(&key, value.clone(), None).await {
+                    self.store_error("end_lease", e);
+                }
+                answer = store.lease(&key, holder.clone(), lease_ttl).await;
+            }
+        }
+        match answer {
+            Ok(Lease::Repaired) => {
+                self.repaired(&key, "a lease key held a value that is not a live lease");
+                Claim::Granted(LeaseGuard::new(self, key, holder))
+            }
+            Ok(Lease::Granted) => Claim::Granted(LeaseGuard::new(self, key, holder)),
             Ok(Lease::Held(value)) if value.as_ref() == UNCACHEABLE => Claim::Uncacheable,
-            Ok(Lease::Held(_)) => Claim::Held,
+            Ok(Lease::Held(value)) if is_lease_value(&value) => Claim::Held,
+            // Still not a lease: never wait on it.
             Ok(_) => Claim::Off,
             Err(e) => {
                 self.store_error("lease", e);
@@ -80,6 +95,15 @@ pub(crate) struct LeaseGuard {
 }
 
 impl LeaseGuard {
+    fn new(cache: &Cache, key: String, holder: Bytes) -> Self {
+        LeaseGuard {
+            cache: cache.clone(),
+            key,
+            holder,
+            ended: false,
+        }
+    }
+
     /// The entry landed (or the fill was answered otherwise): free the key.
     /// Awaited, so that this instance's next request for the key finds it
     /// free.

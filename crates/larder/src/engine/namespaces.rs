@@ -9,6 +9,11 @@
 //! each instance keeps the generation it last read and reads it again at
 //! most once per refresh interval: another instance's purge is seen within
 //! that interval, this instance's own purge at once.
+//!
+//! A counter that is not one (foreign bytes, another type) would leave the
+//! namespace without a generation: uncached on every new instance, and
+//! impossible to purge. It is reset instead, to a generation no entry can
+//! have been stored under (see `fresh_generation`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,12 +92,12 @@ impl Cache {
 
     /// Reads the generation from the store; false if that failed.
     async fn read_generation(&self, g: &Generation, namespace: &str, now: u64) -> bool {
-        match self
-            .inner
-            .store
-            .counter(&self.generation_key(namespace))
-            .await
-        {
+        let key = self.generation_key(namespace);
+        let mut read = self.inner.store.counter(&key).await;
+        if matches!(&read, Err(e) if e.is_corrupt()) {
+            read = self.reset_generation(g, &key).await;
+        }
+        match read {
             Ok(value) => {
                 g.value.fetch_max(value, Ordering::AcqRel);
                 g.read_at.fetch_max(now.max(1), Ordering::AcqRel);
@@ -111,16 +116,45 @@ impl Cache {
 
     /// Moves the namespace to a new generation; returns it.
     pub(crate) async fn bump_generation(&self, namespace: &str) -> Result<u64, StoreError> {
-        let value = self
-            .inner
-            .store
-            .incr(&self.generation_key(namespace))
-            .await?;
+        let key = self.generation_key(namespace);
         let g = self.inner.namespaces.get(namespace);
+        let value = match self.inner.store.incr(&key).await {
+            Err(e) if e.is_corrupt() => {
+                self.reset_generation(&g, &key).await?;
+                self.inner.store.incr(&key).await?
+            }
+            other => other?,
+        };
         g.value.fetch_max(value, Ordering::AcqRel);
         g.read_at
             .store(self.clock_millis().max(1), Ordering::Release);
         Ok(value)
+    }
+
+    /// Puts a counter back under `key`, which held something else; returns
+    /// the generation it holds afterwards.
+    async fn reset_generation(&self, g: &Generation, key: &str) -> Result<u64, StoreError> {
+        let fresh = self.fresh_generation(g.value.load(Ordering::Acquire));
+        let value = self.inner.store.repair_counter(key, fresh).await?;
+        self.repaired(key, "a namespace generation was not a counter");
+        Ok(value)
+    }
+
+    /// A generation no entry of the namespace can have been stored under,
+    /// for a counter whose value was lost: the clock's Unix time in
+    /// milliseconds, or one more than the highest this instance has seen.
+    ///
+    /// Purges add one at a time, so no namespace counts its way up to the
+    /// time in milliseconds (about 1.7 × 10¹²), and a later reset lands
+    /// higher still. Restarting from 0, or from any small number, would
+    /// make entries stored before the loss (under generations 0 to N, all
+    /// purged since) readable again; a random value could land below what
+    /// other instances hold (they only ever move their generation up, so
+    /// they would not follow it). A clock behind by more than the time
+    /// since the last reset is the one way to collide, and needs two
+    /// corruptions in that window.
+    fn fresh_generation(&self, known: u64) -> u64 {
+        self.clock_millis().max(known.saturating_add(1))
     }
 
     fn clock_millis(&self) -> u64 {

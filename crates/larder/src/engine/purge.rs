@@ -1,5 +1,7 @@
 //! Purging on purpose: one URL, a namespace, a tag.
 
+use std::time::Duration;
+
 use http::Uri;
 
 use super::Cache;
@@ -88,7 +90,43 @@ impl Cache {
     /// # });
     /// ```
     pub async fn purge_tag(&self, tag: &str) -> Result<u64, PurgeError> {
-        Ok(self.inner.store.index_purge(&self.tag_key(tag)).await?)
+        let index = self.tag_key(tag);
+        let store = &self.inner.store;
+        match store.index_purge(&index).await {
+            Err(e) if e.is_corrupt() => {
+                // It was not a set, so it indexed nothing; a set made since
+                // the repair may have members already.
+                self.repair_index(&index).await?;
+                Ok(store.index_purge(&index).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Adds `member` to the tag index `index` (for a fill), repairing an
+    /// index that is not a set first.
+    pub(crate) async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        match store.index_add(index, member, ttl).await {
+            Err(e) if e.is_corrupt() => {
+                self.repair_index(index).await?;
+                store.index_add(index, member, ttl).await
+            }
+            other => other,
+        }
+    }
+
+    async fn repair_index(&self, index: &str) -> Result<(), StoreError> {
+        // False: another instance repaired it first; counted there.
+        if self.inner.store.repair_index(index).await? {
+            self.repaired(index, "a tag index was not a set");
+        }
+        Ok(())
     }
 
     /// The store key of a tag's index.

@@ -20,6 +20,10 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     pub store_errors: AtomicU64,
     pub corrupt_entries: AtomicU64,
+    pub repaired: AtomicU64,
+    /// Its own limit, so that a burst of store errors does not hide the
+    /// one line that says a key was repaired.
+    pub repair_log: RateLimitedLog,
     pub not_stored: [AtomicU64; NotStored::ALL.len()],
 }
 
@@ -46,6 +50,7 @@ impl Counters {
             invalidations: self.invalidations.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
             corrupt_entries: self.corrupt_entries.load(Relaxed),
+            repaired: self.repaired.load(Relaxed),
             not_stored: std::array::from_fn(|i| self.not_stored[i].load(Relaxed)),
         }
     }
@@ -87,6 +92,12 @@ pub struct Stats {
     pub store_errors: u64,
     /// Stored values that could not be decoded (each served as a miss and deleted).
     pub corrupt_entries: u64,
+    /// larder's own keys found holding something larder did not write
+    /// there, and repaired: a lease key holding a value that is not a live
+    /// lease (taken over), a namespace generation that is not a counter
+    /// (reset above any generation used), a tag index that is not a set
+    /// (deleted and made again).
+    pub repaired: u64,
     not_stored: [u64; NotStored::ALL.len()],
 }
 
@@ -114,6 +125,7 @@ impl std::fmt::Debug for Stats {
             .field("invalidations", &self.invalidations)
             .field("store_errors", &self.store_errors)
             .field("corrupt_entries", &self.corrupt_entries)
+            .field("repaired", &self.repaired)
             .field("not_stored", &Reasons(self))
             .finish()
     }
@@ -126,11 +138,34 @@ impl Stats {
     }
 }
 
+impl super::Cache {
+    /// Counts a repaired key and logs it (rate-limited): `what` says what
+    /// was found under `key` and what became of it.
+    pub(crate) fn repaired(&self, key: &str, what: &'static str) {
+        let counters = &self.inner.counters;
+        Counters::bump(&counters.repaired);
+        if let Some(suppressed) = counters.repair_log.allow() {
+            tracing::warn!(
+                key,
+                suppressed,
+                "larder: {what}; repaired (something other than larder wrote there)"
+            );
+        }
+    }
+}
+
 /// Logs at most once per interval, counting what it held back, so a dead
 /// store cannot flood the logs at request rate.
 pub(crate) struct RateLimitedLog {
     interval: Duration,
     state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Default for RateLimitedLog {
+    /// Once per 10 s.
+    fn default() -> Self {
+        RateLimitedLog::new(Duration::from_secs(10))
+    }
 }
 
 impl RateLimitedLog {

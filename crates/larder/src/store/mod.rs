@@ -16,13 +16,38 @@ use bytes::Bytes;
 
 pub use memory::MemoryStore;
 
+/// How every value larder keeps under a lease key begins: a holder's token
+/// (`larder:lease:…`) or a marker such as `larder:uncacheable`.
+///
+/// A store treats any other value under a lease key (foreign bytes, or a
+/// value of another type) as absent: see [`Store::lease`].
+///
+/// ```
+/// use larder::store::is_lease_value;
+///
+/// assert!(is_lease_value(b"larder:lease:00ff00ff00ff00ff"));
+/// assert!(is_lease_value(b"larder:uncacheable"));
+/// assert!(!is_lease_value(b"something else"));
+/// ```
+pub const LEASE_MARK: &[u8] = b"larder:";
+
+/// Whether `value` is one larder writes under a lease key (it starts with
+/// [`LEASE_MARK`]).
+///
+/// ```
+/// assert!(!larder::store::is_lease_value(b""));
+/// ```
+pub fn is_lease_value(value: &[u8]) -> bool {
+    value.starts_with(LEASE_MARK)
+}
+
 /// What a store answers when asked for a lease on a key
 /// ([`Store::lease`]).
 ///
 /// ```
 /// use larder::store::Lease;
 ///
-/// let held = Lease::Held(bytes::Bytes::from_static(b"other-instance"));
+/// let held = Lease::Held(bytes::Bytes::from_static(b"larder:lease:other-instance"));
 /// assert_ne!(held, Lease::Granted);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +55,11 @@ pub use memory::MemoryStore;
 pub enum Lease {
     /// The caller holds the lease until it ends it or its time runs out.
     Granted,
+    /// The caller holds the lease, as with [`Lease::Granted`], and the key
+    /// held something that was not a live lease (foreign bytes, a value
+    /// that never expires, a value of another type), which the store
+    /// replaced. The engine counts and logs it.
+    Repaired,
     /// Another holds it; this is the value it was taken (or last ended) with.
     Held(Bytes),
     /// The store does not do leases: each instance coordinates only its own
@@ -85,6 +115,11 @@ pub enum StoreErrorKind {
     Unavailable,
     /// The value is larger than the store accepts: not an outage, a limit.
     TooLarge,
+    /// The key holds something larder did not write there: a counter that
+    /// is not a number, an index that is not a set, a value of another
+    /// type. The store is healthy; the engine repairs the key
+    /// ([`Store::repair_counter`], [`Store::repair_index`]) and counts it.
+    Corrupt,
 }
 
 impl StoreError {
@@ -152,6 +187,35 @@ impl StoreError {
             kind: StoreErrorKind::TooLarge,
             message: format!("value of {len} bytes is over the limit"),
         }
+    }
+
+    /// The key holds something larder did not write there
+    /// ([`StoreErrorKind::Corrupt`]).
+    ///
+    /// ```
+    /// use larder::store::StoreError;
+    ///
+    /// let err = StoreError::corrupt("redis", "larder:ns:items:gen is not a counter");
+    /// assert!(err.is_corrupt());
+    /// assert!(!StoreError::new("redis", "boom").is_corrupt());
+    /// ```
+    pub fn corrupt(store: &'static str, what: impl Into<String>) -> Self {
+        StoreError {
+            store,
+            kind: StoreErrorKind::Corrupt,
+            message: what.into(),
+        }
+    }
+
+    /// True for [`StoreErrorKind::Corrupt`].
+    ///
+    /// ```
+    /// use larder::store::StoreError;
+    ///
+    /// assert!(!StoreError::too_large("redis", 1).is_corrupt());
+    /// ```
+    pub fn is_corrupt(&self) -> bool {
+        self.kind == StoreErrorKind::Corrupt
     }
 
     /// True for [`StoreErrorKind::TooLarge`].
@@ -286,18 +350,33 @@ pub trait Store: Send + Sync + 'static {
     /// ```
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 
-    /// Adds `member` (a store key) to the set stored under `index`, and keeps
-    /// the set at least `ttl`. Tag purges use these sets.
+    /// Adds `member` (a store key, just written with `put`) to the set
+    /// stored under `index`. Tag purges use these sets.
+    ///
+    /// A set must not outlive its members: it lasts at least `ttl` (the
+    /// member's), and a member whose entry is gone (expired, evicted,
+    /// deleted) must not stay in it for long. The memory store drops a
+    /// membership with its entry and counts it against its byte bound; the
+    /// Redis store extends the set's expiry to its longest-lived member's
+    /// and prunes members whose keys are gone as the set grows.
+    ///
+    /// An `index` holding something other than a set is an error of kind
+    /// [`StoreErrorKind::Corrupt`]: the engine then calls
+    /// [`Store::repair_index`] and adds again.
     ///
     /// ```
     /// use std::time::Duration;
+    /// use bytes::Bytes;
     /// use larder::store::Store;
     /// use larder::MemoryStore;
     ///
     /// let store = MemoryStore::new(1 << 20);
     /// tokio::runtime::Runtime::new().unwrap().block_on(async {
-    ///     store.index_add("tag:{items}", "k1", Duration::from_secs(60)).await.unwrap();
+    ///     let ttl = Duration::from_secs(60);
+    ///     store.put("k1", Bytes::from_static(b"v"), ttl).await.unwrap();
+    ///     store.index_add("tag:{items}", "k1", ttl).await.unwrap();
     ///     assert_eq!(store.index_purge("tag:{items}").await.unwrap(), 1);
+    ///     assert_eq!(store.get("k1").await.unwrap(), None);
     /// });
     /// ```
     fn index_add<'a>(
@@ -308,7 +387,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, ()>;
 
     /// Deletes every key in the set stored under `index`, and the set;
-    /// returns how many keys it held.
+    /// returns how many keys it held. An `index` that holds something other
+    /// than a set is a [`StoreErrorKind::Corrupt`] error.
     ///
     /// ```
     /// use larder::store::Store;
@@ -321,7 +401,10 @@ pub trait Store: Send + Sync + 'static {
     fn index_purge<'a>(&'a self, index: &'a str) -> StoreFuture<'a, u64>;
 
     /// Atomically increments the counter under `key` (absent counts as 0)
-    /// and returns the new value. Namespace generations use it.
+    /// and returns the new value. Namespace generations use it. A value
+    /// that is not a counter (not a number, negative, another type) is a
+    /// [`StoreErrorKind::Corrupt`] error: the engine then calls
+    /// [`Store::repair_counter`].
     ///
     /// ```
     /// use larder::store::Store;
@@ -334,7 +417,8 @@ pub trait Store: Send + Sync + 'static {
     /// ```
     fn incr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64>;
 
-    /// The counter under `key`; 0 when absent.
+    /// The counter under `key`; 0 when absent. A value that is not a
+    /// counter is a [`StoreErrorKind::Corrupt`] error, as for [`Store::incr`].
     ///
     /// ```
     /// use larder::store::Store;
@@ -346,11 +430,66 @@ pub trait Store: Send + Sync + 'static {
     /// ```
     fn counter<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64>;
 
+    /// Unless `key` holds a counter, replaces whatever it holds (any value,
+    /// any type) with the counter `value`, atomically; returns the counter
+    /// `key` holds afterwards (`value`, or the valid counter another
+    /// instance already put back). The engine calls it after a
+    /// [`StoreErrorKind::Corrupt`] error from [`Store::counter`] or
+    /// [`Store::incr`].
+    ///
+    /// The default fails: a store that never reports a corrupt counter is
+    /// never asked.
+    ///
+    /// ```
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(store.incr("gen")).unwrap(), 1);
+    /// // A counter that is fine is left alone.
+    /// assert_eq!(rt.block_on(store.repair_counter("gen", 1_000)).unwrap(), 1);
+    /// ```
+    fn repair_counter<'a>(&'a self, key: &'a str, value: u64) -> StoreFuture<'a, u64> {
+        let _ = (key, value);
+        Box::pin(async { Err(StoreError::unavailable("store", "cannot repair counters")) })
+    }
+
+    /// Deletes `index` if it holds something other than a set (checked
+    /// and deleted atomically, so that a set another instance just made is
+    /// kept); returns whether it deleted anything. The engine calls it
+    /// after a [`StoreErrorKind::Corrupt`] error from [`Store::index_add`]
+    /// or [`Store::index_purge`].
+    ///
+    /// The default deletes `index` with [`Store::delete`].
+    ///
+    /// ```
+    /// use larder::store::Store;
+    /// use larder::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(1 << 20);
+    /// let rt = tokio::runtime::Runtime::new().unwrap();
+    /// // The memory store's indexes are always sets.
+    /// assert!(!rt.block_on(store.repair_index("tag:{items}")).unwrap());
+    /// ```
+    fn repair_index<'a>(&'a self, index: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.delete(index).await?;
+            Ok(true)
+        })
+    }
+
     /// Takes the lease `key` for `ttl`, marked with `holder`, unless someone
     /// holds it: then says who ([`Lease::Held`]). Instances sharing a store
     /// use leases so that one of them fills a cold key while the others
     /// wait for the entry. A holder that dies leaves a lease that simply
     /// expires.
+    ///
+    /// Only a live lease holds the key: a value that starts with
+    /// [`LEASE_MARK`] and expires. Anything else under `key` (foreign
+    /// bytes, a value without expiry, a value of another type) is treated
+    /// as absent and replaced: the caller gets the lease as
+    /// [`Lease::Repaired`]. A stray value must never make every miss wait.
     ///
     /// The default answers [`Lease::Unsupported`]: without leases each
     /// instance still coalesces its own requests.
@@ -364,10 +503,15 @@ pub trait Store: Send + Sync + 'static {
     /// let store = MemoryStore::new(1 << 20);
     /// tokio::runtime::Runtime::new().unwrap().block_on(async {
     ///     let ttl = Duration::from_secs(10);
-    ///     let a = Bytes::from_static(b"a");
+    ///     let a = Bytes::from_static(b"larder:lease:a");
     ///     assert_eq!(store.lease("k:lease", a.clone(), ttl).await.unwrap(), Lease::Granted);
-    ///     let held = store.lease("k:lease", Bytes::from_static(b"b"), ttl).await.unwrap();
-    ///     assert_eq!(held, Lease::Held(a));
+    ///     let b = Bytes::from_static(b"larder:lease:b");
+    ///     assert_eq!(store.lease("k:lease", b, ttl).await.unwrap(), Lease::Held(a));
+    ///     // Not a lease: taken over.
+    ///     let foreign = Bytes::from_static(b"foreign");
+    ///     store.lease("j:lease", foreign, ttl).await.unwrap();
+    ///     let c = Bytes::from_static(b"larder:lease:c");
+    ///     assert_eq!(store.lease("j:lease", c, ttl).await.unwrap(), Lease::Repaired);
     /// });
     /// ```
     fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
@@ -390,11 +534,11 @@ pub trait Store: Send + Sync + 'static {
     /// let store = MemoryStore::new(1 << 20);
     /// tokio::runtime::Runtime::new().unwrap().block_on(async {
     ///     let ttl = Duration::from_secs(10);
-    ///     let a = Bytes::from_static(b"a");
+    ///     let a = Bytes::from_static(b"larder:lease:a");
+    ///     let b = Bytes::from_static(b"larder:lease:b");
     ///     store.lease("k:lease", a.clone(), ttl).await.unwrap();
-    ///     assert!(!store.end_lease("k:lease", Bytes::from_static(b"b"), None).await.unwrap());
+    ///     assert!(!store.end_lease("k:lease", b.clone(), None).await.unwrap());
     ///     assert!(store.end_lease("k:lease", a, None).await.unwrap());
-    ///     let b = Bytes::from_static(b"b");
     ///     assert_eq!(store.lease("k:lease", b, ttl).await.unwrap(), Lease::Granted);
     /// });
     /// ```

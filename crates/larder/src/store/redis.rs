@@ -17,7 +17,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::{Lease, Store, StoreError, StoreFuture};
+use super::{Lease, Store, StoreError, StoreFuture, LEASE_MARK};
 
 const STORE: &str = "redis";
 
@@ -318,6 +318,12 @@ impl Shared {
                 self.breaker.success();
                 Ok(value)
             }
+            Ok(Err(e)) if is_foreign_data(&e) => {
+                // Redis answered: the key holds something larder did not
+                // write. Not an outage, so not a strike against the breaker.
+                self.breaker.success();
+                Err(StoreError::corrupt(STORE, e.to_string()))
+            }
             Ok(Err(e)) => {
                 self.breaker.failure();
                 Err(StoreError::new(STORE, e.to_string()))
@@ -330,18 +336,29 @@ impl Shared {
     }
 }
 
-/// Takes a lease unless it is held; answers the holder's value if it is.
-/// One key, so it runs on any cluster node that owns the slot.
+/// Takes a lease unless a live one holds the key; answers the holder's
+/// value if it does. Only a string that starts with larder's mark and
+/// expires is a live lease: foreign bytes, a value without expiry or a
+/// value of another type is replaced, and the script answers 1 to say so
+/// (nil: granted). One key, so it runs on any cluster node that owns the
+/// slot.
 const LEASE: &str = r"
-local current = redis.call('GET', KEYS[1])
-if current then return current end
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'string' then
+  local current = redis.call('GET', KEYS[1])
+  if string.sub(current, 1, #ARGV[3]) == ARGV[3] and redis.call('PTTL', KEYS[1]) >= 0 then
+    return current
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
+if kind == 'none' then return false end
+return 1
 ";
 
 /// Ends a lease only if the caller still holds it: deletes it, or with a
 /// replacement value keeps that for the given time.
 const END_LEASE: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
@@ -350,6 +367,81 @@ else
 end
 return 1
 ";
+
+/// Adds a member to a tag index and keeps the index at least as long as
+/// the member (PTTL, not PEXPIRE NX/GT: any Redis version). Answers -1 if
+/// the key holds something other than a set (nothing is changed), 0 if
+/// the member was there already, else the set's new size.
+const INDEX_ADD: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'set' and kind ~= 'none' then return -1 end
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+if added == 0 then return 0 end
+return redis.call('SCARD', KEYS[1])
+";
+
+/// Deletes a tag index that is not a set; answers 1 if it did.
+const REPAIR_INDEX: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'set' or kind == 'none' then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+/// Puts a counter back unless the key holds one: answers the counter, as
+/// a string (Lua numbers would round a large one).
+const REPAIR_COUNTER: &str = r"
+if redis.call('TYPE', KEYS[1]).ok == 'string' then
+  local current = redis.call('GET', KEYS[1])
+  if string.match(current, '^[1-9]%d*$') and (#current < 19 or (#current == 19 and current <= '9223372036854775807')) then
+    return current
+  end
+  if current == '0' then return current end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+";
+
+/// Puts a member back into a tag index that still exists (one purged or
+/// expired meanwhile is not brought back).
+const ADD_BACK: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'set' then return 0 end
+return redis.call('SADD', KEYS[1], ARGV[1])
+";
+
+/// A tag index is pruned each time it grows by this many members: a
+/// sample of twice as many is checked, and the members whose keys are gone
+/// leave it. That keeps the dead members of a busy tag's index to about as
+/// many as its live ones, for two `EXISTS` per member added.
+const PRUNE_EVERY: u64 = 128;
+
+/// Whether Redis refused a command because of what the key holds (another
+/// type, a counter that is not a number) rather than because it is unwell.
+fn is_foreign_data(e: &redis::RedisError) -> bool {
+    match e.code() {
+        Some("WRONGTYPE") => true,
+        Some("ERR") => e
+            .detail()
+            .is_some_and(|d| d.contains("not an integer") || d.contains("overflow")),
+        _ => false,
+    }
+}
+
+/// A counter as Redis keeps one: a decimal integer, 0 to `i64::MAX`, no
+/// sign, no leading zero.
+fn parse_counter(value: &[u8]) -> Option<u64> {
+    let canonical = !value.is_empty()
+        && value.iter().all(u8::is_ascii_digit)
+        && (value == b"0" || value[0] != b'0');
+    if !canonical {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+    (n <= i64::MAX as u64).then_some(n)
+}
 
 fn script(cell: &'static std::sync::OnceLock<redis::Script>, src: &str) -> &'static redis::Script {
     cell.get_or_init(|| redis::Script::new(src))
@@ -419,26 +511,32 @@ impl Store for RedisStore {
         member: &'a str,
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
         Box::pin(async move {
-            self.shared
+            let size: i64 = self
+                .shared
                 .run(|mut c| async move {
-                    // Set the index's expiry if it has none, extend it if
-                    // this entry outlives it (PEXPIRE NX / GT, Redis 7).
-                    let mut pipe = redis::pipe();
-                    pipe.cmd("SADD").arg(index).arg(member).ignore();
-                    pipe.cmd("PEXPIRE")
-                        .arg(index)
+                    script(&SCRIPT, INDEX_ADD)
+                        .key(index)
+                        .arg(member)
                         .arg(px(ttl))
-                        .arg("NX")
-                        .ignore();
-                    pipe.cmd("PEXPIRE")
-                        .arg(index)
-                        .arg(px(ttl))
-                        .arg("GT")
-                        .ignore();
-                    pipe.query_async::<()>(&mut c).await
+                        .invoke_async(&mut c)
+                        .await
                 })
-                .await
+                .await?;
+            if size < 0 {
+                return Err(StoreError::corrupt(
+                    STORE,
+                    format!("the tag index {index} is not a set"),
+                ));
+            }
+            let size = size as u64;
+            if size >= 2 * PRUNE_EVERY && size % PRUNE_EVERY == 0 {
+                // Beside the fill, not in its way.
+                let (store, index) = (self.clone(), index.to_owned());
+                tokio::spawn(async move { store.prune(&index).await });
+            }
+            Ok(())
         })
     }
 
@@ -472,40 +570,84 @@ impl Store for RedisStore {
 
     fn incr<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            self.shared
+            let n: i64 = self
+                .shared
                 .run(|mut c| async move { redis::cmd("INCR").arg(key).query_async(&mut c).await })
-                .await
+                .await?;
+            u64::try_from(n).map_err(|_| not_a_counter(key))
         })
     }
 
     fn counter<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            let value: Option<u64> = self
+            let value: Option<Vec<u8>> = self
                 .shared
                 .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
                 .await?;
-            Ok(value.unwrap_or(0))
+            match value {
+                None => Ok(0),
+                Some(v) => parse_counter(&v).ok_or_else(|| not_a_counter(key)),
+            }
+        })
+    }
+
+    fn repair_counter<'a>(&'a self, key: &'a str, value: u64) -> StoreFuture<'a, u64> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        Box::pin(async move {
+            let now: Vec<u8> = self
+                .shared
+                .run(|mut c| async move {
+                    script(&SCRIPT, REPAIR_COUNTER)
+                        .key(key)
+                        .arg(value)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            parse_counter(&now).ok_or_else(|| not_a_counter(key))
+        })
+    }
+
+    fn repair_index<'a>(&'a self, index: &'a str) -> StoreFuture<'a, bool> {
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        Box::pin(async move {
+            let deleted: i64 = self
+                .shared
+                .run(|mut c| async move {
+                    script(&SCRIPT, REPAIR_INDEX)
+                        .key(index)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(deleted == 1)
         })
     }
 
     fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
         Box::pin(async move {
-            let current: Option<Vec<u8>> = self
+            let answer: Value = self
                 .shared
                 .run(|mut c| async move {
                     script(&SCRIPT, LEASE)
                         .key(key)
                         .arg(holder.as_ref())
                         .arg(px(ttl))
+                        .arg(LEASE_MARK)
                         .invoke_async(&mut c)
                         .await
                 })
                 .await?;
-            Ok(match current {
-                None => Lease::Granted,
-                Some(v) => Lease::Held(Bytes::from(v)),
-            })
+            match answer {
+                Value::Nil => Ok(Lease::Granted),
+                Value::Int(_) => Ok(Lease::Repaired),
+                Value::BulkString(v) => Ok(Lease::Held(Bytes::from(v))),
+                other => Err(StoreError::new(
+                    STORE,
+                    format!("unexpected answer to the lease script: {other:?}"),
+                )),
+            }
         })
     }
 
@@ -535,6 +677,89 @@ impl Store for RedisStore {
                 .await?;
             Ok(ended == 1)
         })
+    }
+}
+
+fn not_a_counter(key: &str) -> StoreError {
+    StoreError::corrupt(STORE, format!("{key} does not hold a counter"))
+}
+
+impl RedisStore {
+    /// Removes from a tag index the members whose keys are gone (expired,
+    /// evicted, deleted), from a random sample of twice [`PRUNE_EVERY`].
+    /// Best effort: a failed command ends it, and the next prune tries
+    /// again.
+    async fn prune(&self, index: &str) {
+        let sample: Vec<String> = match self
+            .shared
+            .run(|mut c| async move {
+                redis::cmd("SRANDMEMBER")
+                    .arg(index)
+                    .arg(2 * PRUNE_EVERY)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+        {
+            Ok(sample) => sample,
+            Err(_) => return,
+        };
+        let mut gone = Vec::new();
+        // Members live in different slots on a cluster: one EXISTS each.
+        for member in sample {
+            match self.exists(&member).await {
+                Ok(false) => gone.push(member),
+                Ok(true) => {}
+                Err(_) => return,
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let removed = self
+            .shared
+            .run(|mut c| {
+                let gone = &gone;
+                async move {
+                    redis::cmd("SREM")
+                        .arg(index)
+                        .arg(gone)
+                        .query_async::<()>(&mut c)
+                        .await
+                }
+            })
+            .await;
+        if removed.is_err() {
+            return;
+        }
+        // A member filled again between its EXISTS and the SREM was added
+        // to the set (a no-op) before the SREM took it out: look once more,
+        // and put back those that are there now. A fill after this look
+        // adds its own member after storing it.
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        for member in gone {
+            if let Ok(true) = self.exists(&member).await {
+                let _ = self
+                    .shared
+                    .run(|mut c| {
+                        let member = &member;
+                        async move {
+                            script(&SCRIPT, ADD_BACK)
+                                .key(index)
+                                .arg(member)
+                                .invoke_async::<()>(&mut c)
+                                .await
+                        }
+                    })
+                    .await;
+            }
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.shared
+            .run(|mut c| async move { redis::cmd("EXISTS").arg(key).query_async(&mut c).await })
+            .await
     }
 }
 
@@ -668,6 +893,31 @@ mod tests {
         assert!(!b.allow());
         assert!(!b.allow());
         assert_eq!(b.skipped.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn counters_are_what_incr_keeps_and_nothing_else() {
+        assert_eq!(parse_counter(b"0"), Some(0));
+        assert_eq!(parse_counter(b"42"), Some(42));
+        assert_eq!(parse_counter(b"9223372036854775807"), Some(i64::MAX as u64));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"007",
+            b"1.5",
+            b" 1",
+            b"x1",
+            b"9223372036854775808",
+            b"18446744073709551616",
+        ] {
+            assert_eq!(
+                parse_counter(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
