@@ -280,7 +280,7 @@ pub fn percent_decode(text: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-fn counters(stats: &Stats) -> [(&'static str, &'static str, u64); 10] {
+fn counters(stats: &Stats) -> [(&'static str, &'static str, u64); 13] {
     [
         (
             "hits",
@@ -308,6 +308,16 @@ fn counters(stats: &Stats) -> [(&'static str, &'static str, u64); 10] {
             stats.collapsed,
         ),
         (
+            "refreshes",
+            "Background refreshes started (stale-while-revalidate, early refresh).",
+            stats.refreshes,
+        ),
+        (
+            "revalidated",
+            "Stored responses the upstream confirmed with a 304 and that were kept.",
+            stats.revalidated,
+        ),
+        (
             "not_modified",
             "Requests answered 304 by the cache.",
             stats.not_modified,
@@ -327,6 +337,11 @@ fn counters(stats: &Stats) -> [(&'static str, &'static str, u64); 10] {
             "corrupt_entries",
             "Stored values that could not be decoded.",
             stats.corrupt_entries,
+        ),
+        (
+            "repaired",
+            "Foreign or corrupt values under larder's keys that were replaced.",
+            stats.repaired,
         ),
     ]
 }
