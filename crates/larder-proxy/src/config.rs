@@ -730,11 +730,7 @@ impl Config {
             routes: Routes { routes, default },
             admin,
             max_connections: server.max_connections.map_or_else(
-                || {
-                    crate::listener::default_max_connections(
-                        crate::listener::open_file_limit(),
-                    )
-                },
+                || crate::listener::default_max_connections(crate::listener::open_file_limit()),
                 |m| m.into_inner(),
             ),
             max_requests_per_connection: server

@@ -81,7 +81,10 @@ impl Settings {
     /// keep-alive connections makes room for new clients instead of
     /// starving them. The last sixteenth of the limit, at least one.
     pub(crate) fn reserve_from(&self) -> usize {
-        self.max_connections - (self.max_connections / 16).max(1).min(self.max_connections - 1)
+        self.max_connections
+            - (self.max_connections / 16)
+                .max(1)
+                .min(self.max_connections - 1)
     }
 }
 
@@ -514,7 +517,12 @@ async fn connection<H>(
 {
     let _ = stream.set_nodelay(true);
     let slot = guard.slot.clone();
-    let svc = service(handler, peer, settings.max_requests_per_connection, slot.clone());
+    let svc = service(
+        handler,
+        peer,
+        settings.max_requests_per_connection,
+        slot.clone(),
+    );
     #[cfg(feature = "tls")]
     if let Some(tls) = &settings.tls {
         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
@@ -547,7 +555,8 @@ async fn connection<H>(
     }
     #[cfg(feature = "http2")]
     if settings.h2c {
-        let mut auto = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let mut auto =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         auto.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout);

@@ -187,10 +187,7 @@ impl Pool {
         let connector = Connector {
             http,
             #[cfg(feature = "tls")]
-            tls: settings
-                .tls
-                .clone()
-                .map(tokio_rustls::TlsConnector::from),
+            tls: settings.tls.clone().map(tokio_rustls::TlsConnector::from),
         };
         let builder = |max_idle: usize| {
             Client::builder(TokioExecutor::new())

@@ -63,7 +63,8 @@ impl Proxy {
         if parts.headers.contains_key(header::CONNECTION) {
             if crate::upgrade::wanted(&parts) {
                 // A WebSocket (or other) upgrade: passed through, uncached.
-                let upgrade = crate::upgrade::forward(&self.upstream, &self.tunnels, parts, body, peer);
+                let upgrade =
+                    crate::upgrade::forward(&self.upstream, &self.tunnels, parts, body, peer);
                 let response = Box::pin(upgrade).await;
                 if let (Some(started), Some(method), Some(target)) = (started, method, target) {
                     access_log(&method, &target, peer, &response, started);

@@ -68,7 +68,12 @@ pub(crate) async fn forward(
     let Some(client) = parts.extensions.remove::<OnUpgrade>() else {
         return error_response(StatusCode::BAD_REQUEST);
     };
-    let offered: Vec<HeaderValue> = parts.headers.get_all(header::UPGRADE).iter().cloned().collect();
+    let offered: Vec<HeaderValue> = parts
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .cloned()
+        .collect();
     // Hop-by-hop fields out (the upgrade ones too), forwarding fields in;
     // then the upgrade is asked for again, of the upstream this time.
     prepare_request(&mut parts, peer, &[]);
