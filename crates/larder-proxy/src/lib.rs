@@ -259,24 +259,24 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
 impl listener::Handler for proxy::Proxy {
     type Body = proxy::ProxyBody;
 
-    fn call(
+    async fn call(
         self: Arc<Self>,
         request: http::Request<hyper::body::Incoming>,
         peer: SocketAddr,
-    ) -> impl std::future::Future<Output = http::Response<Self::Body>> + Send + 'static {
-        async move { self.handle(request, peer).await }
+    ) -> http::Response<Self::Body> {
+        self.handle(request, peer).await
     }
 }
 
 impl listener::Handler for admin::Admin {
     type Body = http_body_util::Full<bytes::Bytes>;
 
-    fn call(
+    async fn call(
         self: Arc<Self>,
         request: http::Request<hyper::body::Incoming>,
         _peer: SocketAddr,
-    ) -> impl std::future::Future<Output = http::Response<Self::Body>> + Send + 'static {
-        async move { self.handle(request).await }
+    ) -> http::Response<Self::Body> {
+        self.handle(request).await
     }
 }
 

@@ -589,7 +589,9 @@ pub(crate) fn open_file_limit() -> Option<u64> {
         if limit.rlim_cur == libc::RLIM_INFINITY {
             return None;
         }
-        Some(limit.rlim_cur as u64)
+        // rlim_t is u64 on Linux and macOS, not on every unix.
+        #[allow(clippy::useless_conversion)]
+        limit.rlim_cur.try_into().ok()
     }
     #[cfg(not(unix))]
     {
@@ -622,7 +624,12 @@ pub fn raise_open_file_limit() -> Option<u64> {
                 }
             }
         }
-        (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+        if limit.rlim_cur == libc::RLIM_INFINITY {
+            return None;
+        }
+        // rlim_t is u64 on Linux and macOS, not on every unix.
+        #[allow(clippy::useless_conversion)]
+        limit.rlim_cur.try_into().ok()
     }
     #[cfg(not(unix))]
     {
