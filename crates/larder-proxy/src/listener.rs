@@ -89,6 +89,7 @@ impl Settings {
 }
 
 /// The longest wait for a TLS handshake to finish.
+#[cfg(feature = "tls")]
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often accept errors are logged, at most.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
@@ -492,11 +493,8 @@ fn http1(settings: &Settings) -> hyper::server::conn::http1::Builder {
     http
 }
 
-#[cfg(feature = "http2")]
-fn http2(
-    settings: &Settings,
-) -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
-    let _ = settings;
+#[cfg(all(feature = "tls", feature = "http2"))]
+fn http2() -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
     let mut http = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
     // Each stream may take an upstream connection: bound them per client.
     http.timer(TokioTimer::new()).max_concurrent_streams(128);
@@ -543,7 +541,7 @@ async fn connection<H>(
         };
         #[cfg(feature = "http2")]
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            let conn = http2(settings).serve_connection(TokioIo::new(stream), svc);
+            let conn = http2().serve_connection(TokioIo::new(stream), svc);
             drive(conn, &slot, killed, peer).await;
             return;
         }
