@@ -323,7 +323,11 @@ pub(crate) async fn serve<H>(
                         errors.note(&e, what, in_use());
                         tokio::select! {
                             () = tokio::time::sleep(backoff) => {}
-                            _ = stop.changed() => {}
+                            changed = stop.changed() => {
+                                if changed.is_err() || *stop.borrow() {
+                                    break 'accepting;
+                                }
+                            }
                         }
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                         continue;
