@@ -101,11 +101,20 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// asking the next oldest (the first may be busy finishing a response).
 const AT_LIMIT_TICK: Duration = Duration::from_millis(50);
 
+/// How long a new connection is safe from being closed to make room: a
+/// client that has just connected has not sent its request yet, and
+/// closing it then would fail it. Against a flood that reopens what is
+/// closed, this bounds how fast the listener cycles connections (the
+/// limit per this time), so that a client's connection lives long enough
+/// to be served.
+const YOUNG: Duration = Duration::from_millis(100);
+
 /// One open connection, as the registry sees it.
 struct Slot {
     /// Asks the connection to close: at once when idle, after its current
     /// response otherwise.
     close: Notify,
+    opened: Instant,
 }
 
 /// The open connections, oldest first.
@@ -142,6 +151,7 @@ impl Connections {
     fn register(self: &Arc<Self>) -> Guard {
         let slot = Arc::new(Slot {
             close: Notify::new(),
+            opened: Instant::now(),
         });
         let id = {
             let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,13 +168,16 @@ impl Connections {
         }
     }
 
-    /// Asks the oldest open connection to close; whether there was one.
-    /// It leaves the registry (it is on its way out), so the next call
-    /// asks the next oldest.
-    fn close_oldest(&self) -> bool {
+    /// Asks the oldest open connection to close, unless it is younger
+    /// than `young`; whether one was asked. It leaves the registry (it is
+    /// on its way out), so the next call asks the next oldest.
+    fn close_oldest(&self, young: Duration) -> bool {
         let oldest = {
             let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-            registry.slots.pop_first()
+            match registry.slots.first_key_value() {
+                Some((_, slot)) if slot.opened.elapsed() >= young => registry.slots.pop_first(),
+                _ => None,
+            }
         };
         match oldest {
             Some((_, slot)) => {
@@ -301,7 +314,7 @@ pub(crate) async fn serve<H>(
             if in_use() < settings.max_connections {
                 break;
             }
-            connections.close_oldest();
+            connections.close_oldest(YOUNG);
             tokio::select! {
                 () = ended => {}
                 () = tokio::time::sleep(AT_LIMIT_TICK) => {}
@@ -319,7 +332,7 @@ pub(crate) async fn serve<H>(
                     Err(e) if is_exhaustion(&e) => {
                         // Out of descriptors: one closed connection gives
                         // one back; retrying at once would only spin.
-                        connections.close_oldest();
+                        connections.close_oldest(YOUNG);
                         errors.note(&e, what, in_use());
                         tokio::select! {
                             () = tokio::time::sleep(backoff) => {}
@@ -341,7 +354,7 @@ pub(crate) async fn serve<H>(
                 };
                 backoff = BACKOFF_FIRST;
                 if in_use() >= reserve_from {
-                    connections.close_oldest();
+                    connections.close_oldest(YOUNG);
                 }
                 let guard = connections.register();
                 let handler = handler.clone();
@@ -684,7 +697,9 @@ mod tests {
         let a = connections.register();
         let b = connections.register();
         assert_eq!(connections.open(), 2);
-        assert!(connections.close_oldest());
+        // A connection just opened is not closed to make room.
+        assert!(!connections.close_oldest(Duration::from_secs(3600)));
+        assert!(connections.close_oldest(Duration::ZERO));
         // `a` was told (a stored permit), `b` was not.
         let told = |g: &Guard| {
             let n = g.slot.close.notified();
@@ -695,9 +710,12 @@ mod tests {
         assert!(!told(&b));
         drop(a);
         assert_eq!(connections.open(), 1);
-        assert!(connections.close_oldest());
+        assert!(connections.close_oldest(Duration::ZERO));
         assert!(told(&b));
-        assert!(!connections.close_oldest(), "none left to ask");
+        assert!(
+            !connections.close_oldest(Duration::ZERO),
+            "none left to ask"
+        );
         drop(b);
         assert_eq!(connections.open(), 0);
     }
