@@ -5,6 +5,7 @@
 //! line and column it is on and what to write instead.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,7 +115,76 @@ pub struct Config {
     pub routes: Routes,
     /// The admin listener, off unless configured.
     pub admin: Option<AdminConfig>,
+    /// Most client connections open at once (default: from the open-file
+    /// limit, [`crate::listener::default_max_connections`]).
+    pub max_connections: usize,
+    /// Requests served on one client connection before it is closed
+    /// (nginx's `keepalive_requests`); 0: no limit.
+    pub max_requests_per_connection: u64,
+    /// HTTP/2 with prior knowledge (h2c) on a plain listener, beside HTTP/1.1.
+    pub h2c: bool,
+    /// How long an idle pooled upstream connection is kept: below the
+    /// keep-alive of the servers behind (gunicorn 2 s, uvicorn and Node 5 s).
+    pub upstream_idle_timeout: Duration,
+    /// TLS to an `https://` upstream.
+    pub upstream_tls: UpstreamTls,
+    /// TLS on the listener; `None`: plain HTTP.
+    pub tls: Option<ListenerTls>,
 }
+
+/// TLS on the listener: PEM files, read at start and on reload (SIGHUP).
+///
+/// ```
+/// let c = larder_proxy::Config::parse(
+///     "[server]\nupstream = \"http://127.0.0.1:8000\"\n[tls]\ncertificate = \"cert.pem\"\nkey = \"key.pem\"\n",
+///     "inline",
+/// )
+/// .unwrap();
+/// let tls = c.tls.unwrap();
+/// assert_eq!(tls.certificate.to_str(), Some("cert.pem"));
+/// assert!(tls.http2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    /// The certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Offer HTTP/2 through ALPN (on unless turned off).
+    pub http2: bool,
+}
+
+/// TLS to an `https://` upstream: whom to trust, and what to present.
+///
+/// ```
+/// let c = larder_proxy::Config::parse("[server]\nupstream = \"http://127.0.0.1:8000\"\n", "inline").unwrap();
+/// assert!(c.upstream_tls.ca.is_none()); // the system's roots
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// CA certificates (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// A client certificate chain (PEM) to present, with [`UpstreamTls::client_key`].
+    pub client_certificate: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key: Option<PathBuf>,
+}
+
+/// The default `upstream_idle_timeout`: 1 s, below every common backend's
+/// keep-alive, so the proxy closes an idle connection before the upstream
+/// does (reusing one the upstream just closed is a failed request).
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_UPSTREAM_IDLE_TIMEOUT.as_secs(), 1);
+/// ```
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default `max_requests_per_connection`, as nginx's `keepalive_requests`.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_MAX_REQUESTS_PER_CONNECTION, 1000);
+/// ```
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 1000;
 
 /// The admin listener: purges, stats, metrics, health.
 ///
@@ -144,6 +214,7 @@ struct File {
     #[serde(default)]
     cache: CacheSection,
     admin: Option<toml::Spanned<AdminSection>>,
+    tls: Option<toml::Spanned<TlsSection>>,
     #[serde(default, rename = "route")]
     routes: Vec<toml::Spanned<RouteSection>>,
 }
@@ -159,6 +230,21 @@ struct ServerSection {
     shutdown_timeout: Option<Seconds>,
     access_log: Option<bool>,
     underscores_in_headers: Option<bool>,
+    max_connections: Option<toml::Spanned<usize>>,
+    max_requests_per_connection: Option<u64>,
+    h2c: Option<toml::Spanned<bool>>,
+    upstream_idle_timeout: Option<Seconds>,
+    upstream_ca: Option<PathBuf>,
+    upstream_client_certificate: Option<PathBuf>,
+    upstream_client_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    certificate: PathBuf,
+    key: PathBuf,
+    http2: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -390,13 +476,15 @@ impl<'de> Deserialize<'de> for UpstreamUrl {
     }
 }
 
-/// Checks an upstream URL: `http://host[:port]`, nothing after the authority.
+/// Checks an upstream URL: `http://host[:port]` or `https://host[:port]`
+/// (with the `tls` feature), nothing after the authority.
 ///
 /// ```
 /// use larder_proxy::config::parse_upstream;
 ///
 /// assert!(parse_upstream("http://127.0.0.1:8000").is_ok());
-/// assert!(parse_upstream("https://example.com").is_err()); // no TLS to the upstream yet
+/// assert!(parse_upstream("https://api.internal").is_ok());
+/// assert!(parse_upstream("ftp://example.com").is_err());
 /// assert!(parse_upstream("127.0.0.1:8000").is_err());
 /// ```
 pub fn parse_upstream(text: &str) -> Result<Uri, String> {
@@ -406,10 +494,11 @@ pub fn parse_upstream(text: &str) -> Result<Uri, String> {
         .map_err(|_| format!("upstream {text:?} is not a URL; {hint}"))?;
     match uri.scheme_str() {
         Some("http") => {}
+        Some("https") if cfg!(feature = "tls") => {}
         Some("https") => {
             return Err(format!(
-                "upstream {text:?}: https to the upstream is not supported; \
-                 put larder beside the backend and {hint}"
+                "upstream {text:?}: this larder was built without the `tls` feature; \
+                 build it with default features, or {hint}"
             ))
         }
         _ => return Err(format!("upstream {text:?} has no http:// scheme; {hint}")),
@@ -570,6 +659,51 @@ impl Config {
             }
         };
 
+        if let Some(max) = &server.max_connections {
+            if *max.get_ref() == 0 {
+                return Err(ConfigError(format!(
+                    "{}: max_connections = 0 would refuse every client; write 1 or more, \
+                     or leave it out to derive it from the open-file limit",
+                    here(max.span())
+                )));
+            }
+        }
+        if let Some(h2c) = &server.h2c {
+            if *h2c.get_ref() && !cfg!(feature = "http2") {
+                return Err(ConfigError(format!(
+                    "{}: h2c needs the `http2` feature, which this larder was built without",
+                    here(h2c.span())
+                )));
+            }
+        }
+        let upstream_tls = UpstreamTls {
+            ca: server.upstream_ca,
+            client_certificate: server.upstream_client_certificate,
+            client_key: server.upstream_client_key,
+        };
+        if upstream_tls.client_certificate.is_some() != upstream_tls.client_key.is_some() {
+            return Err(ConfigError(format!(
+                "{origin}: give both upstream_client_certificate and upstream_client_key, or neither"
+            )));
+        }
+        let tls = match file.tls {
+            None => None,
+            Some(spanned) if !cfg!(feature = "tls") => {
+                return Err(ConfigError(format!(
+                    "{}: [tls] needs the `tls` feature, which this larder was built without",
+                    here(spanned.span())
+                )))
+            }
+            Some(spanned) => {
+                let t = spanned.into_inner();
+                Some(ListenerTls {
+                    certificate: t.certificate,
+                    key: t.key,
+                    http2: t.http2.unwrap_or(true),
+                })
+            }
+        };
+
         Ok(Config {
             listen,
             upstream,
@@ -595,6 +729,19 @@ impl Config {
             allowed_hosts: cache.allowed_hosts,
             routes: Routes { routes, default },
             admin,
+            max_connections: server.max_connections.map_or_else(
+                || crate::listener::default_max_connections(crate::listener::open_file_limit()),
+                |m| m.into_inner(),
+            ),
+            max_requests_per_connection: server
+                .max_requests_per_connection
+                .unwrap_or(DEFAULT_MAX_REQUESTS_PER_CONNECTION),
+            h2c: server.h2c.is_some_and(|h| h.into_inner()),
+            upstream_idle_timeout: server
+                .upstream_idle_timeout
+                .map_or(DEFAULT_UPSTREAM_IDLE_TIMEOUT, |s| s.0),
+            upstream_tls,
+            tls,
         })
     }
 }
@@ -847,8 +994,8 @@ mod tests {
             e.contains("line 5") && e.contains("not a header field name"),
             "{e}"
         );
-        let e = err("[server]\nupstream = \"https://x\"\n");
-        assert!(e.contains("line 2") && e.contains("not supported"), "{e}");
+        let e = err("[server]\nupstream = \"ftp://x\"\n");
+        assert!(e.contains("line 2") && e.contains("http://"), "{e}");
         let e = err("[server]\nupstream = \"http://x/app\"\n");
         assert!(e.contains("has a path"), "{e}");
     }
@@ -972,6 +1119,35 @@ mod tests {
         assert!(!c.underscores_in_headers, "nginx's default");
         let c = Config::parse(&format!("{UP}underscores_in_headers = true\n"), "t.toml").unwrap();
         assert!(c.underscores_in_headers);
+    }
+
+    #[test]
+    fn connection_settings_have_production_defaults() {
+        let c = Config::parse(UP, "t.toml").unwrap();
+        assert_eq!(
+            c.max_connections,
+            crate::listener::default_max_connections(crate::listener::open_file_limit())
+        );
+        assert_eq!(c.max_requests_per_connection, 1000);
+        assert_eq!(c.upstream_idle_timeout, Duration::from_secs(1));
+        assert!(!c.h2c && c.tls.is_none());
+        let c = Config::parse(
+            &format!(
+                "{UP}max_connections = 50\nmax_requests_per_connection = 0\n\
+                 upstream_idle_timeout = \"300ms\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.max_requests_per_connection, 0);
+        assert_eq!(c.upstream_idle_timeout, Duration::from_millis(300));
+        let e = err(&format!("{UP}max_connections = 0\n"));
+        assert!(e.contains("line 3") && e.contains("1 or more"), "{e}");
+        let e = err(&format!("{UP}upstream_client_key = \"k.pem\"\n"));
+        assert!(e.contains("both"), "{e}");
+        let e = err(&format!("{UP}[tls]\ncertificate = \"c.pem\"\n"));
+        assert!(e.contains("missing field `key`"), "{e}");
     }
 
     #[test]

@@ -26,10 +26,15 @@
 
 pub mod admin;
 pub mod config;
+pub mod listener;
+mod pool;
 mod proxy;
 pub mod routes;
 pub mod shutdown;
 pub mod target;
+#[cfg(feature = "tls")]
+mod tls;
+mod upgrade;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -74,6 +79,8 @@ pub struct Running {
     cache: Cache,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<tls::ServerTls>>,
 }
 
 impl Running {
@@ -104,9 +111,31 @@ impl Running {
         &self.cache
     }
 
-    /// Stops accepting connections, lets in-flight requests finish within
-    /// the configured shutdown timeout, and returns when all is closed
-    /// (see [`Running::addr`]).
+    /// Reads the listener's certificate and key files again (the binary
+    /// does on SIGHUP): connections from now on get the new certificate,
+    /// established ones keep theirs. On an error the current certificate
+    /// stays and the error says which file. `Ok(false)`: no TLS listener.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let text = "[server]\nupstream = \"http://127.0.0.1:9\"\nlisten = \"127.0.0.1:0\"\n";
+    /// let proxy = larder_proxy::run(larder_proxy::Config::parse(text, "inline").unwrap()).await.unwrap();
+    /// assert!(!proxy.reload_tls().unwrap());
+    /// proxy.shutdown().await;
+    /// # });
+    /// ```
+    pub fn reload_tls(&self) -> Result<bool, StartError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.reload().map_err(StartError)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Stops accepting connections, closes idle ones at once, lets
+    /// in-flight requests finish within the configured shutdown timeout,
+    /// and returns when all is closed (see [`Running::addr`]).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -164,33 +193,36 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         .map(|l| l.local_addr().map_err(|e| StartError(e.to_string())))
         .transpose()?;
 
+    #[cfg(feature = "tls")]
+    let server_tls = config
+        .tls
+        .as_ref()
+        .map(tls::ServerTls::load)
+        .transpose()
+        .map_err(StartError)?;
+    let upstream = upstream::Upstream::new(&config).map_err(StartError)?;
     let (stop, stopped) = watch::channel(false);
+    let tunnels = upgrade::Tunnels::new(stopped.clone());
     let proxy = Arc::new(proxy::Proxy {
         cache: cache.clone(),
         routes: config.routes.clone(),
-        upstream: upstream::Upstream::new(
-            &config.upstream,
-            config.connect_timeout,
-            config.upstream_timeout,
-        ),
+        upstream,
         access_log: config.access_log,
         underscores_in_headers: config.underscores_in_headers,
+        tls: config.tls.is_some(),
+        tunnels: tunnels.clone(),
     });
     let grace = config.shutdown_timeout;
+    let mut settings = listener::Settings::new(config.max_connections, grace);
+    settings.max_requests_per_connection = config.max_requests_per_connection;
+    settings.h2c = config.h2c;
+    settings.tunnels = Some(tunnels);
+    #[cfg(feature = "tls")]
+    {
+        settings.tls = server_tls.clone();
+    }
     let mut tasks = Vec::new();
-    let serving = shutdown::serve(
-        listener,
-        move |peer| {
-            let proxy = proxy.clone();
-            hyper::service::service_fn(move |request| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
-            })
-        },
-        stopped.clone(),
-        grace,
-        "proxy",
-    );
+    let serving = listener::serve(listener, proxy, settings, stopped.clone(), "proxy");
     tasks.push(tokio::spawn(serving));
     if let (Some(listener), Some(admin)) = (admin_listener, &config.admin) {
         let admin: admin::SharedAdmin = Arc::new(admin::Admin {
@@ -198,29 +230,54 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
             routes: config.routes.clone(),
             token: admin::TokenDigest::new(&admin.token),
         });
-        let serving = shutdown::serve(
-            listener,
-            move |_peer| {
-                let admin = admin.clone();
-                hyper::service::service_fn(move |request| {
-                    let admin = admin.clone();
-                    async move { Ok::<_, std::convert::Infallible>(admin.handle(request).await) }
-                })
-            },
-            stopped,
-            grace,
-            "admin",
-        );
+        // A few operators' connections; its own limit, so that a flood of
+        // clients on the proxy's listener never locks them out.
+        let settings = listener::Settings::new(64, grace);
+        let serving = listener::serve(listener, admin, settings, stopped, "admin");
         tasks.push(tokio::spawn(serving));
     }
-    tracing::info!(%addr, upstream = %config.upstream, admin = ?admin_addr, store = if config.redis.is_some() { "redis" } else { "memory" }, "larder proxy listening");
+    tracing::info!(
+        %addr,
+        upstream = %config.upstream,
+        admin = ?admin_addr,
+        store = if config.redis.is_some() { "redis" } else { "memory" },
+        tls = config.tls.is_some(),
+        max_connections = config.max_connections,
+        "larder proxy listening"
+    );
     Ok(Running {
         addr,
         admin_addr,
         cache,
         stop,
         tasks,
+        #[cfg(feature = "tls")]
+        tls: server_tls,
     })
+}
+
+impl listener::Handler for proxy::Proxy {
+    type Body = proxy::ProxyBody;
+
+    async fn call(
+        self: Arc<Self>,
+        request: http::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> http::Response<Self::Body> {
+        self.handle(request, peer).await
+    }
+}
+
+impl listener::Handler for admin::Admin {
+    type Body = http_body_util::Full<bytes::Bytes>;
+
+    async fn call(
+        self: Arc<Self>,
+        request: http::Request<hyper::body::Incoming>,
+        _peer: SocketAddr,
+    ) -> http::Response<Self::Body> {
+        self.handle(request).await
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {

@@ -93,6 +93,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    // Before the configuration is read: the default connection limit
+    // comes from the open-file limit in force.
+    larder_proxy::listener::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,7 +155,21 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    larder_proxy::shutdown::signal().await;
+    let mut hangups = larder_proxy::shutdown::Hangups::new();
+    let stop = larder_proxy::shutdown::signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = hangups.next() => {
+                match running.reload_tls() {
+                    Ok(true) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+                    Ok(false) => tracing::info!("SIGHUP: no TLS listener to reload"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: kept the current TLS certificate"),
+                }
+            }
+        }
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     ExitCode::SUCCESS

@@ -29,6 +29,11 @@ pub struct Proxy {
     pub(crate) upstream: Upstream,
     pub(crate) access_log: bool,
     pub(crate) underscores_in_headers: bool,
+    /// Whether clients reach this proxy over TLS (`https` in keys and
+    /// forwarding fields).
+    pub(crate) tls: bool,
+    /// Upgraded connections (WebSocket), passed through.
+    pub(crate) tunnels: Arc<crate::upgrade::Tunnels>,
 }
 
 impl Proxy {
@@ -49,10 +54,23 @@ impl Proxy {
             tracing::debug!(%peer, %why, "bad request target");
             return bad_request(&why);
         }
+        if self.tls {
+            crate::target::on_tls(&mut parts);
+        }
         // Only what the lookup needs happens before it; the rest of the
         // rewriting is for requests that go upstream (`forward`).
         drop_get_body(&mut parts);
         if parts.headers.contains_key(header::CONNECTION) {
+            if crate::upgrade::wanted(&parts) {
+                // A WebSocket (or other) upgrade: passed through, uncached.
+                let upgrade =
+                    crate::upgrade::forward(&self.upstream, &self.tunnels, parts, body, peer);
+                let response = Box::pin(upgrade).await;
+                if let (Some(started), Some(method), Some(target)) = (started, method, target) {
+                    access_log(&method, &target, peer, &response, started);
+                }
+                return response;
+            }
             // Fields the client names in Connection never reach the
             // upstream, so they must not select a variant either: a
             // request naming Accept-Language there would otherwise store

@@ -91,6 +91,16 @@ pub fn settle(parts: &mut request::Parts) -> Result<(), BadTarget> {
                 _ => return Err(BadTarget::Form),
             };
             let authority = key::authority(target.as_str().as_bytes(), scheme)?;
+            // RFC 9113 §8.3.1: over HTTP/2 the authority is `:authority`,
+            // and a Host naming another one makes the request malformed
+            // (HTTP/1.1's absolute form instead overrides Host, §3.2.2).
+            if parts.version == Version::HTTP_2 {
+                if let Some(field) = field {
+                    if key::authority(field.as_bytes(), scheme)? != authority {
+                        return Err(InvalidHost::Conflict.into());
+                    }
+                }
+            }
             Some(authority.into_owned())
         }
         None => match host {
@@ -116,6 +126,35 @@ pub fn settle(parts: &mut request::Parts) -> Result<(), BadTarget> {
         parts.uri = Uri::from(path);
     }
     Ok(())
+}
+
+/// Marks a settled request as received over TLS: its target becomes
+/// `https://<Host><path>`, so that the cache keys it apart from the same
+/// URL over plain HTTP (the upstream is told `X-Forwarded-Proto: https`
+/// and may answer differently) and the upstream request says `https`.
+/// A request without `Host` (HTTP/1.0) keeps its origin form.
+///
+/// ```
+/// use larder_proxy::target::{on_tls, settle};
+///
+/// let (mut parts, ()) = http::Request::get("/a?b").header("host", "App.example").body(()).unwrap().into_parts();
+/// settle(&mut parts).unwrap();
+/// on_tls(&mut parts);
+/// assert_eq!(parts.uri, "https://app.example/a?b");
+/// assert_eq!(parts.headers["host"], "app.example");
+/// ```
+pub fn on_tls(parts: &mut request::Parts) {
+    let Some(host) = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return;
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Ok(uri) = format!("https://{host}{path}").parse() {
+        parts.uri = uri;
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +243,28 @@ mod tests {
         );
         // And an invalid Host still is, as nginx does.
         assert!(settled("http://victim.example/x", &[b"evil/?@victim.example"]).is_err());
+    }
+
+    #[test]
+    fn an_http2_authority_is_keyed_as_an_http1_host_9113_8_3_1() {
+        let h2 = |uri: &str, hosts: &[&[u8]]| {
+            let mut p = parts(uri, hosts);
+            p.version = Version::HTTP_2;
+            settle(&mut p)?;
+            let host = p.headers["host"].to_str().unwrap().to_owned();
+            Ok::<_, BadTarget>((host, p.uri.to_string()))
+        };
+        // What an HTTP/1.1 request with `Host: app.example` settles to.
+        let h1 = settled("/a?b", &[b"App.Example:80"]);
+        assert_eq!(h2("http://App.Example:80/a?b", &[]), h1);
+        assert_eq!(h2("https://app.example/a?b", &[]).unwrap().1, "/a?b");
+        // A Host that agrees is fine; one that does not is malformed.
+        assert_eq!(h2("http://app.example/a?b", &[b"APP.example"]), h1);
+        assert_eq!(
+            h2("http://app.example/a", &[b"evil.example"]),
+            Err(BadTarget::Host(InvalidHost::Conflict))
+        );
+        assert!(h2("http://app.example/a", &[b"evil/?@app.example"]).is_err());
     }
 
     #[test]

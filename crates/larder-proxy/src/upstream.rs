@@ -10,9 +10,6 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{request, HeaderMap, Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 /// The body sent upstream: the client's, or none (GET/HEAD bodies are dropped).
 pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
@@ -139,39 +136,60 @@ impl std::fmt::Display for UpstreamError {
     }
 }
 
-/// The upstream: where it is and the pooled client that reaches it.
+/// The upstream: where it is and the pooled connections that reach it
+/// (`pool.rs`).
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
-    client: Client<HttpConnector, UpstreamBody>,
+    pool: crate::pool::Pool,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     timeout: Duration,
 }
 
 impl Upstream {
-    /// A client for `base` (`http://host:port`).
-    pub(crate) fn new(base: &Uri, connect_timeout: Duration, timeout: Duration) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            // Keep the Host as the cache keyed it (`target::settle`).
-            .set_host(false)
-            .build(connector);
-        Upstream {
-            client,
+    /// A client for the configured upstream (`http://` or `https://`);
+    /// an error says which TLS file could not be used.
+    pub(crate) fn new(config: &crate::Config) -> Result<Upstream, String> {
+        let base = &config.upstream;
+        let https = base.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let settings = crate::pool::PoolSettings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.upstream_idle_timeout,
+            // Each client connection may hold one upstream connection:
+            // more idle ones than that would only hold descriptors.
+            max_idle: config.max_connections.min(1024),
+            #[cfg(feature = "tls")]
+            tls: https
+                .then(|| crate::tls::client_config(&config.upstream_tls))
+                .transpose()?,
+        };
+        #[cfg(not(feature = "tls"))]
+        if https {
+            return Err("https upstreams need the `tls` feature".into());
+        }
+        Ok(Upstream {
+            pool: crate::pool::Pool::new(&settings),
             scheme: base.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority: base.authority().cloned().expect("checked by the config"),
-            timeout,
-        }
+            timeout: config.upstream_timeout,
+        })
     }
 
     /// Sends the request and waits for the response headers (the body
     /// streams after, unbounded by the timeout: large downloads take time).
     pub(crate) async fn send(
+        &self,
+        parts: request::Parts,
+        body: UpstreamBody,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let mut response = self.send_raw(parts, body).await?;
+        larder::policy::headers::strip_hop_by_hop(response.headers_mut());
+        Ok(response)
+    }
+
+    /// [`Upstream::send`], leaving the response's hop-by-hop fields in
+    /// (an upgrade needs its `Upgrade`).
+    pub(crate) async fn send_raw(
         &self,
         mut parts: request::Parts,
         body: UpstreamBody,
@@ -193,14 +211,13 @@ impl Upstream {
                 parts.headers.insert(header::HOST, v);
             }
         }
+        // Whatever the client spoke (HTTP/2 too), the upstream gets HTTP/1.1.
+        parts.version = http::Version::HTTP_11;
         let request = Request::from_parts(parts, body);
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.timeout, self.pool.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout),
-            Ok(Err(e)) => Err(UpstreamError::Failed(error_chain(&e))),
-            Ok(Ok(mut response)) => {
-                larder::policy::headers::strip_hop_by_hop(response.headers_mut());
-                Ok(response)
-            }
+            Ok(Err(e)) => Err(UpstreamError::Failed(error_chain(&*e))),
+            Ok(Ok(response)) => Ok(response),
         }
     }
 }
@@ -221,7 +238,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// fields larder owns set from the connection and the validated `Host`:
 /// `X-Forwarded-For` and `Forwarded` get the peer appended (on GET and
 /// HEAD nothing else is left in them: [`strip_unkeyed`]),
-/// `X-Forwarded-Proto: http`, `X-Forwarded-Host` (the `Host` the key
+/// `X-Forwarded-Proto: http` (`https` when the request came over TLS), `X-Forwarded-Host` (the `Host` the key
 /// used) and `X-Real-IP` (the peer) are set. A field in `keep` (the
 /// route's `forward_headers`) is left as the client sent it, but for the
 /// peer appended to the two lists. Returns whether the request's body is to
@@ -252,10 +269,14 @@ pub fn prepare_request(parts: &mut request::Parts, peer: SocketAddr, keep: &[Hea
         && (parts.headers.contains_key(header::CONTENT_LENGTH)
             || parts.headers.contains_key(header::TRANSFER_ENCODING));
     larder::policy::headers::strip_hop_by_hop(&mut parts.headers);
-    set_forwarding(&mut parts.headers, peer, keep);
-    // RFC 9110 §7.6.3: a proxy says so in every request it forwards.
+    // `https` when the request came over TLS (`target::on_tls`).
+    let https = parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    set_forwarding(&mut parts.headers, peer, keep, https);
+    // RFC 9110 §7.6.3: a proxy says so in every request it forwards,
+    // with the protocol version it received.
     let via = match parts.version {
         http::Version::HTTP_10 => "1.0 larder",
+        http::Version::HTTP_2 => "2 larder",
         _ => "1.1 larder",
     };
     parts
@@ -267,7 +288,8 @@ pub fn prepare_request(parts: &mut request::Parts, peer: SocketAddr, keep: &[Hea
     drop_body
 }
 
-fn set_forwarding(headers: &mut HeaderMap, peer: SocketAddr, keep: &[HeaderName]) {
+fn set_forwarding(headers: &mut HeaderMap, peer: SocketAddr, keep: &[HeaderName], https: bool) {
+    let proto = if https { "https" } else { "http" };
     let ip = peer.ip().to_string();
     let host = headers
         .get(header::HOST)
@@ -283,10 +305,11 @@ fn set_forwarding(headers: &mut HeaderMap, peer: SocketAddr, keep: &[HeaderName]
         // A validated host holds no `"` or `\`: quoting is enough.
         element.push_str(&format!(";host=\"{host}\""));
     }
-    element.push_str(";proto=http");
+    element.push_str(";proto=");
+    element.push_str(proto);
     append_to_list(headers, header::FORWARDED, &element);
     if !keep.contains(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
     if !keep.contains(&X_FORWARDED_HOST) {
         match host.and_then(|h| HeaderValue::from_str(&h).ok()) {
