@@ -496,7 +496,12 @@ async fn no_cache_is_never_served_stale_9111_4_2_4() {
     let origin = Origin::start().await;
     // Clients' directives count here (the proxy ignores them by default):
     // even a client that asks for stale or cached-only answers gets none.
-    let p = proxy(&origin.url(), "", "[cache]\nhonor_request_directives = true").await;
+    let p = proxy(
+        &origin.url(),
+        "",
+        "[cache]\nhonor_request_directives = true",
+    )
+    .await;
     get(p.addr(), "/no-cache").await;
     // The client would take anything; the response says no.
     let lenient = send(
