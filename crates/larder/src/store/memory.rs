@@ -9,7 +9,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use moka::Expiry;
 
-use super::{is_lease_value, Lease, Store, StoreFuture};
+use super::{is_lease_value, Lease, Store, StoreFuture, Watch, Watcher, Watchers};
 
 /// What a tag membership weighs on top of its tag's and key's bytes: its
 /// slot in the tag's set and in the entry's list of tags, and their share
@@ -58,6 +58,9 @@ pub struct MemoryStore {
     counters: Arc<Mutex<HashMap<String, u64>>>,
     /// Leases: few (one per key being filled), never evicted early.
     leases: Arc<Mutex<Leases>>,
+    /// Caches keeping copies of what they read here: told of every
+    /// write, delete and increment, whichever clone of the store made it.
+    watchers: Arc<Watchers>,
 }
 
 #[derive(Default)]
@@ -310,6 +313,7 @@ impl MemoryStore {
             shared,
             counters: Arc::default(),
             leases: Arc::default(),
+            watchers: Arc::default(),
         }
     }
 
@@ -413,6 +417,15 @@ impl MemoryStore {
     fn remove(&self, key: &str) {
         let _write = self.shared.write_lock(key);
         self.cache.invalidate(key);
+        self.changed(key);
+    }
+
+    /// Tells the watchers, after the change is made, so that a copy read
+    /// after the report holds the new value.
+    fn changed(&self, key: &str) {
+        if !self.watchers.is_empty() {
+            self.watchers.changed(key.as_bytes());
+        }
     }
 }
 
@@ -450,6 +463,7 @@ impl Store for MemoryStore {
                 tag_weight,
             };
             self.cache.insert(key.to_owned(), value);
+            self.changed(key);
             Ok(())
         })
     }
@@ -507,7 +521,10 @@ impl Store for MemoryStore {
             let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
             let n = counters.entry(key.to_owned()).or_insert(0);
             *n += 1;
-            Ok(*n)
+            let n = *n;
+            drop(counters);
+            self.changed(key);
+            Ok(n)
         })
     }
 
@@ -523,13 +540,28 @@ impl Store for MemoryStore {
     fn repair_counter<'a>(&'a self, key: &'a str, value: u64) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-            Ok(*counters.entry(key.to_owned()).or_insert(value))
+            let held = *counters.entry(key.to_owned()).or_insert(value);
+            drop(counters);
+            self.changed(key);
+            Ok(held)
         })
     }
 
     /// Indexes here are sets by construction: nothing to repair.
     fn repair_index<'a>(&'a self, _index: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async { Ok(false) })
+    }
+
+    /// Every write, delete and increment through any clone of this store
+    /// is reported, before the call that made it returns.
+    fn watch(&self, prefix: &str, watcher: Weak<dyn Watcher>) -> Watch {
+        let now = watcher.upgrade();
+        self.watchers.add(prefix, watcher);
+        // After adding: no change can fall between the two.
+        if let Some(w) = now {
+            w.restored();
+        }
+        Watch::Watching
     }
 
     fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
@@ -586,6 +618,60 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl Watcher for Seen {
+        fn changed(&self, key: &[u8]) {
+            let key = String::from_utf8_lossy(key).into_owned();
+            self.0.lock().unwrap().push(key);
+        }
+        fn lost(&self) {}
+        fn restored(&self) {}
+    }
+
+    impl Seen {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_write_delete_purge_and_increment_under_the_prefix_is_reported() {
+        let store = MemoryStore::new(1 << 20);
+        let seen = Arc::new(Seen::default());
+        let weak: Weak<dyn Watcher> = Arc::downgrade(&seen) as Weak<dyn Watcher>;
+        assert_eq!(store.watch("app:", weak), Watch::Watching);
+        // Another clone's writes count too: they share the entries.
+        let other = store.clone();
+        let ttl = Duration::from_secs(60);
+        other
+            .put("app:a", Bytes::from_static(b"1"), ttl)
+            .await
+            .unwrap();
+        other
+            .put("elsewhere:a", Bytes::from_static(b"1"), ttl)
+            .await
+            .unwrap();
+        assert_eq!(seen.take(), ["app:a"]);
+        other.index_add("app:tag", "app:a", ttl).await.unwrap();
+        // Tagging re-weighs the entry; its value is the same.
+        assert!(seen.take().is_empty());
+        assert_eq!(other.index_purge("app:tag").await.unwrap(), 1);
+        assert_eq!(seen.take(), ["app:a"]);
+        other.delete("app:b").await.unwrap();
+        other.incr("app:ns:x:gen").await.unwrap();
+        other.repair_counter("app:ns:y:gen", 7).await.unwrap();
+        assert_eq!(seen.take(), ["app:b", "app:ns:x:gen", "app:ns:y:gen"]);
+        // A dropped watcher is not told, and is forgotten.
+        drop(seen);
+        other
+            .put("app:c", Bytes::from_static(b"1"), ttl)
+            .await
+            .unwrap();
+        assert!(store.watchers.prefixes().is_empty());
+    }
 
     #[tokio::test]
     async fn put_get_delete() {
