@@ -64,7 +64,7 @@ impl Answer<'_> {
 pub(crate) fn from_entry(
     cache: &Cache,
     policy: &Policy,
-    entry: Entry,
+    entry: &Entry,
     method: &Method,
     request: &HeaderMap,
     answer: Answer<'_>,
@@ -96,9 +96,9 @@ pub(crate) fn from_entry(
             let body = if method == Method::HEAD {
                 Bytes::new()
             } else {
-                entry.body
+                entry.body.clone()
             };
-            (entry.status, entry.headers, body)
+            (entry.status, entry.headers.clone(), body)
         }
         Precondition::NotModified => {
             Counters::bump(&cache.inner.counters.not_modified);
@@ -138,7 +138,7 @@ pub(crate) fn from_entry(
 /// The answer to a request with `Range` (RFC 9110 §14.2): a 206 of a slice
 /// of the stored body (no copy), a 416, or the whole entry.
 fn ranged(
-    entry: Entry,
+    entry: &Entry,
     method: &Method,
     request: &HeaderMap,
     now: SystemTime,
@@ -147,11 +147,15 @@ fn ranged(
     let head = method == Method::HEAD;
     match range::select(method, request, entry.status, &entry.headers, len, now) {
         Ranged::Full => {
-            let body = if head { Bytes::new() } else { entry.body };
-            (entry.status, entry.headers, body)
+            let body = if head {
+                Bytes::new()
+            } else {
+                entry.body.clone()
+            };
+            (entry.status, entry.headers.clone(), body)
         }
         Ranged::Part(part) => {
-            let mut headers = entry.headers;
+            let mut headers = entry.headers.clone();
             headers.insert(header::CONTENT_RANGE, range::content_range(&part, len));
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
             let body = if head {

@@ -217,7 +217,7 @@ pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
 }
 
 /// [`host`], borrowed when the request already names it in normal form.
-fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
+pub(crate) fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
     request_host(uri, headers).unwrap_or(Cow::Borrowed(INVALID_HOST))
 }
 
@@ -546,33 +546,71 @@ pub fn primary_for(
             + scheme.len()
             + host.len()
             + path.len()
-            + query.map_or(0, |q| q.len() + 1),
+            + query.map_or(0, |q| q.len() + 1)
+            + extra.map_or(0, |e| e.len() + 1),
     );
-    for part in [
-        "larder-key-1\n",
+    let pieces = Pieces {
         namespace,
-        "\n",
         class,
-        "\n",
         scheme,
-        "\n",
         host,
-        "\n",
         path,
-    ] {
-        material.push_str(part);
-    }
-    if let Some(q) = query {
-        material.push('?');
-        material.push_str(q);
-    }
-    // A URI holds no line break, so the extra part, last and after one,
-    // can never make the material of another URI.
-    if let Some(extra) = extra {
-        material.push('\n');
-        material.push_str(extra);
-    }
+        query,
+        extra,
+    };
+    pieces.each(|piece| material.push_str(piece));
     key_for(prefix, namespace, generation, material)
+}
+
+/// The pieces a URI's key material is made of, in order: the one layout
+/// both the store keys and the hot tier's keys are built from, so that
+/// the hot tier can hash and compare material without building it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pieces<'a> {
+    pub namespace: &'a str,
+    pub class: &'a str,
+    pub scheme: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub extra: Option<&'a str>,
+}
+
+impl<'a> Pieces<'a> {
+    /// Gives each piece in order; their concatenation is the material.
+    pub fn each(&self, mut f: impl FnMut(&'a str)) {
+        for piece in [
+            "larder-key-1\n",
+            self.namespace,
+            "\n",
+            self.class,
+            "\n",
+            self.scheme,
+            "\n",
+            self.host,
+            "\n",
+            self.path,
+        ] {
+            f(piece);
+        }
+        if let Some(q) = self.query {
+            f("?");
+            f(q);
+        }
+        // A URI holds no line break, so the extra part, last and after one,
+        // can never make the material of another URI.
+        if let Some(extra) = self.extra {
+            f("\n");
+            f(extra);
+        }
+    }
+
+    /// True when `material` is exactly these pieces, compared in place.
+    pub fn are(&self, material: &str) -> bool {
+        let mut rest = Some(material);
+        self.each(|piece| rest = rest.and_then(|r| r.strip_prefix(piece)));
+        rest == Some("")
+    }
 }
 
 fn key_for(prefix: &str, namespace: &str, generation: u64, material: String) -> PrimaryKey {
@@ -890,6 +928,49 @@ mod tests {
             &headers,
             None,
         )
+    }
+
+    #[test]
+    fn pieces_compare_as_the_material_they_make() {
+        let uri: Uri = "/items?page=2".parse().unwrap();
+        let key = primary_for(
+            "larder",
+            "ns",
+            0,
+            "GET",
+            "http",
+            "a.example",
+            &uri,
+            Some("x"),
+        );
+        let pieces = Pieces {
+            namespace: "ns",
+            class: "GET",
+            scheme: "http",
+            host: "a.example",
+            path: "/items",
+            query: Some("page=2"),
+            extra: Some("x"),
+        };
+        assert!(pieces.are(&key.material));
+        assert!(!pieces.are(&format!("{}y", key.material)));
+        assert!(!Pieces {
+            extra: None,
+            ..pieces
+        }
+        .are(&key.material));
+        assert!(!Pieces {
+            query: Some("page=3"),
+            ..pieces
+        }
+        .are(&key.material));
+        // Pieces that split differently but join the same are the same material.
+        let moved = Pieces {
+            path: "/items?page=2",
+            query: None,
+            ..pieces
+        };
+        assert!(moved.are(&key.material));
     }
 
     #[test]
