@@ -10,17 +10,17 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{header, request, Response};
+use http::{request, Response};
 
 use super::coalesce::Filling;
 use super::hot::{self, Seen};
-use super::respond::{self, Answer};
+use super::respond;
 use super::stats::Counters;
 use super::Cache;
 use crate::entry::Entry;
 use crate::policy::freshness::{self, Reuse};
 use crate::policy::key::{self, Pieces};
-use crate::policy::{storable, Mode, Policy};
+use crate::policy::{storable, ClientCacheControl, Mode, Policy};
 
 /// How many `delta`s before expiry an early refresh can still be drawn:
 /// `-ln(u) > 40` has a probability of e⁻⁴⁰. Closer than that, the long way
@@ -38,24 +38,23 @@ impl Cache {
         let hot = self.inner.hot.as_ref()?;
         let class = key::method_class(&parts.method)?;
         let headers = &parts.headers;
-        if policy.write
-            || storable::request_has_body(headers)
-            || parts.extensions.get::<Filling>().is_some()
-        {
+        if policy.write || parts.extensions.get::<Filling>().is_some() {
             return None;
         }
-        if policy.honor_request_directives
-            && (headers.contains_key(header::CACHE_CONTROL) || headers.contains_key(header::PRAGMA))
-        {
+        let seen = Fields::of(headers);
+        if seen.has(Fields::BODY) && storable::request_has_body(headers) {
+            return None;
+        }
+        if policy.honor_request_directives && seen.has(Fields::DIRECTIVES) {
             return None;
         }
         if matches!(policy.mode, Mode::RouteTtl(_))
             && !policy.allow_authorization
-            && headers.contains_key(header::AUTHORIZATION)
+            && seen.has(Fields::AUTHORIZATION)
         {
             return None;
         }
-        if policy.bypass_cookies && headers.contains_key(header::COOKIE) {
+        if policy.bypass_cookies && seen.has(Fields::COOKIE) {
             return None;
         }
         let host = key::request_host(&parts.uri, headers).ok()?;
@@ -80,7 +79,7 @@ impl Cache {
             query: parts.uri.query(),
             extra: extra.as_deref(),
         };
-        let copy = hot.get(hot::hot_key(&pieces, generation), &pieces, headers, now_ms)?;
+        let copy = hot.get(&hot::HotKey::new(&pieces, generation), headers, now_ms)?;
         let entry = &copy.entry;
         let age = freshness::current_age(entry.initial_age, entry.response_time, now);
         if freshness::reuse(entry.lifetime, age, entry.forbids_stale, None) != Reuse::Fresh {
@@ -94,13 +93,13 @@ impl Cache {
         }
         Counters::bump(&self.inner.counters.hits);
         Counters::bump(&self.inner.counters.hot_hits);
-        Some(respond::from_entry(
+        Some(respond::from_copy(
             self,
             policy,
-            entry,
+            &copy,
             &parts.method,
             headers,
-            Answer::hit(),
+            seen.has(Fields::SPECIAL),
             now,
         ))
     }
@@ -160,7 +159,17 @@ impl Cache {
             return;
         }
         let now_ms = millis_since_epoch(self.inner.clock.now());
-        hot.keep(hot::hot_key(&pieces, generation), entry, seen, now_ms);
+        let control = matches!(
+            policy.client_cache_control,
+            ClientCacheControl::RemainingTtl
+        );
+        hot.keep(
+            hot::hot_key(&pieces, generation),
+            entry,
+            seen,
+            now_ms,
+            control,
+        );
     }
 
     /// This instance wrote or deleted `store_key` (the store has
@@ -217,6 +226,54 @@ impl Cache {
             .hot
             .as_ref()
             .map_or((0, 0), |h| (h.len() as u64, h.bytes()))
+    }
+}
+
+/// Which of the request fields the hot path cares about are present,
+/// found in one pass over the request's field names (most requests carry
+/// none, and one pass costs less than a lookup per name).
+#[derive(Clone, Copy)]
+struct Fields(u8);
+
+impl Fields {
+    /// `Content-Length` or `Transfer-Encoding`: maybe a body.
+    const BODY: u8 = 1;
+    /// `Cache-Control` or `Pragma`.
+    const DIRECTIVES: u8 = 2;
+    const AUTHORIZATION: u8 = 4;
+    const COOKIE: u8 = 8;
+    /// Preconditions or `Range`: the long answer builder handles them.
+    const SPECIAL: u8 = 16;
+
+    fn of(headers: &http::HeaderMap) -> Self {
+        use http::header::*;
+        let mut bits = 0;
+        for name in headers.keys() {
+            bits |= if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+                Self::BODY
+            } else if name == CACHE_CONTROL || name == PRAGMA {
+                Self::DIRECTIVES
+            } else if name == AUTHORIZATION {
+                Self::AUTHORIZATION
+            } else if name == COOKIE {
+                Self::COOKIE
+            } else if name == RANGE
+                || name == IF_MATCH
+                || name == IF_NONE_MATCH
+                || name == IF_MODIFIED_SINCE
+                || name == IF_UNMODIFIED_SINCE
+                || name == IF_RANGE
+            {
+                Self::SPECIAL
+            } else {
+                0
+            };
+        }
+        Fields(bits)
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
     }
 }
 

@@ -30,12 +30,13 @@
 //! breaks the epoch moves: every copy made before is retired at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use http::header::{self, HeaderValue};
 use http::HeaderMap;
 use quick_cache::sync::Cache as Map;
 use quick_cache::Weighter;
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
 
 use super::namespaces::Namespaces;
 use crate::entry::Entry;
@@ -69,6 +70,18 @@ pub(crate) type Slot = Arc<[Arc<Copy>]>;
 /// A ready-to-send copy of a stored entry.
 pub(crate) struct Copy {
     pub entry: Entry,
+    /// The entry's header fields as a hit sends them: with a slot each for
+    /// `Age` and `Cache-Status` (and `Cache-Control` where the route adds
+    /// one), so that filling them in never grows the map.
+    pub prepared: HeaderMap,
+    /// `Cache-Status` lines caches nearer the origin sent, joined: ours is
+    /// appended to them.
+    pub upstream_status: Option<HeaderValue>,
+    /// Whether `prepared` holds a `Cache-Control` slot the entry did not
+    /// have (for a route that sends the remaining lifetime).
+    pub control_slot: bool,
+    /// The per-hit values of the last second served, reused within it.
+    pub stamps: Mutex<Option<Stamps>>,
     /// The change counters of the store keys it was read from, as they
     /// were before the read: the primary key's and, for a variant, the
     /// variant's.
@@ -78,6 +91,15 @@ pub(crate) struct Copy {
     /// while the store reports changes.
     until_ms: u64,
     weight: u64,
+}
+
+/// The header values a hit computes, for one whole second of age.
+#[derive(Clone)]
+pub(crate) struct Stamps {
+    pub age_secs: u64,
+    pub age: HeaderValue,
+    pub cache_status: HeaderValue,
+    pub control: HeaderValue,
 }
 
 /// What a read saw before it went to the store: see [`Hot::before_read`].
@@ -213,29 +235,24 @@ impl Hot {
 
     /// The copy of the request's variant, if one is held and still
     /// current: same key material, same Vary values, nothing changed.
-    pub fn get(
-        &self,
-        key: u128,
-        pieces: &Pieces<'_>,
-        request: &HeaderMap,
-        now_ms: u64,
-    ) -> Option<Arc<Copy>> {
+    pub fn get(&self, key: &HotKey<'_>, request: &HeaderMap, now_ms: u64) -> Option<Arc<Copy>> {
         self.flush_if_lost();
-        let slot = self.map.get(&key)?;
+        let slot = self.map.get(&key.hash)?;
         let epoch = self.coherence.epoch.load(Ordering::Acquire);
         slot.iter()
             .find(|c| {
                 c.epoch == epoch
                     && now_ms < c.until_ms
                     && self.coherence.current(&c.seen)
-                    && pieces.are(&c.entry.material)
+                    && key.is(&c.entry.material)
                     && key::vary_matches(&c.entry.vary, request)
             })
             .cloned()
     }
 
-    /// Keeps a copy of `entry`, read as `seen` says.
-    pub fn keep(&self, key: u128, entry: &Entry, seen: Seen, now_ms: u64) {
+    /// Keeps a copy of `entry`, read as `seen` says; `control_slot`: the
+    /// route sends a `Cache-Control` the entry may not have.
+    pub fn keep(&self, key: u128, entry: &Entry, seen: Seen, now_ms: u64, control_slot: bool) {
         self.flush_if_lost();
         // Changed while it was read, or reporting broke: not worth a copy.
         if seen.epoch != self.coherence.epoch.load(Ordering::Acquire)
@@ -248,9 +265,14 @@ impl Hot {
         } else {
             now_ms.saturating_add(self.l1_ttl_ms)
         };
+        let (prepared, upstream_status, control_slot) = prepare(entry, control_slot);
         let copy = Arc::new(Copy {
-            weight: weigh(entry),
+            weight: weigh(entry) * 2 - entry.body.len() as u64,
             entry: entry.clone(),
+            prepared,
+            upstream_status,
+            control_slot,
+            stamps: Mutex::new(None),
             seen: seen.keys,
             epoch: seen.epoch,
             until_ms,
@@ -294,15 +316,95 @@ impl Hot {
     }
 }
 
-/// The hot tier's key for a URI's entries: the key pieces and the
-/// namespace's generation, hashed in place.
+/// A request's hot-tier key: its key material, joined once into a stack
+/// buffer (most fit), hashed with the namespace's generation and compared
+/// with a copy's material in one `memcmp`.
+pub(crate) struct HotKey<'a> {
+    pieces: &'a Pieces<'a>,
+    buf: [u8; 256],
+    /// The material's length in `buf`; `None` when it did not fit.
+    len: Option<usize>,
+    pub hash: u128,
+}
+
+impl<'a> HotKey<'a> {
+    pub fn new(pieces: &'a Pieces<'a>, generation: u64) -> Self {
+        let mut buf = [0u8; 256];
+        let mut len = Some(0);
+        pieces.each(|piece| {
+            len = len.and_then(|at: usize| {
+                let end = at + piece.len();
+                let room = end <= buf.len() - 8;
+                room.then(|| buf[at..end].copy_from_slice(piece.as_bytes()))
+                    .map(|()| end)
+            });
+        });
+        // Over the joined material, as the store key's hash is: pieces
+        // that join the same are the same material. One-shot xxh3 costs a
+        // fraction of its streaming state on short input.
+        let hash = match len {
+            Some(at) => {
+                buf[at..at + 8].copy_from_slice(&generation.to_le_bytes());
+                xxh3_128(&buf[..at + 8])
+            }
+            None => {
+                let mut h = Xxh3::new();
+                pieces.each(|piece| h.update(piece.as_bytes()));
+                h.update(&generation.to_le_bytes());
+                h.digest128()
+            }
+        };
+        HotKey {
+            pieces,
+            buf,
+            len,
+            hash,
+        }
+    }
+
+    /// True when `material` is this key's.
+    pub fn is(&self, material: &str) -> bool {
+        match self.len {
+            Some(len) => material.as_bytes() == &self.buf[..len],
+            None => self.pieces.are(material),
+        }
+    }
+}
+
+/// The hot tier's key hash for a URI's entries (see [`HotKey`]).
 pub(crate) fn hot_key(pieces: &Pieces<'_>, generation: u64) -> u128 {
-    let mut h = Xxh3::new();
-    // Over the joined material, as the store key's hash is: pieces that
-    // join the same are the same material, and `Pieces::are` agrees.
-    pieces.each(|piece| h.update(piece.as_bytes()));
-    h.update(&generation.to_le_bytes());
-    h.digest128()
+    HotKey::new(pieces, generation).hash
+}
+
+/// The headers a hit sends, with the slots it fills in.
+fn prepare(entry: &Entry, control: bool) -> (HeaderMap, Option<HeaderValue>, bool) {
+    let mut prepared = HeaderMap::with_capacity(entry.headers.len() + 3);
+    let mut upstream: Vec<u8> = Vec::new();
+    let mut status_lines = 0;
+    for (name, value) in &entry.headers {
+        if name == super::respond::CACHE_STATUS {
+            if status_lines > 0 {
+                upstream.extend_from_slice(b", ");
+            }
+            upstream.extend_from_slice(value.as_bytes());
+            status_lines += 1;
+            continue;
+        }
+        prepared.append(name.clone(), value.clone());
+    }
+    let upstream = (status_lines > 0)
+        .then(|| HeaderValue::from_bytes(&upstream).ok())
+        .flatten();
+    let control_slot = control && !prepared.contains_key(header::CACHE_CONTROL);
+    if control_slot {
+        prepared.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0"));
+    }
+    prepared.insert(header::AGE, HeaderValue::from_static("0"));
+    prepared.insert(
+        super::respond::CACHE_STATUS,
+        HeaderValue::from_static("larder"),
+    );
+    (prepared, upstream, control_slot)
 }
 
 /// What a copy costs: its header and body bytes, its material and tags,
@@ -415,10 +517,10 @@ mod tests {
         let p = pieces("/a");
         let key = hot_key(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0);
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_some());
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
         hot.coherence.changed(b"larder:default:0:{a}");
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_none());
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -429,8 +531,8 @@ mod tests {
         let seen = hot.before_read("larder:default:0:{a}");
         // The read returns the old value after another client changed it.
         hot.coherence.changed(b"larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0);
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_none());
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -441,10 +543,10 @@ mod tests {
         let seen = hot
             .before_read("larder:default:0:{a}")
             .and(&hot, "larder:default:0:{a}:v1");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0);
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_some());
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
         hot.coherence.changed(b"larder:default:0:{a}:v1");
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_none());
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -453,18 +555,24 @@ mod tests {
         let p = pieces("/a");
         let key = hot_key(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0);
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
         hot.coherence.lost();
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_none());
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
         // Copied while lost: served for l1_ttl (1 s here), no longer.
         let seen = hot.before_read("larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000);
-        assert!(hot.get(key, &p, &HeaderMap::new(), 5_999).is_some());
-        assert!(hot.get(key, &p, &HeaderMap::new(), 6_000).is_none());
+        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000, false);
+        assert!(hot
+            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_999)
+            .is_some());
+        assert!(hot
+            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 6_000)
+            .is_none());
         // And retired when reports come back, since changes were missed.
-        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000);
+        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000, false);
         hot.coherence.restored();
-        assert!(hot.get(key, &p, &HeaderMap::new(), 5_001).is_none());
+        assert!(hot
+            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_001)
+            .is_none());
     }
 
     #[test]
@@ -475,8 +583,8 @@ mod tests {
         let key = hot_key(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
         // As if another URI's hash collided with this one's.
-        hot.keep(key, &entry(&material(&other), &[]), seen, 0);
-        assert!(hot.get(key, &p, &HeaderMap::new(), 0).is_none());
+        hot.keep(key, &entry(&material(&other), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -491,11 +599,23 @@ mod tests {
         let hot = hot();
         let (a, b) = (pieces("/a"), pieces("/b"));
         let seen = hot.before_read("k");
-        hot.keep(hot_key(&a, 0), &entry(&material(&a), &["t"]), seen, 0);
-        hot.keep(hot_key(&b, 0), &entry(&material(&b), &["u"]), seen, 0);
+        hot.keep(
+            hot_key(&a, 0),
+            &entry(&material(&a), &["t"]),
+            seen,
+            0,
+            false,
+        );
+        hot.keep(
+            hot_key(&b, 0),
+            &entry(&material(&b), &["u"]),
+            seen,
+            0,
+            false,
+        );
         hot.forget_tag("t");
-        assert!(hot.get(hot_key(&a, 0), &a, &HeaderMap::new(), 0).is_none());
-        assert!(hot.get(hot_key(&b, 0), &b, &HeaderMap::new(), 0).is_some());
+        assert!(hot.get(&HotKey::new(&a, 0), &HeaderMap::new(), 0).is_none());
+        assert!(hot.get(&HotKey::new(&b, 0), &HeaderMap::new(), 0).is_some());
     }
 
     #[test]
@@ -507,7 +627,7 @@ mod tests {
         for path in &paths {
             let p = pieces(path);
             let seen = hot.before_read(path);
-            hot.keep(hot_key(&p, 0), &entry(&material(&p), &[]), seen, 0);
+            hot.keep(hot_key(&p, 0), &entry(&material(&p), &[]), seen, 0, false);
         }
         assert!(hot.bytes() <= 64 << 10, "{} bytes", hot.bytes());
         assert!(hot.len() < 1_000);

@@ -175,10 +175,48 @@ pub fn authority<'a>(raw: &'a [u8], scheme: &str) -> Result<Cow<'a, str>, Invali
 /// assert_eq!(request_host(&path, &HeaderMap::new()).as_deref(), Ok(""));
 /// ```
 pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, InvalidHost> {
+    if let Some(host) = plain_host(uri, headers) {
+        return Ok(Cow::Borrowed(host));
+    }
     Ok(match resolve_host(uri, headers)? {
         Some(named) => normalized(named.raw, named.host, named.port),
         None => Cow::Borrowed(""),
     })
+}
+
+/// The usual request, answered without the full parse: origin-form, one
+/// `Host` line of lowercase letters, digits, `-` and `.`, and at most a
+/// short port that is not the scheme's default. Such a value is valid and
+/// already in the key's form; anything else takes the full parse.
+fn plain_host<'a>(uri: &Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if uri.authority().is_some() {
+        return None;
+    }
+    let mut lines = headers.get_all(http::header::HOST).iter();
+    let raw = lines.next()?.as_bytes();
+    if lines.next().is_some() {
+        return None;
+    }
+    let (host, port) = match raw.iter().position(|&b| b == b':') {
+        Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
+        None => (raw, None),
+    };
+    let plain = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.';
+    if host.is_empty() || !host.iter().all(plain) {
+        return None;
+    }
+    if let Some(port) = port {
+        let default: &[u8] = match scheme(uri) {
+            "http" => b"80",
+            "https" => b"443",
+            _ => return None,
+        };
+        let short = (1..=4).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
+        if !short || port[0] == b'0' || port == default {
+            return None;
+        }
+    }
+    std::str::from_utf8(raw).ok()
 }
 
 /// Whether [`request_host`] accepts the request, without building the
@@ -928,6 +966,43 @@ mod tests {
             &headers,
             None,
         )
+    }
+
+    #[test]
+    fn the_plain_host_shortcut_agrees_with_the_full_parse() {
+        let hosts = [
+            "example.com",
+            "a-b.example",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "example.com:80",
+            "example.com:8080",
+            "example.com:080",
+            "example.com:65535",
+            "example.com:",
+            "Example.com",
+            "localhost:1",
+            "-",
+            ".",
+            "a..b",
+            "example.com:99999",
+            "",
+            "example.com:0",
+            "exa_mple.com",
+        ];
+        for scheme_uri in ["/items", "https://example.com/items"] {
+            let uri: Uri = scheme_uri.parse().unwrap();
+            for host in hosts {
+                let headers = one_host(host.as_bytes());
+                let full = resolve_host(&uri, &headers)
+                    .map(|n| n.map(|n| normalized(n.raw, n.host, n.port).into_owned()));
+                if let Some(plain) = plain_host(&uri, &headers) {
+                    assert_eq!(full, Ok(Some(plain.to_owned())), "{host:?}");
+                }
+            }
+        }
+        let uri: Uri = "/items".parse().unwrap();
+        assert!(plain_host(&uri, &one_host(b"example.com:3000")).is_some());
     }
 
     #[test]
