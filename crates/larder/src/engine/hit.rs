@@ -81,6 +81,15 @@ impl Cache {
         };
         let copy = hot.get(&hot::HotKey::new(&pieces, generation), headers, now_ms)?;
         let entry = &copy.entry;
+        // As a store read requires: the route's declared fields are among
+        // those the entry was selected by.
+        if !policy
+            .vary
+            .iter()
+            .all(|d| entry.vary.iter().any(|(n, _)| n == d))
+        {
+            return None;
+        }
         let age = freshness::current_age(entry.initial_age, entry.response_time, now);
         if freshness::reuse(entry.lifetime, age, entry.forbids_stale, None) != Reuse::Fresh {
             return None;
