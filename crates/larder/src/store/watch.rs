@@ -97,8 +97,11 @@ pub enum Watch {
 /// ```
 #[derive(Default)]
 pub struct Watchers {
-    list: RwLock<Vec<(Box<[u8]>, Weak<dyn Watcher>)>>,
+    list: RwLock<Vec<Watched>>,
 }
+
+/// A prefix and who watches it.
+type Watched = (Box<[u8]>, Weak<dyn Watcher>);
 
 impl Watchers {
     /// Adds a watcher of the keys starting with `prefix`.
