@@ -6,6 +6,9 @@
 //! stops sending commands to a Redis that keeps failing, then probes it
 //! again after a cool-down: a dead or slow Redis costs a request at most
 //! one timeout, and usually nothing.
+//!
+//! A store that is watched ([`Store::watch`]) opens one more connection
+//! per master, for RESP3 client tracking (see `redis_watch.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};

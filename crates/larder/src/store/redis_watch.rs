@@ -65,7 +65,7 @@ struct Inner {
     tracked: Watchers,
     /// Watchers added since, not yet covered: they stay lost until their
     /// prefix is tracked on every node.
-    pending: Mutex<Vec<(String, Weak<dyn Watcher>)>>,
+    pending: Mutex<Vec<Entry>>,
     /// Lost/restored transitions, and which connection generation is
     /// live. Held while telling watchers, so that a `lost` from a reader
     /// can never overtake the `restored` it makes obsolete.
@@ -79,6 +79,9 @@ struct Inner {
     /// Invalidation pushes handled (for tests and stats).
     pushes: AtomicU64,
 }
+
+/// A watcher and the prefix it watches.
+type Entry = (String, Weak<dyn Watcher>);
 
 #[derive(Default)]
 struct State {
@@ -162,7 +165,7 @@ impl Inner {
     /// Tracking is on for `generation` on every node: the watchers in
     /// `covered` join the tracked ones, and all are restored. Answers
     /// false if the generation died meanwhile.
-    fn go_live(&self, generation: u64, covered: Vec<(String, Weak<dyn Watcher>)>) -> bool {
+    fn go_live(&self, generation: u64, covered: Vec<Entry>) -> bool {
         let mut state = lock(&self.state);
         if state.generation != generation {
             drop(state);
@@ -179,7 +182,7 @@ impl Inner {
     }
 
     /// Newly covered watchers, while live: restored one by one.
-    fn cover(&self, generation: u64, covered: Vec<(String, Weak<dyn Watcher>)>) -> bool {
+    fn cover(&self, generation: u64, covered: Vec<Entry>) -> bool {
         let state = lock(&self.state);
         if state.generation != generation || !state.active {
             drop(state);
@@ -374,7 +377,7 @@ async fn setup(
     let seeds = seeds(&shared);
     drop(shared);
     let masters = match &seeds {
-        Seeds::Single(info) => vec![info.clone()],
+        Seeds::Single(info) => vec![(**info).clone()],
         Seeds::Cluster(seeds) => bounded(timeout, masters(seeds, timeout)).await??,
     };
     let mut nodes = Vec::with_capacity(masters.len());
@@ -429,11 +432,7 @@ async fn steady(store: &Weak<Shared>, inner: &Arc<Inner>, live: &mut Live) {
 /// would overlap a tracked prefix cannot be added to a broadcast
 /// connection, so the generation ends and all are tracked anew. Answers
 /// false when the generation must end.
-async fn add_prefixes(
-    inner: &Arc<Inner>,
-    live: &mut Live,
-    added: Vec<(String, Weak<dyn Watcher>)>,
-) -> bool {
+async fn add_prefixes(inner: &Arc<Inner>, live: &mut Live, added: Vec<Entry>) -> bool {
     let mut fresh: Vec<String> = Vec::new();
     for (prefix, _) in &added {
         if covers(&live.prefixes, prefix) || covers(&fresh, prefix) {
@@ -507,13 +506,13 @@ async fn track(
 }
 
 enum Seeds {
-    Single(ConnectionInfo),
+    Single(Box<ConnectionInfo>),
     Cluster(Vec<ConnectionInfo>),
 }
 
 fn seeds(shared: &Shared) -> Seeds {
     match &shared.target {
-        Target::Single(client) => Seeds::Single(client.get_connection_info().clone()),
+        Target::Single(client) => Seeds::Single(Box::new(client.get_connection_info().clone())),
         Target::Cluster(_, seeds) => Seeds::Cluster(seeds.clone()),
     }
 }
