@@ -308,9 +308,18 @@ async fn a_killed_tracking_connection_leaves_nothing_stale_in_the_hot_tier() {
     a.get().await;
     assert_eq!(b.warm().await, "v1");
     let reports = b.cache.hot_tier_reports();
-    // Every client connection: B's tracking connection among them (the
-    // stores reconnect on their own).
-    server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    // The tracking connections (A's and B's: they name themselves), not
+    // the ones the stores read and write with, so A's write lands.
+    let list = server.cli(&["CLIENT", "LIST"]).expect("CLIENT LIST");
+    let tracking: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains("name=larder-watch"))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .collect();
+    assert!(!tracking.is_empty(), "no tracking connection in {list}");
+    for id in tracking {
+        server.cli(&["CLIENT", "KILL", "ID", id]);
+    }
     b.saw_report_since(reports).await;
     // A changes the entry while B may not be told.
     send(
