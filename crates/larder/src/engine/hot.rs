@@ -198,7 +198,7 @@ impl Watcher for Coherence {
     fn restored(&self) {
         // Copies made while changes went unreported go too.
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.namespaces.forget_all();
+        self.namespaces.refresh_all();
         self.watched.store(true, Ordering::Release);
         self.reports.fetch_add(1, Ordering::AcqRel);
     }

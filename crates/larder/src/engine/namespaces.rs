@@ -92,8 +92,11 @@ impl Namespaces {
         }
     }
 
-    /// Reporting of changes started or stopped: read every generation
-    /// again soon, beside the requests (they keep using what they know).
+    /// Reporting of changes started, stopped or came back: read every
+    /// generation again soon, beside the requests (the store may be down,
+    /// and a purge missed meanwhile is one `namespace_refresh` would have
+    /// missed as well). Until the read lands, the hot path does not use
+    /// what is known: the long way does, and starts the read.
     pub fn refresh_all(&self) {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         for g in map.values() {
@@ -112,7 +115,9 @@ impl Namespaces {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let g = map.get(namespace)?;
         let read_at = g.read_at.load(Ordering::Acquire);
-        let current = read_at != 0
+        // 1: a read was asked for (see `refresh_all`); until it lands, the
+        // long way uses what is known and starts it.
+        let current = read_at > 1
             && g.forgets.load(Ordering::Acquire) == g.read_forgets.load(Ordering::Acquire)
             && (watched || now_ms.saturating_sub(read_at) < refresh_ms);
         current.then(|| g.value.load(Ordering::Acquire))
@@ -152,7 +157,8 @@ impl Cache {
         }
         // While the store reports every change, there is nothing to poll.
         let watched = self.hot_watched();
-        let due = !watched && now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh);
+        let due = read_at == 1
+            || (!watched && now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh));
         // Later reads happen beside the request, one at a time, so no
         // request waits on them. The flag is released by a guard, even if
         // the task is dropped half-way.
