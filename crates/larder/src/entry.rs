@@ -1058,8 +1058,10 @@ mod tests {
             http::header::ETAG,
             date("W/\"99aa06d3014798d86001c324468d497f\""),
         );
-        e.headers
-            .append(http::header::ETAG, date("\"99AA06D3014798D86001C324468D497F\""));
+        e.headers.append(
+            http::header::ETAG,
+            date("\"99AA06D3014798D86001C324468D497F\""),
+        );
         e.headers.append(http::header::ETAG, date("\"99aa\""));
         e.headers
             .insert(http::header::CONTENT_TYPE, date("application/x-custom"));
@@ -1211,7 +1213,10 @@ mod tests {
     fn garbage_never_panics() {
         // A deterministic pseudo-random walk over many inputs, some starting
         // with a valid prefix so that the field decoders are reached.
-        for valid in [Record::Entry(entry()).encode(), Record::Entry(stored(64)).encode()] {
+        for valid in [
+            Record::Entry(entry()).encode(),
+            Record::Entry(stored(64)).encode(),
+        ] {
             walk(valid);
         }
     }
