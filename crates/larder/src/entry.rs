@@ -350,7 +350,7 @@ const MAX_DATE_SECS: u64 = 253_402_300_800;
 /// One header field as it is encoded.
 enum Field<'a> {
     /// A name code (or 0 and the name spelled out), then the value.
-    Plain(&'a HeaderName, &'a [u8]),
+    Plain(u8, &'a HeaderName, &'a [u8]),
     Static(u8),
     ContentLength,
     Date(i64),
@@ -362,7 +362,7 @@ impl<'a> Field<'a> {
         let v = value.as_bytes();
         if let Some(i) = STATIC_FIELDS
             .iter()
-            .position(|(n, s)| n == name && s.as_bytes() == v)
+            .position(|(n, s)| s.as_bytes() == v && n == name)
         {
             return Field::Static(i as u8);
         }
@@ -379,13 +379,13 @@ impl<'a> Field<'a> {
                 return Field::HexEtag(digest);
             }
         }
-        Field::Plain(name, v)
+        Field::Plain(name_code(name), name, v)
     }
 
     fn put(&self, out: &mut impl Out) {
         match self {
-            Field::Plain(name, value) => {
-                put_name(out, name);
+            Field::Plain(code, name, value) => {
+                put_coded_name(out, *code, name);
                 put_bytes(out, value);
             }
             Field::Static(i) => out.put(&[FIELD_STATIC, *i]),
@@ -568,13 +568,22 @@ fn put_bytes(out: &mut impl Out, b: &[u8]) {
     out.put(b);
 }
 
+/// `name`'s code: its place in [`NAMES`] plus one, or 0.
+fn name_code(name: &HeaderName) -> u8 {
+    NAMES
+        .iter()
+        .position(|n| n == name)
+        .map_or(0, |i| i as u8 + 1)
+}
+
 fn put_name(out: &mut impl Out, name: &HeaderName) {
-    match NAMES.iter().position(|n| n == name) {
-        Some(i) => out.put(&[i as u8 + 1]),
-        None => {
-            out.put(&[0]);
-            put_bytes(out, name.as_str().as_bytes());
-        }
+    put_coded_name(out, name_code(name), name);
+}
+
+fn put_coded_name(out: &mut impl Out, code: u8, name: &HeaderName) {
+    out.put(&[code]);
+    if code == 0 {
+        put_bytes(out, name.as_str().as_bytes());
     }
 }
 
@@ -604,13 +613,84 @@ fn decimal(n: u64) -> Vec<u8> {
 /// The seconds from `response_secs` of a `Date` value in the preferred
 /// format, if it is one (exactly as it would be written again).
 fn date_delta(value: &[u8], response_secs: u64) -> Option<i64> {
-    let text = std::str::from_utf8(value).ok()?;
-    let time = httpdate::parse_http_date(text).ok()?;
-    if httpdate::fmt_http_date(time) != text {
+    // The cache's own `Date` is the response time: no parsing for it.
+    if response_secs < MAX_DATE_SECS && value == imf_fixdate(response_secs) {
+        return Some(0);
+    }
+    let secs = parse_imf_fixdate(value)?;
+    i64::try_from(i128::from(secs) - i128::from(response_secs)).ok()
+}
+
+/// The seconds since the epoch of an IMF-fixdate from 1970 on, if `value`
+/// is one exactly as [`imf_fixdate`] writes it (weekday included).
+fn parse_imf_fixdate(value: &[u8]) -> Option<u64> {
+    const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
+    if value.len() != 29 {
         return None;
     }
-    let secs = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(i128::from(secs) - i128::from(response_secs)).ok()
+    let number = |at: usize, len: usize| -> Option<u64> {
+        value[at..at + len].iter().try_fold(0u64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+        })
+    };
+    let day = number(5, 2)?;
+    let month = MONTHS.chunks_exact(3).position(|m| m == &value[8..11])? as u64 + 1;
+    let year = number(12, 4)?;
+    let (hour, minute, second) = (number(17, 2)?, number(20, 2)?, number(23, 2)?);
+    if year < 1970 || day == 0 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Howard Hinnant's `days_from_civil`, for dates from 1970 on.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    // Writing it again catches the rest: a weekday or day of the month
+    // that does not fit, separators, the zone.
+    (secs < MAX_DATE_SECS && value == imf_fixdate(secs)).then_some(secs)
+}
+
+/// `secs` since the epoch as an IMF-fixdate (RFC 9110 §5.6.7), e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`; `secs` below [`MAX_DATE_SECS`]. Written
+/// here rather than by `httpdate` so that decoding a `Date` allocates
+/// nothing but the value.
+fn imf_fixdate(secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = secs / 86_400;
+    let in_day = secs % 86_400;
+    // Days to a civil date (proleptic Gregorian), after Howard Hinnant's
+    // `civil_from_days`, for days from 1970 on.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    let two = |out: &mut [u8], n: u64| {
+        out[0] = b'0' + (n / 10) as u8;
+        out[1] = b'0' + (n % 10) as u8;
+    };
+    two(&mut out[5..7], day);
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    two(&mut out[12..14], year / 100);
+    two(&mut out[14..16], year % 100);
+    two(&mut out[17..19], in_day / 3_600);
+    two(&mut out[20..22], in_day / 60 % 60);
+    two(&mut out[23..25], in_day % 60);
+    out
 }
 
 /// The digest of an `ETag` of the shape the cache makes: `"` then 32
@@ -693,8 +773,7 @@ fn decode_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
                     .ok()
                     .filter(|s| *s < MAX_DATE_SECS)
                     .ok_or(DecodeError::Invalid("date"))?;
-                let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-                let value = HeaderValue::from_maybe_shared(Bytes::from(date))
+                let value = HeaderValue::from_bytes(&imf_fixdate(secs))
                     .map_err(|_| DecodeError::Invalid("date"))?;
                 (http::header::DATE, value)
             }
@@ -1084,6 +1163,69 @@ mod tests {
                 Record::decode(bytes, usize::MAX),
                 Ok(Record::Entry(e.clone()))
             );
+        }
+    }
+
+    #[test]
+    fn dates_are_written_as_httpdate_writes_them() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut check = |secs: u64| {
+            let ours = imf_fixdate(secs);
+            let theirs = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs, "{secs}");
+        };
+        for secs in [
+            0,
+            86_399,
+            86_400,
+            951_782_400,
+            4_107_542_400,
+            MAX_DATE_SECS - 1,
+        ] {
+            check(secs);
+        }
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            check(state % MAX_DATE_SECS);
+        }
+    }
+
+    #[test]
+    fn dates_are_read_as_httpdate_reads_them_or_not_at_all() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let secs = state % MAX_DATE_SECS;
+            let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(parse_imf_fixdate(text.as_bytes()), Some(secs), "{text}");
+        }
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let secs = httpdate::parse_http_date(text).unwrap();
+            let secs = secs.duration_since(UNIX_EPOCH).unwrap().as_secs();
+            assert_eq!(parse_imf_fixdate(text.as_bytes()), Some(secs), "{text}");
+        }
+        for text in [
+            "Mon, 06 Nov 1994 08:49:37 GMT", // the wrong weekday
+            "Sun, 31 Feb 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun,  06 Nov 1994 08:49:37 GMT",
+            "Wed, 31 Dec 1969 23:59:59 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:3x GMT",
+        ] {
+            assert_eq!(parse_imf_fixdate(text.as_bytes()), None, "{text}");
         }
     }
 
