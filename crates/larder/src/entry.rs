@@ -1201,7 +1201,7 @@ mod tests {
     #[test]
     fn dates_are_written_as_httpdate_writes_them() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut check = |secs: u64| {
+        let check = |secs: u64| {
             let ours = imf_fixdate(secs);
             let theirs = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
             assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs, "{secs}");
