@@ -225,7 +225,7 @@ both_mounts! {
         let garbage: [&[u8]; 4] = [
             b"",
             b"\xff\xfe garbage",
-            b"LRDR\x01\x01\xff\xff\xff\xff",
+            b"LRDR\x02\x01\xff\xff\xff\xff",
             b"LRDR\x09",
         ];
         for (i, bytes) in garbage.into_iter().enumerate() {
