@@ -13,6 +13,16 @@ use std::fmt::Write;
 
 use http::{HeaderMap, HeaderName, Method, Uri};
 
+/// How every URI's key material begins: the key layout's version and the
+/// entry format's ([`crate::entry::FORMAT_VERSION`]). With the format in
+/// the material, instances of two releases sharing one Redis during a
+/// rolling deploy keep their entries under different keys, rather than
+/// deleting each other's as unreadable and filling them again.
+const MATERIAL_HEAD: &str = "larder-key-1-f2\n";
+
+/// The same for memoized calls.
+const MEMO_HEAD: &str = "larder-memo-1-f2\n";
+
 /// The header fields a cache must not key on by name alone: their presence
 /// makes the response selection depend on every value (`Vary: *`).
 const VARY_STAR: &str = "*";
@@ -618,7 +628,7 @@ impl<'a> Pieces<'a> {
     /// Gives each piece in order; their concatenation is the material.
     pub fn each(&self, mut f: impl FnMut(&'a str)) {
         for piece in [
-            "larder-key-1\n",
+            MATERIAL_HEAD,
             self.namespace,
             "\n",
             self.class,
@@ -696,7 +706,7 @@ pub fn memo(prefix: &str, namespace: &str, function: &str, args: &[u8]) -> MemoK
         prefix,
         namespace,
         0,
-        format!("larder-memo-1\n{namespace}\n{function}"),
+        format!("{MEMO_HEAD}{namespace}\n{function}"),
     );
     let args_hash = blake3::hash(args);
     let call_key = format!("{}:{}", function.store_key, hex16(args_hash.as_bytes()));
@@ -1003,6 +1013,19 @@ mod tests {
         }
         let uri: Uri = "/items".parse().unwrap();
         assert!(plain_host(&uri, &one_host(b"example.com:3000")).is_some());
+    }
+
+    #[test]
+    fn the_material_names_the_entry_format() {
+        let format = format!("-f{}\n", crate::entry::FORMAT_VERSION);
+        assert!(
+            MATERIAL_HEAD.ends_with(&format),
+            "bump MATERIAL_HEAD with the format"
+        );
+        assert!(
+            MEMO_HEAD.ends_with(&format),
+            "bump MEMO_HEAD with the format"
+        );
     }
 
     #[test]
