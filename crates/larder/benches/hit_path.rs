@@ -12,6 +12,14 @@
 //!   `tower::ServiceExt::oneshot` with a GET request and the body collected.
 //!   A cached hit should cost about what the plain handler does, or less.
 //!
+//! - `engine/engine_store_hit_1k`: the same with the hot tier off: every
+//!   hit reads and decodes the stored entry (what a hit cost before it).
+//! - `hot_set/*`: several threads at once looking up one set of 256 warm
+//!   keys, with the hot tier (quick_cache: reads take a shard's read lock
+//!   and touch no shared queue) and without it (the memory store's moka,
+//!   which records every read on a shared channel). The elements per
+//!   second are lookups; flat from 1 to 4 threads is what scales.
+//!
 //! Every benchmark checks once, outside the timed loop, that it measures
 //! what it says (a hit with a 1024-byte body), so a miss cannot pass for a
 //! fast hit.
@@ -63,8 +71,19 @@ fn cache() -> Cache {
     Cache::builder().store(MemoryStore::new(64 << 20)).build()
 }
 
+fn cache_with_hot_tier(bytes: u64) -> Cache {
+    Cache::builder()
+        .store(MemoryStore::new(64 << 20))
+        .hot_tier_bytes(bytes)
+        .build()
+}
+
 fn get_parts() -> request::Parts {
-    Request::get(PATH)
+    parts_for(PATH)
+}
+
+fn parts_for(path: &str) -> request::Parts {
+    Request::get(path)
         .header(HOST, HOST_VALUE)
         .body(())
         .expect("request")
@@ -90,7 +109,14 @@ fn cache_status(response: &Response<impl Sized>) -> &str {
 /// Stores the 1 KiB response under the request's key, as the first request
 /// for it would.
 async fn warm_engine(cache: &Cache, policy: &Arc<Policy>) {
-    let mut parts = get_parts();
+    warm_path(cache, policy, PATH).await;
+    // The first read from the store makes the hot tier's copy.
+    let read = cache.lookup(&get_parts(), policy).await;
+    assert!(matches!(read, Lookup::Respond(_)), "the warm key missed");
+}
+
+async fn warm_path(cache: &Cache, policy: &Arc<Policy>, path: &str) {
+    let mut parts = parts_for(path);
     let Lookup::Forward(fill) = cache.lookup(&parts, policy).await else {
         panic!("the first lookup of a cold cache must forward");
     };
@@ -110,32 +136,99 @@ async fn warm_engine(cache: &Cache, policy: &Arc<Policy>) {
 
 fn engine(c: &mut Criterion) {
     let rt = runtime();
-    let cache = cache();
     let policy = Arc::new(policy());
-    rt.block_on(warm_engine(&cache, &policy));
-
-    let parts = get_parts();
-    match rt.block_on(cache.lookup(&parts, &policy)) {
-        Lookup::Respond(response) => {
-            assert_eq!(response.status(), StatusCode::OK);
-            assert_eq!(response.body().len(), BODY_LEN);
-            assert!(cache_status(&response).contains("hit"));
-        }
-        Lookup::Forward(_) | Lookup::Refresh(..) => panic!("engine_hit_1k would measure a miss"),
-    }
-
+    let hot = cache();
+    let store_only = cache_with_hot_tier(0);
     let mut group = c.benchmark_group("engine");
-    let (cache, parts, policy) = (&cache, &parts, &policy);
-    group.bench_function("engine_hit_1k", |b| {
-        b.to_async(&rt).iter(|| async move {
-            match cache.lookup(black_box(parts), policy).await {
-                Lookup::Respond(response) => black_box(response),
-                Lookup::Forward(_) | Lookup::Refresh(..) => {
-                    unreachable!("a miss inside the timed loop")
-                }
+    for (name, cache) in [
+        ("engine_hit_1k", &hot),
+        ("engine_store_hit_1k", &store_only),
+    ] {
+        rt.block_on(warm_engine(cache, &policy));
+        let parts = get_parts();
+        match rt.block_on(cache.lookup(&parts, &policy)) {
+            Lookup::Respond(response) => {
+                assert_eq!(response.status(), StatusCode::OK);
+                assert_eq!(response.body().len(), BODY_LEN);
+                assert!(cache_status(&response).contains("hit"));
             }
-        })
-    });
+            Lookup::Forward(_) | Lookup::Refresh(..) => panic!("{name} would measure a miss"),
+        }
+        let (parts, policy) = (&parts, &policy);
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async move {
+                match cache.lookup(black_box(parts), policy).await {
+                    Lookup::Respond(response) => black_box(response),
+                    Lookup::Forward(_) | Lookup::Refresh(..) => {
+                        unreachable!("a miss inside the timed loop")
+                    }
+                }
+            })
+        });
+    }
+    let before = hot.stats().hot_hits;
+    rt.block_on(hot.lookup(&get_parts(), &policy));
+    assert_eq!(
+        hot.stats().hot_hits,
+        before + 1,
+        "engine_hit_1k did not hit the hot tier"
+    );
+    assert_eq!(store_only.stats().hot_hits, 0);
+    group.finish();
+}
+
+/// The keys `hot_set` reads.
+const HOT_SET: usize = 256;
+
+fn hot_set(c: &mut Criterion) {
+    let rt = runtime();
+    let policy = Arc::new(policy());
+    let paths: Vec<String> = (0..HOT_SET).map(|i| format!("/items/{i}")).collect();
+    let parts: Vec<request::Parts> = paths.iter().map(|p| parts_for(p)).collect();
+    let mut group = c.benchmark_group("hot_set");
+    for (label, bytes) in [
+        ("hot_tier", larder::DEFAULT_HOT_TIER_BYTES),
+        ("store_only", 0),
+    ] {
+        let cache = cache_with_hot_tier(bytes);
+        rt.block_on(async {
+            for (path, parts) in paths.iter().zip(&parts) {
+                warm_path(&cache, &policy, path).await;
+                assert!(matches!(
+                    cache.lookup(parts, &policy).await,
+                    Lookup::Respond(_)
+                ));
+            }
+        });
+        for threads in [1usize, 2, 4] {
+            group.throughput(criterion::Throughput::Elements(threads as u64));
+            let (cache, parts, policy) = (&cache, &parts, &policy);
+            group.bench_function(format!("{label}_{threads}_threads"), |b| {
+                b.iter_custom(|iters| {
+                    let start = std::time::Instant::now();
+                    std::thread::scope(|scope| {
+                        for t in 0..threads {
+                            scope.spawn(move || {
+                                runtime().block_on(async {
+                                    for i in 0..iters as usize {
+                                        let parts = &parts[(i * 7 + t * 31) % HOT_SET];
+                                        match cache.lookup(parts, policy).await {
+                                            Lookup::Respond(r) => drop(black_box(r)),
+                                            _ => unreachable!("a miss inside the timed loop"),
+                                        }
+                                    }
+                                })
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
+        if bytes > 0 {
+            assert!(cache.stats().hot_hits > 0, "the hot tier was never hit");
+        }
+    }
     group.finish();
 }
 
@@ -172,6 +265,8 @@ fn router(c: &mut Criterion) {
         "the warming response was not stored: {:?}",
         cache_status(&warming)
     );
+    // The first hit reads the store and copies the entry to the hot tier.
+    rt.block_on(send(&cached));
     let (response, bytes) = rt.block_on(send(&cached));
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(bytes.len(), BODY_LEN);
@@ -192,6 +287,10 @@ fn router(c: &mut Criterion) {
             .iter(|| async move { black_box(send(cached).await) })
     });
     group.finish();
+    assert!(
+        cache.stats().hot_hits > 0,
+        "router_cached_hit_1k never hit the hot tier"
+    );
 }
 
 fn config() -> Criterion {
@@ -203,6 +302,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = engine, router
+    targets = engine, router, hot_set
 }
 criterion_main!(benches);

@@ -9,7 +9,8 @@
 //!   for a short URI and a long query, and a variant key
 //!   ([`key::variant_key`]) over `Accept-Encoding` and `Accept-Language`.
 //! - `entry/*`: [`Record::encode`] and [`Record::decode`] of an entry with
-//!   the headers a handler usually sends, at 1 KiB and 64 KiB of body.
+//!   the headers a handler usually sends and those the cache adds
+//!   (`Content-Length`, `ETag`, `Date`), at 1 KiB and 64 KiB of body.
 //!   Decoding shares the body with the input, so its cost should not grow
 //!   with the body; encoding copies it.
 //!
@@ -28,8 +29,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::header::{
-    ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, DATE, ETAG, HOST, LAST_MODIFIED,
-    PRAGMA,
+    ACCEPT_ENCODING, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG,
+    HOST, LAST_MODIFIED, PRAGMA,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use larder::entry::{Entry, Record};
@@ -115,7 +116,7 @@ fn keys(c: &mut Criterion) {
 }
 
 fn entry(size: usize) -> Entry {
-    Entry {
+    let mut entry = Entry {
         material: "larder-key-1\nitems\nGET\nhttp\nexample.com\n/items/42".into(),
         variant_nonce: 0,
         vary: vec![],
@@ -135,7 +136,11 @@ fn entry(size: usize) -> Entry {
         stale_if_error: Duration::ZERO,
         forbids_stale: false,
         tags: vec!["items".into()],
-    }
+    };
+    entry
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(size));
+    entry
 }
 
 fn entries(c: &mut Criterion) {

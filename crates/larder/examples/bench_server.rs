@@ -9,6 +9,11 @@
 //! - `/larder-redis`: the `/plain` handler behind larder with a
 //!   `RedisStore`; after the first request every request is a hit.
 //! - `/larder-memory`: the same with the default in-memory store.
+//! - `/larder-redis-cold`: `/larder-redis` with the hot tier off, so that
+//!   every hit is a Redis round trip and a decode (a cold L1: what the
+//!   first read of a key on an instance costs).
+//! - `/larder-attribute`: a `#[larder::cache]` handler returning the same
+//!   bytes, on the memory store (the cache comes from `Cache::extension`).
 //! - `/origin`: the `/plain` bytes with `Cache-Control: public, max-age=3600`,
 //!   counting its requests: the origin that `bench/run` puts the `larder`
 //!   proxy and nginx's `proxy_cache` in front of.
@@ -18,7 +23,7 @@
 //!
 //! ```text
 //! LARDER_BENCH_REDIS_URL=redis://127.0.0.1:6379 LARDER_BENCH_BYTES=1024 \
-//!   cargo run --release -p larder --features redis --example bench_server -- 127.0.0.1:3000
+//!   cargo run --release -p larder --features redis,macros --example bench_server -- 127.0.0.1:3000
 //! ```
 //!
 //! The address comes from the first argument, else `LARDER_BENCH_ADDR`, else
@@ -73,6 +78,12 @@ async fn direct(State(mut conn): State<MultiplexedConnection>) -> Response {
     }
 }
 
+/// The `/plain` bytes from a `#[larder::cache]` handler.
+#[larder::cache(ttl = "1h")]
+async fn attributed(State(body): State<Bytes>) -> Response {
+    octets(body)
+}
+
 fn stats_line(name: &str, cache: &Cache) -> String {
     let s = cache.stats();
     format!(
@@ -118,6 +129,19 @@ async fn main() {
     let prefix = format!("larder-bench-{bytes}");
     let redis_cache = Cache::builder().store(store).prefix(&prefix).build();
     let memory_cache = Cache::builder().prefix(&prefix).build();
+    let cold_store = RedisStore::builder(redis_url.as_str())
+        .command_timeout(Duration::from_millis(timeout_ms))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("RedisStore: {e}"));
+    let cold_cache = Cache::builder()
+        .store(cold_store)
+        .prefix(format!("{prefix}-cold"))
+        .hot_tier_bytes(0)
+        .build();
+    let attribute_cache = Cache::builder()
+        .prefix(format!("{prefix}-attribute"))
+        .build();
     let hour = Duration::from_secs(3600);
 
     let plain = {
@@ -142,6 +166,11 @@ async fn main() {
         }
     };
     let (stats_redis, stats_memory) = (redis_cache.clone(), memory_cache.clone());
+    let (stats_cold, stats_attribute) = (cold_cache.clone(), attribute_cache.clone());
+    let attributed = Router::new()
+        .route("/larder-attribute", get(attributed))
+        .layer(attribute_cache.extension())
+        .with_state(body.clone());
     let app = Router::new()
         .route("/plain", get(plain.clone()))
         .route("/redis-direct", get(direct).with_state(conn))
@@ -150,15 +179,22 @@ async fn main() {
             get(plain.clone()).layer(redis_cache.layer(Policy::ttl(hour))),
         )
         .route(
+            "/larder-redis-cold",
+            get(plain.clone()).layer(cold_cache.layer(Policy::ttl(hour))),
+        )
+        .route(
             "/larder-memory",
             get(plain).layer(memory_cache.layer(Policy::ttl(hour))),
         )
+        .merge(attributed)
         .route("/origin", get(origin))
         .route(
             "/stats",
             get(move || async move {
                 stats_line("larder-redis", &stats_redis)
                     + &stats_line("larder-memory", &stats_memory)
+                    + &stats_line("larder-redis-cold", &stats_cold)
+                    + &stats_line("larder-attribute", &stats_attribute)
                     + &format!(
                         "origin requests={}\n",
                         origin_requests.load(Ordering::Relaxed)

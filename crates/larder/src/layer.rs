@@ -167,20 +167,35 @@ where
 {
     type Response = Response<CacheBody<ResBody>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = CacheFuture<Self::Response, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let mut request = request;
+        let plain = !storable::unannounced_body(
+            request.method(),
+            request.version(),
+            request.body().is_end_stream(),
+        );
+        if plain {
+            // A hot-tier hit is answered here and now: no task state, no
+            // box, no clone of the service.
+            let (parts, body) = request.into_parts();
+            if let Some(response) = self.cache.try_hit(&parts, &self.policy) {
+                return CacheFuture::ready(Ok(CacheBody::for_response(response)));
+            }
+            request = Request::from_parts(parts, body);
+        }
         // The service that was polled ready is the one we must call; keep a
         // fresh clone in its place for the next request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let cache = self.cache.clone();
         let policy = self.policy.clone();
-        Box::pin(async move {
+        CacheFuture::boxed(async move {
             let (mut parts, body) = request.into_parts();
             // The layer alone sees the body; the rule is policy's.
             let unannounced_body =
@@ -233,5 +248,85 @@ where
                 }
             }
         })
+    }
+}
+
+/// The future a [`CacheService`] returns: ready at once for a hot-tier
+/// hit, boxed for everything else (a lookup in the store, the handler).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+/// use larder::{Cache, Policy};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let cache = Cache::builder().build();
+/// let handler = service_fn(|_req: http::Request<String>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("items")))
+/// });
+/// let mut service = cache.layer(Policy::ttl(Duration::from_secs(60))).layer(handler);
+/// let request = || http::Request::get("http://example.com/items").body(String::new()).unwrap();
+/// // The first request misses; its store read copies nothing (a fill is no read).
+/// service.ready().await.unwrap().call(request()).await.unwrap();
+/// // The second reads the store and keeps a copy; the third is a hot hit.
+/// service.ready().await.unwrap().call(request()).await.unwrap();
+/// let future = service.ready().await.unwrap().call(request());
+/// let response = future.await.unwrap();
+/// assert!(response.headers()["cache-status"].to_str().unwrap().contains("hit"));
+/// assert_eq!(cache.stats().hot_hits, 1);
+/// # });
+/// ```
+pub struct CacheFuture<R, E> {
+    state: FutureState<R, E>,
+}
+
+type BoxedResult<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+enum FutureState<R, E> {
+    Ready(Option<Result<R, E>>),
+    Boxed(BoxedResult<R, E>),
+}
+
+impl<R, E> CacheFuture<R, E> {
+    fn ready(result: Result<R, E>) -> Self {
+        CacheFuture {
+            state: FutureState::Ready(Some(result)),
+        }
+    }
+
+    fn boxed(future: impl Future<Output = Result<R, E>> + Send + 'static) -> Self {
+        CacheFuture {
+            state: FutureState::Boxed(Box::pin(future)),
+        }
+    }
+}
+
+// Nothing in it is ever pinned in place: the result is moved out whole,
+// and the boxed future is pinned on the heap.
+impl<R, E> Unpin for CacheFuture<R, E> {}
+
+impl<R, E> Future for CacheFuture<R, E> {
+    type Output = Result<R, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            FutureState::Ready(result) => match result.take() {
+                Some(result) => Poll::Ready(result),
+                None => panic!("CacheFuture polled after it completed"),
+            },
+            FutureState::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<R, E> std::fmt::Debug for CacheFuture<R, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            FutureState::Ready(_) => "ready",
+            FutureState::Boxed(_) => "boxed",
+        };
+        f.debug_struct("CacheFuture")
+            .field("state", &state)
+            .finish()
     }
 }

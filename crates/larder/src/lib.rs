@@ -93,12 +93,12 @@ mod registry;
 pub mod store;
 
 pub use engine::{
-    Cache, CacheBody, CacheBuilder, Fill, Lookup, PurgeError, Stats, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MEMORY_BYTES,
+    Cache, CacheBody, CacheBuilder, Fill, Lookup, PurgeError, Stats, DEFAULT_HOT_TIER_BYTES,
+    DEFAULT_L1_TTL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MEMORY_BYTES,
 };
 #[cfg(feature = "macros")]
 pub use larder_macros::{cache, memoize};
-pub use layer::{CacheLayer, CacheService, ExtensionLayer, ExtensionService};
+pub use layer::{CacheFuture, CacheLayer, CacheService, ExtensionLayer, ExtensionService};
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
 pub use registry::{init, InitError};
 pub use store::MemoryStore;

@@ -30,7 +30,17 @@ fn instance(
     clock: &ManualClock,
     db_calls: &Arc<AtomicUsize>,
 ) -> (Cache, Router) {
-    let cache = Cache::builder().store(store).clock(clock.clone()).build();
+    instance_with(store, clock, db_calls, |b| b)
+}
+
+/// [`instance`], with more said to its cache's builder.
+fn instance_with(
+    store: RedisStore,
+    clock: &ManualClock,
+    db_calls: &Arc<AtomicUsize>,
+    configure: impl FnOnce(larder::CacheBuilder) -> larder::CacheBuilder,
+) -> (Cache, Router) {
+    let cache = configure(Cache::builder().store(store).clock(clock.clone())).build();
     let calls = db_calls.clone();
     let app = Router::new().route(
         "/items",
@@ -125,7 +135,8 @@ async fn a_paused_then_killed_then_restarted_redis_never_fails_a_request() {
     let db = Arc::new(AtomicUsize::new(0));
     let timeout = Duration::from_millis(100);
     let redis = store(&server, timeout).await;
-    let (cache, app) = instance(redis.clone(), &clock, &db);
+    // Every request must reach Redis: no hot tier to answer from meanwhile.
+    let (cache, app) = instance_with(redis.clone(), &clock, &db, |b| b.hot_tier_bytes(0));
     get_reply(&app, "/items").await;
     assert!(get_reply(&app, "/items").await.is_hit());
 

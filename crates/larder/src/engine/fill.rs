@@ -156,7 +156,7 @@ impl Fill {
         respond::from_entry(
             &self.cache,
             &self.policy,
-            entry,
+            &entry,
             &self.method,
             &self.headers,
             answer,
@@ -581,13 +581,17 @@ impl Fill {
         }
         let names: Vec<_> = entry.vary.iter().map(|(n, _)| n.clone()).collect();
         let result = if names.is_empty() {
-            store
+            let put = store
                 .put(
                     &primary.store_key,
                     Record::Entry(entry.clone()).encode(),
                     ttl,
                 )
-                .await
+                .await;
+            // Whatever the store answered (a timeout may still have
+            // written): copies read before are not served again.
+            self.cache.hot_changed(&primary.store_key);
+            put
         } else {
             if names != self.policy.vary {
                 // Later lookups of this URI fetch the variant with the index.
@@ -617,14 +621,17 @@ impl Fill {
             let variant_key = key::variant_key(primary, &names, &values);
             // The variant first: an index never points at nothing for longer
             // than it must.
-            match store
+            let put = store
                 .put(&variant_key, Record::Entry(variant).encode(), ttl)
-                .await
-            {
+                .await;
+            self.cache.hot_changed(&variant_key);
+            match put {
                 Ok(()) => {
-                    store
+                    let put = store
                         .put(&primary.store_key, Record::Variants(index).encode(), ttl)
-                        .await
+                        .await;
+                    self.cache.hot_changed(&primary.store_key);
+                    put
                 }
                 Err(e) => Err(e),
             }
@@ -767,7 +774,9 @@ impl Fill {
                     uri,
                     self.key_extra.as_deref(),
                 );
-                match inner.store.delete(&primary.store_key).await {
+                let deleted = inner.store.delete(&primary.store_key).await;
+                self.cache.hot_changed(&primary.store_key);
+                match deleted {
                     Ok(()) => Counters::bump(&inner.counters.invalidations),
                     Err(e) => self.cache.store_error("delete", e),
                 }

@@ -8,6 +8,7 @@ use http::{request, HeaderMap, HeaderName, Method, Response};
 
 use super::coalesce::{follow, Filling, Join, Landed, Leader};
 use super::fill::{Fill, Plan};
+use super::hot::Seen;
 use super::lease::{Claim, LeaseGuard, POLL_FIRST, POLL_MAX};
 use super::respond::{self, Answer};
 use super::stats::Counters;
@@ -48,6 +49,8 @@ pub(crate) struct Found {
     pub entry: Option<Entry>,
     pub index: Option<VariantIndex>,
     pub fwd: Fwd,
+    /// What the hot tier's counters were before the read, for a copy.
+    pub seen: Option<Seen>,
 }
 
 impl Found {
@@ -56,6 +59,7 @@ impl Found {
             entry: None,
             index,
             fwd,
+            seen: None,
         }
     }
 }
@@ -98,6 +102,9 @@ impl Cache {
     /// # }
     /// ```
     pub async fn lookup(&self, parts: &request::Parts, policy: &Arc<Policy>) -> Lookup {
+        if let Some(response) = self.try_hit(parts, policy) {
+            return Lookup::Respond(response);
+        }
         let now = self.inner.clock.now();
         // `None`: the store cannot say which keys are current. Such a
         // request neither reads nor writes the store (keys of a guessed
@@ -211,6 +218,7 @@ impl Cache {
         let found = self.find(&primary, policy, &parts.headers).await;
         let mut fwd = found.fwd;
         let mut index = found.index;
+        let seen = found.seen;
         // The entry this miss replaces: revalidated with its validators,
         // and standing in for a failed fetch inside its stale-if-error
         // window (RFC 5861 §4).
@@ -231,6 +239,16 @@ impl Cache {
                         freshness::refresh_early(remaining, delta, uniform())
                     });
                     if !early {
+                        if let Some(generation) = generation {
+                            self.keep_hot(
+                                parts,
+                                policy,
+                                generation,
+                                extra.as_deref(),
+                                &entry,
+                                seen,
+                            );
+                        }
                         let answer = Answer::hit();
                         return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                     }
@@ -609,7 +627,7 @@ impl Cache {
         respond::from_entry(
             self,
             policy,
-            entry,
+            &entry,
             &parts.method,
             &parts.headers,
             answer,
@@ -639,6 +657,7 @@ impl Cache {
             Some(names) => names,
             None => declared,
         };
+        let mut seen = self.hot_before_read(&primary.store_key);
         let read = if names.is_empty() {
             store.get(&primary.store_key).await.map(|v| (v, None))
         } else {
@@ -648,6 +667,7 @@ impl Cache {
                 primary.store_key.clone(),
                 key::variant_key(primary, names, &values),
             ];
+            seen = self.hot_and(seen, &keys[1]);
             store.get_many(&keys).await.map(|mut got| {
                 let variant = got.get_mut(1).and_then(Option::take);
                 (got.into_iter().next().flatten(), variant)
@@ -679,6 +699,7 @@ impl Cache {
                     entry: Some(entry),
                     index: None,
                     fwd: Fwd::Miss,
+                    seen,
                 };
             }
             Some(Record::Variants(index)) => index,
@@ -699,6 +720,7 @@ impl Cache {
         } else {
             let values = key::vary_values(&index.names, headers);
             let variant_key = key::variant_key(primary, &index.names, &values);
+            seen = self.hot_and(seen, &variant_key);
             match store.get(&variant_key).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -722,6 +744,7 @@ impl Cache {
                     entry: Some(entry),
                     index: Some(index),
                     fwd: Fwd::Miss,
+                    seen,
                 }
             }
             _ => Found::miss(Fwd::VaryMiss, Some(index)),

@@ -8,6 +8,8 @@
 mod body;
 mod coalesce;
 mod fill;
+mod hit;
+mod hot;
 mod lease;
 mod lookup;
 #[cfg(feature = "macros")]
@@ -24,7 +26,7 @@ use http::HeaderName;
 
 use crate::clock::{Clock, SystemClock};
 use crate::policy::cache_status::is_sf_token;
-use crate::store::{MemoryStore, Store, StoreError};
+use crate::store::{MemoryStore, Store, StoreError, Watch, Watcher};
 
 pub use body::CacheBody;
 #[cfg(feature = "axum")]
@@ -41,6 +43,14 @@ const VARY_MEMO_ENTRIES: u64 = 10_000;
 
 /// How many uncacheable keys an instance remembers for hit-for-miss.
 const UNCACHEABLE_KEYS: u64 = 10_000;
+
+/// The default size of the hot tier (ready-to-send copies of the entries
+/// being read): 32 MiB.
+pub const DEFAULT_HOT_TIER_BYTES: u64 = 32 << 20;
+
+/// The default longest a hot-tier copy is served while the store cannot
+/// report changes: 1 s.
+pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(1);
 
 /// The default largest body the cache buffers and stores: 8 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
@@ -86,7 +96,9 @@ pub(crate) struct Inner {
     /// misses go straight to the handler, in parallel.
     pub uncacheable: Option<moka::sync::Cache<String, ()>>,
     pub namespace_refresh: Duration,
-    pub namespaces: namespaces::Namespaces,
+    pub namespaces: Arc<namespaces::Namespaces>,
+    /// Ready-to-send copies of what was read; `None` when turned off.
+    pub hot: Option<hot::Hot>,
     /// The Vary names last seen in each URI's variant index, so that a
     /// route whose responses vary still hits in one round trip.
     pub vary_memo: moka::sync::Cache<String, Arc<[HeaderName]>>,
@@ -114,7 +126,9 @@ impl Cache {
 
     /// What the cache has done so far.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        (stats.hot_entries, stats.hot_bytes) = self.hot_gauges();
+        stats
     }
 
     /// The name the cache uses in `Cache-Status`.
@@ -176,6 +190,8 @@ pub struct CacheBuilder {
     lease_ttl: Duration,
     hit_for_miss: Duration,
     namespace_refresh: Duration,
+    hot_tier_bytes: u64,
+    l1_ttl: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -194,6 +210,8 @@ impl Default for CacheBuilder {
             lease_ttl: Duration::from_secs(10),
             hit_for_miss: Duration::from_secs(10),
             namespace_refresh: Duration::from_secs(1),
+            hot_tier_bytes: DEFAULT_HOT_TIER_BYTES,
+            l1_ttl: DEFAULT_L1_TTL,
         }
     }
 }
@@ -336,6 +354,39 @@ impl CacheBuilder {
         self
     }
 
+    /// The hot tier's size in bytes: ready-to-send copies of the entries
+    /// being read, in front of the store, served without decoding or a
+    /// store round trip. Only reads make copies. With a store that reports
+    /// changes (the memory store, Redis with RESP3 client tracking) a copy
+    /// is served until its key changes anywhere; with one that does not,
+    /// for at most [`l1_ttl`](CacheBuilder::l1_ttl). Default
+    /// [`DEFAULT_HOT_TIER_BYTES`]; 0 turns it off.
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder().hot_tier_bytes(64 << 20).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn hot_tier_bytes(mut self, bytes: u64) -> Self {
+        self.hot_tier_bytes = bytes;
+        self
+    }
+
+    /// The longest a hot-tier copy is served while the store cannot report
+    /// changes (it does not watch, or its reporting broke, as when the
+    /// Redis tracking connection drops): how stale another instance's write
+    /// can leave this one. Default [`DEFAULT_L1_TTL`]; zero serves no copy
+    /// then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = larder::Cache::builder().l1_ttl(Duration::from_millis(250)).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn l1_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_ttl = ttl;
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> Cache {
         if !is_sf_token(&self.name) {
@@ -348,6 +399,21 @@ impl CacheBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::new(DEFAULT_MEMORY_BYTES)));
+        let namespaces = Arc::new(namespaces::Namespaces::default());
+        let hot = (self.hot_tier_bytes > 0).then(|| {
+            let coherence = Arc::new(hot::Coherence::new(&self.prefix, namespaces.clone()));
+            let watcher: Arc<dyn Watcher> = coherence.clone();
+            let watch = store.watch(&format!("{}:", self.prefix), Arc::downgrade(&watcher));
+            if let Watch::Unsupported(why) = watch {
+                tracing::info!(
+                    why,
+                    l1_ttl = ?self.l1_ttl,
+                    "larder: the store does not report changes; hot-tier copies are served for at most l1_ttl"
+                );
+            }
+            let l1_ttl_ms = u64::try_from(self.l1_ttl.as_millis()).unwrap_or(u64::MAX);
+            hot::Hot::new(self.hot_tier_bytes, l1_ttl_ms, coherence)
+        });
         Cache {
             inner: Arc::new(Inner {
                 store,
@@ -369,7 +435,8 @@ impl CacheBuilder {
                         .build()
                 }),
                 namespace_refresh: self.namespace_refresh,
-                namespaces: namespaces::Namespaces::default(),
+                namespaces,
+                hot,
                 vary_memo: moka::sync::Cache::new(VARY_MEMO_ENTRIES),
                 flights: Arc::default(),
                 counters: stats::Counters::default(),

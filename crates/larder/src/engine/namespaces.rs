@@ -25,7 +25,33 @@ use crate::store::StoreError;
 
 #[derive(Default)]
 pub(crate) struct Namespaces {
-    map: RwLock<HashMap<String, Arc<Generation>>>,
+    map: RwLock<HashMap<String, Arc<Generation>, Fnv>>,
+}
+
+/// FNV-1a: namespaces are a handful of short names the application
+/// chose (no client picks them, so no flooding to resist), looked up on
+/// every request; SipHash costs more than the rest of the lookup.
+#[derive(Clone, Copy, Default)]
+struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -34,6 +60,11 @@ struct Generation {
     /// Engine-clock milliseconds of the last read; 0 = never read.
     read_at: AtomicU64,
     reading: AtomicBool,
+    /// Moved when the store reports that the counter changed: until a
+    /// read that started after it succeeds, requests read it themselves.
+    forgets: AtomicU64,
+    /// `forgets` as it was when the last successful read started.
+    read_forgets: AtomicU64,
 }
 
 impl Namespaces {
@@ -48,6 +79,48 @@ impl Namespaces {
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         map.entry(namespace.to_owned()).or_default().clone()
+    }
+
+    /// A counter changed in the store (another instance purged a
+    /// namespace): every namespace's next request reads its generation
+    /// before using it. Purges are rare; telling which one it was is not
+    /// worth the parsing.
+    pub fn forget_all(&self) {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        for g in map.values() {
+            g.forgets.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Reporting of changes started, stopped or came back: read every
+    /// generation again soon, beside the requests (the store may be down,
+    /// and a purge missed meanwhile is one `namespace_refresh` would have
+    /// missed as well). Until the read lands, the hot path does not use
+    /// what is known: the long way does, and starts the read.
+    pub fn refresh_all(&self) {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        for g in map.values() {
+            let _ = g
+                .read_at
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                    (r > 1).then_some(1)
+                });
+        }
+    }
+
+    /// The generation to use now without waiting for the store, if it is
+    /// known and current: never read, forgotten, or (when the store does
+    /// not report changes) due for its periodic read all say no.
+    pub fn now(&self, namespace: &str, now_ms: u64, refresh_ms: u64, watched: bool) -> Option<u64> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let g = map.get(namespace)?;
+        let read_at = g.read_at.load(Ordering::Acquire);
+        // 1: a read was asked for (see `refresh_all`); until it lands, the
+        // long way uses what is known and starts it.
+        let current = read_at > 1
+            && g.forgets.load(Ordering::Acquire) == g.read_forgets.load(Ordering::Acquire)
+            && (watched || now_ms.saturating_sub(read_at) < refresh_ms);
+        current.then(|| g.value.load(Ordering::Acquire))
     }
 }
 
@@ -76,7 +149,16 @@ impl Cache {
                 .await
                 .then(|| g.value.load(Ordering::Acquire));
         }
-        let due = now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh);
+        if g.forgets.load(Ordering::Acquire) != g.read_forgets.load(Ordering::Acquire) {
+            // The store said it changed: this request must not use the
+            // old one. If the read fails, what is known is all there is.
+            self.read_generation(&g, namespace, now).await;
+            return Some(g.value.load(Ordering::Acquire));
+        }
+        // While the store reports every change, there is nothing to poll.
+        let watched = self.hot_watched();
+        let due = read_at == 1
+            || (!watched && now.saturating_sub(read_at) >= millis(self.inner.namespace_refresh));
         // Later reads happen beside the request, one at a time, so no
         // request waits on them. The flag is released by a guard, even if
         // the task is dropped half-way.
@@ -93,6 +175,7 @@ impl Cache {
     /// Reads the generation from the store; false if that failed.
     async fn read_generation(&self, g: &Generation, namespace: &str, now: u64) -> bool {
         let key = self.generation_key(namespace);
+        let forgets = g.forgets.load(Ordering::Acquire);
         let mut read = self.inner.store.counter(&key).await;
         if matches!(&read, Err(e) if e.is_corrupt()) {
             read = self.reset_generation(g, &key).await;
@@ -100,14 +183,15 @@ impl Cache {
         match read {
             Ok(value) => {
                 g.value.fetch_max(value, Ordering::AcqRel);
-                g.read_at.fetch_max(now.max(1), Ordering::AcqRel);
+                g.read_at.fetch_max(now.max(2), Ordering::AcqRel);
+                g.read_forgets.fetch_max(forgets, Ordering::AcqRel);
                 true
             }
             Err(e) => {
                 self.store_error("counter", e);
                 // Once known, a failing store is not asked per request.
                 if g.read_at.load(Ordering::Acquire) != 0 {
-                    g.read_at.fetch_max(now.max(1), Ordering::AcqRel);
+                    g.read_at.fetch_max(now.max(2), Ordering::AcqRel);
                 }
                 false
             }
@@ -127,7 +211,7 @@ impl Cache {
         };
         g.value.fetch_max(value, Ordering::AcqRel);
         g.read_at
-            .store(self.clock_millis().max(1), Ordering::Release);
+            .store(self.clock_millis().max(2), Ordering::Release);
         Ok(value)
     }
 
@@ -157,7 +241,7 @@ impl Cache {
         self.clock_millis().max(known.saturating_add(1))
     }
 
-    fn clock_millis(&self) -> u64 {
+    pub(crate) fn clock_millis(&self) -> u64 {
         self.inner
             .clock
             .now()

@@ -61,7 +61,9 @@ impl Cache {
         // makes every variant unreachable. Read first, only to tell the
         // caller (purges are rare; the store's delete says nothing).
         let stored = self.inner.store.get(&primary.store_key).await?.is_some();
-        self.inner.store.delete(&primary.store_key).await?;
+        let deleted = self.inner.store.delete(&primary.store_key).await;
+        self.hot_changed(&primary.store_key);
+        deleted?;
         Ok(stored)
     }
 
@@ -92,15 +94,18 @@ impl Cache {
     pub async fn purge_tag(&self, tag: &str) -> Result<u64, PurgeError> {
         let index = self.tag_key(tag);
         let store = &self.inner.store;
-        match store.index_purge(&index).await {
+        let purged = match store.index_purge(&index).await {
             Err(e) if e.is_corrupt() => {
                 // It was not a set, so it indexed nothing; a set made since
                 // the repair may have members already.
                 self.repair_index(&index).await?;
-                Ok(store.index_purge(&index).await?)
+                store.index_purge(&index).await
             }
-            other => Ok(other?),
-        }
+            other => other,
+        };
+        // The store does not say which keys went; the copies say their tags.
+        self.hot_forget_tag(tag);
+        Ok(purged?)
     }
 
     /// Adds `member` to the tag index `index` (for a fill), repairing an

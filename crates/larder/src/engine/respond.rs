@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
+use super::hot::{Copy, Stamps};
 use super::stats::Counters;
 use super::Cache;
 use crate::entry::Entry;
@@ -64,7 +65,7 @@ impl Answer<'_> {
 pub(crate) fn from_entry(
     cache: &Cache,
     policy: &Policy,
-    entry: Entry,
+    entry: &Entry,
     method: &Method,
     request: &HeaderMap,
     answer: Answer<'_>,
@@ -96,9 +97,9 @@ pub(crate) fn from_entry(
             let body = if method == Method::HEAD {
                 Bytes::new()
             } else {
-                entry.body
+                entry.body.clone()
             };
-            (entry.status, entry.headers, body)
+            (entry.status, entry.headers.clone(), body)
         }
         Precondition::NotModified => {
             Counters::bump(&cache.inner.counters.not_modified);
@@ -135,10 +136,121 @@ pub(crate) fn from_entry(
     response
 }
 
+/// Sends a hot-tier copy as a hit. A request with preconditions or a
+/// `Range` (`special`) takes [`from_entry`]; every other one gets the
+/// prepared headers with this second's `Age`, `Cache-Status` and
+/// remaining-lifetime `Cache-Control` filled in, computed once a second.
+pub(crate) fn from_copy(
+    cache: &Cache,
+    policy: &Policy,
+    copy: &Copy,
+    method: &Method,
+    request: &HeaderMap,
+    special: bool,
+    now: SystemTime,
+) -> Response<Bytes> {
+    let entry = &copy.entry;
+    if special {
+        return from_entry(cache, policy, entry, method, request, Answer::hit(), now);
+    }
+    let stamps = stamps(cache, copy, age_of(entry, now));
+    let mut headers = copy.prepared.clone();
+    let remaining = matches!(
+        policy.client_cache_control,
+        ClientCacheControl::RemainingTtl
+    );
+    let Stamps {
+        age,
+        cache_status,
+        control,
+        ..
+    } = stamps;
+    // The slots are filled in place: one pass over a few fields costs
+    // less than hashing each name again.
+    let (mut age, mut cache_status) = (Some(age), Some(cache_status));
+    let mut control = (remaining && copy.control_slot).then_some(control);
+    for (name, value) in headers.iter_mut() {
+        let fill = if name == header::AGE {
+            age.take()
+        } else if name == CACHE_STATUS {
+            cache_status.take()
+        } else if name == header::CACHE_CONTROL {
+            control.take()
+        } else {
+            None
+        };
+        if let Some(fill) = fill {
+            *value = fill;
+        }
+    }
+    match &policy.client_cache_control {
+        ClientCacheControl::Untouched if copy.control_slot => {
+            headers.remove(header::CACHE_CONTROL);
+        }
+        ClientCacheControl::Untouched => {}
+        ClientCacheControl::Fixed(value) => {
+            headers.insert(header::CACHE_CONTROL, value.clone());
+        }
+        ClientCacheControl::RemainingTtl => {
+            if !headers.contains_key(header::CACHE_CONTROL) {
+                // Copied for a route that sent none; this one does.
+                let ttl = freshness::remaining_ttl(entry.lifetime, age_of(entry, now));
+                client_cache_control(policy, &mut headers, ttl);
+            }
+        }
+    }
+    if let Some(name) = &cache.inner.legacy_header {
+        headers.insert(name.clone(), HeaderValue::from_static("HIT"));
+    }
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        entry.body.clone()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = entry.status;
+    *response.headers_mut() = headers;
+    response
+}
+
+fn age_of(entry: &Entry, now: SystemTime) -> Duration {
+    freshness::current_age(entry.initial_age, entry.response_time, now)
+}
+
+/// This second's per-hit values of a copy: the ones already made within
+/// it, or new ones (kept for the next hit, unless another is writing them).
+fn stamps(cache: &Cache, copy: &Copy, age: Duration) -> Stamps {
+    let age_secs = age.as_secs();
+    if let Ok(held) = copy.stamps.try_lock() {
+        if let Some(stamps) = held.as_ref().filter(|s| s.age_secs == age_secs) {
+            return stamps.clone();
+        }
+    }
+    let ttl = freshness::remaining_ttl(copy.entry.lifetime, age);
+    let cache_status = CacheStatus {
+        name: &cache.inner.name,
+        hit: true,
+        ttl: Some(ttl),
+        ..CacheStatus::default()
+    };
+    let control = HeaderValue::from_maybe_shared(Bytes::from(format!("max-age={}", ttl.max(0))))
+        .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"));
+    let stamps = Stamps {
+        age_secs,
+        age: seconds(age),
+        cache_status: cache_status.append_to(copy.upstream_status.as_ref()),
+        control,
+    };
+    if let Ok(mut held) = copy.stamps.try_lock() {
+        *held = Some(stamps.clone());
+    }
+    stamps
+}
+
 /// The answer to a request with `Range` (RFC 9110 §14.2): a 206 of a slice
 /// of the stored body (no copy), a 416, or the whole entry.
 fn ranged(
-    entry: Entry,
+    entry: &Entry,
     method: &Method,
     request: &HeaderMap,
     now: SystemTime,
@@ -147,11 +259,15 @@ fn ranged(
     let head = method == Method::HEAD;
     match range::select(method, request, entry.status, &entry.headers, len, now) {
         Ranged::Full => {
-            let body = if head { Bytes::new() } else { entry.body };
-            (entry.status, entry.headers, body)
+            let body = if head {
+                Bytes::new()
+            } else {
+                entry.body.clone()
+            };
+            (entry.status, entry.headers.clone(), body)
         }
         Ranged::Part(part) => {
-            let mut headers = entry.headers;
+            let mut headers = entry.headers.clone();
             headers.insert(header::CONTENT_RANGE, range::content_range(&part, len));
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(part.len()));
             let body = if head {

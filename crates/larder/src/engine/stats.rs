@@ -9,6 +9,7 @@ use crate::policy::NotStored;
 #[derive(Default)]
 pub(crate) struct Counters {
     pub hits: AtomicU64,
+    pub hot_hits: AtomicU64,
     pub stale_hits: AtomicU64,
     pub misses: AtomicU64,
     pub bypasses: AtomicU64,
@@ -39,6 +40,9 @@ impl Counters {
     pub fn snapshot(&self) -> Stats {
         Stats {
             hits: self.hits.load(Relaxed),
+            hot_hits: self.hot_hits.load(Relaxed),
+            hot_entries: 0,
+            hot_bytes: 0,
             stale_hits: self.stale_hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             bypasses: self.bypasses.load(Relaxed),
@@ -69,6 +73,13 @@ impl Counters {
 pub struct Stats {
     /// Requests answered from a fresh stored response.
     pub hits: u64,
+    /// Of the hits, those answered from the hot tier, without the store.
+    pub hot_hits: u64,
+    /// URIs with copies in the hot tier now.
+    pub hot_entries: u64,
+    /// What the hot tier's copies weigh now, in bytes (headers, bodies,
+    /// and the structures around them).
+    pub hot_bytes: u64,
     /// Requests answered from a stale stored response the request accepted.
     pub stale_hits: u64,
     /// Cacheable requests that went to the handler.
@@ -114,6 +125,9 @@ impl std::fmt::Debug for Stats {
         }
         f.debug_struct("Stats")
             .field("hits", &self.hits)
+            .field("hot_hits", &self.hot_hits)
+            .field("hot_entries", &self.hot_entries)
+            .field("hot_bytes", &self.hot_bytes)
             .field("stale_hits", &self.stale_hits)
             .field("misses", &self.misses)
             .field("bypasses", &self.bypasses)

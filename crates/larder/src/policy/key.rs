@@ -13,6 +13,16 @@ use std::fmt::Write;
 
 use http::{HeaderMap, HeaderName, Method, Uri};
 
+/// How every URI's key material begins: the key layout's version and the
+/// entry format's ([`crate::entry::FORMAT_VERSION`]). With the format in
+/// the material, instances of two releases sharing one Redis during a
+/// rolling deploy keep their entries under different keys, rather than
+/// deleting each other's as unreadable and filling them again.
+const MATERIAL_HEAD: &str = "larder-key-1-f2\n";
+
+/// The same for memoized calls.
+const MEMO_HEAD: &str = "larder-memo-1-f2\n";
+
 /// The header fields a cache must not key on by name alone: their presence
 /// makes the response selection depend on every value (`Vary: *`).
 const VARY_STAR: &str = "*";
@@ -175,10 +185,48 @@ pub fn authority<'a>(raw: &'a [u8], scheme: &str) -> Result<Cow<'a, str>, Invali
 /// assert_eq!(request_host(&path, &HeaderMap::new()).as_deref(), Ok(""));
 /// ```
 pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, InvalidHost> {
+    if let Some(host) = plain_host(uri, headers) {
+        return Ok(Cow::Borrowed(host));
+    }
     Ok(match resolve_host(uri, headers)? {
         Some(named) => normalized(named.raw, named.host, named.port),
         None => Cow::Borrowed(""),
     })
+}
+
+/// The usual request, answered without the full parse: origin-form, one
+/// `Host` line of lowercase letters, digits, `-` and `.`, and at most a
+/// short port that is not the scheme's default. Such a value is valid and
+/// already in the key's form; anything else takes the full parse.
+fn plain_host<'a>(uri: &Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if uri.authority().is_some() {
+        return None;
+    }
+    let mut lines = headers.get_all(http::header::HOST).iter();
+    let raw = lines.next()?.as_bytes();
+    if lines.next().is_some() {
+        return None;
+    }
+    let (host, port) = match raw.iter().position(|&b| b == b':') {
+        Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
+        None => (raw, None),
+    };
+    let plain = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.';
+    if host.is_empty() || !host.iter().all(plain) {
+        return None;
+    }
+    if let Some(port) = port {
+        let default: &[u8] = match scheme(uri) {
+            "http" => b"80",
+            "https" => b"443",
+            _ => return None,
+        };
+        let short = (1..=4).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
+        if !short || port[0] == b'0' || port == default {
+            return None;
+        }
+    }
+    std::str::from_utf8(raw).ok()
 }
 
 /// Whether [`request_host`] accepts the request, without building the
@@ -217,7 +265,7 @@ pub fn host(uri: &Uri, headers: &HeaderMap) -> String {
 }
 
 /// [`host`], borrowed when the request already names it in normal form.
-fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
+pub(crate) fn key_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
     request_host(uri, headers).unwrap_or(Cow::Borrowed(INVALID_HOST))
 }
 
@@ -546,33 +594,71 @@ pub fn primary_for(
             + scheme.len()
             + host.len()
             + path.len()
-            + query.map_or(0, |q| q.len() + 1),
+            + query.map_or(0, |q| q.len() + 1)
+            + extra.map_or(0, |e| e.len() + 1),
     );
-    for part in [
-        "larder-key-1\n",
+    let pieces = Pieces {
         namespace,
-        "\n",
         class,
-        "\n",
         scheme,
-        "\n",
         host,
-        "\n",
         path,
-    ] {
-        material.push_str(part);
-    }
-    if let Some(q) = query {
-        material.push('?');
-        material.push_str(q);
-    }
-    // A URI holds no line break, so the extra part, last and after one,
-    // can never make the material of another URI.
-    if let Some(extra) = extra {
-        material.push('\n');
-        material.push_str(extra);
-    }
+        query,
+        extra,
+    };
+    pieces.each(|piece| material.push_str(piece));
     key_for(prefix, namespace, generation, material)
+}
+
+/// The pieces a URI's key material is made of, in order: the one layout
+/// both the store keys and the hot tier's keys are built from, so that
+/// the hot tier can hash and compare material without building it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pieces<'a> {
+    pub namespace: &'a str,
+    pub class: &'a str,
+    pub scheme: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub extra: Option<&'a str>,
+}
+
+impl<'a> Pieces<'a> {
+    /// Gives each piece in order; their concatenation is the material.
+    pub fn each(&self, mut f: impl FnMut(&'a str)) {
+        for piece in [
+            MATERIAL_HEAD,
+            self.namespace,
+            "\n",
+            self.class,
+            "\n",
+            self.scheme,
+            "\n",
+            self.host,
+            "\n",
+            self.path,
+        ] {
+            f(piece);
+        }
+        if let Some(q) = self.query {
+            f("?");
+            f(q);
+        }
+        // A URI holds no line break, so the extra part, last and after one,
+        // can never make the material of another URI.
+        if let Some(extra) = self.extra {
+            f("\n");
+            f(extra);
+        }
+    }
+
+    /// True when `material` is exactly these pieces, compared in place.
+    pub fn are(&self, material: &str) -> bool {
+        let mut rest = Some(material);
+        self.each(|piece| rest = rest.and_then(|r| r.strip_prefix(piece)));
+        rest == Some("")
+    }
 }
 
 fn key_for(prefix: &str, namespace: &str, generation: u64, material: String) -> PrimaryKey {
@@ -620,7 +706,7 @@ pub fn memo(prefix: &str, namespace: &str, function: &str, args: &[u8]) -> MemoK
         prefix,
         namespace,
         0,
-        format!("larder-memo-1\n{namespace}\n{function}"),
+        format!("{MEMO_HEAD}{namespace}\n{function}"),
     );
     let args_hash = blake3::hash(args);
     let call_key = format!("{}:{}", function.store_key, hex16(args_hash.as_bytes()));
@@ -890,6 +976,99 @@ mod tests {
             &headers,
             None,
         )
+    }
+
+    #[test]
+    fn the_plain_host_shortcut_agrees_with_the_full_parse() {
+        let hosts = [
+            "example.com",
+            "a-b.example",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "example.com:80",
+            "example.com:8080",
+            "example.com:080",
+            "example.com:65535",
+            "example.com:",
+            "Example.com",
+            "localhost:1",
+            "-",
+            ".",
+            "a..b",
+            "example.com:99999",
+            "",
+            "example.com:0",
+            "exa_mple.com",
+        ];
+        for scheme_uri in ["/items", "https://example.com/items"] {
+            let uri: Uri = scheme_uri.parse().unwrap();
+            for host in hosts {
+                let headers = one_host(host.as_bytes());
+                let full = resolve_host(&uri, &headers)
+                    .map(|n| n.map(|n| normalized(n.raw, n.host, n.port).into_owned()));
+                if let Some(plain) = plain_host(&uri, &headers) {
+                    assert_eq!(full, Ok(Some(plain.to_owned())), "{host:?}");
+                }
+            }
+        }
+        let uri: Uri = "/items".parse().unwrap();
+        assert!(plain_host(&uri, &one_host(b"example.com:3000")).is_some());
+    }
+
+    #[test]
+    fn the_material_names_the_entry_format() {
+        let format = format!("-f{}\n", crate::entry::FORMAT_VERSION);
+        assert!(
+            MATERIAL_HEAD.ends_with(&format),
+            "bump MATERIAL_HEAD with the format"
+        );
+        assert!(
+            MEMO_HEAD.ends_with(&format),
+            "bump MEMO_HEAD with the format"
+        );
+    }
+
+    #[test]
+    fn pieces_compare_as_the_material_they_make() {
+        let uri: Uri = "/items?page=2".parse().unwrap();
+        let key = primary_for(
+            "larder",
+            "ns",
+            0,
+            "GET",
+            "http",
+            "a.example",
+            &uri,
+            Some("x"),
+        );
+        let pieces = Pieces {
+            namespace: "ns",
+            class: "GET",
+            scheme: "http",
+            host: "a.example",
+            path: "/items",
+            query: Some("page=2"),
+            extra: Some("x"),
+        };
+        assert!(pieces.are(&key.material));
+        assert!(!pieces.are(&format!("{}y", key.material)));
+        assert!(!Pieces {
+            extra: None,
+            ..pieces
+        }
+        .are(&key.material));
+        assert!(!Pieces {
+            query: Some("page=3"),
+            ..pieces
+        }
+        .are(&key.material));
+        // Pieces that split differently but join the same are the same material.
+        let moved = Pieces {
+            path: "/items?page=2",
+            query: None,
+            ..pieces
+        };
+        assert!(moved.are(&key.material));
     }
 
     #[test]

@@ -7,14 +7,17 @@
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod watch;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Weak;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 pub use memory::MemoryStore;
+pub use watch::{Watch, Watcher, Watchers};
 
 /// How every value larder keeps under a lease key begins: a holder's token
 /// (`larder:lease:…`) or a marker such as `larder:uncacheable`.
@@ -550,5 +553,37 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, bool> {
         let _ = (key, holder, then);
         Box::pin(async { Ok(false) })
+    }
+
+    /// Reports every later change of a key starting with `prefix` to
+    /// `watcher`, as [`Watcher`] says, so that the engine may keep copies
+    /// of what it reads for as long as they are not changed. The store
+    /// holds the watcher weakly: a cache that is dropped stops being told.
+    ///
+    /// The default answers [`Watch::Unsupported`]: the engine then keeps
+    /// its copies for a short, bounded time only (`l1_ttl`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use larder::store::{Store, Watch, Watcher};
+    /// use larder::MemoryStore;
+    ///
+    /// #[derive(Default)]
+    /// struct Restored(AtomicBool);
+    /// impl Watcher for Restored {
+    ///     fn changed(&self, _: &[u8]) {}
+    ///     fn lost(&self) {}
+    ///     fn restored(&self) { self.0.store(true, Ordering::Relaxed) }
+    /// }
+    /// let store = MemoryStore::new(1 << 20);
+    /// let watcher = Arc::new(Restored::default());
+    /// let weak = Arc::downgrade(&watcher);
+    /// assert_eq!(store.watch("larder:", weak), Watch::Watching);
+    /// assert!(watcher.0.load(Ordering::Relaxed));
+    /// ```
+    fn watch(&self, prefix: &str, watcher: Weak<dyn Watcher>) -> Watch {
+        let _ = (prefix, watcher);
+        Watch::Unsupported("this store does not report changes")
     }
 }

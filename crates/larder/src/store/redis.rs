@@ -6,9 +6,12 @@
 //! stops sending commands to a Redis that keeps failing, then probes it
 //! again after a cool-down: a dead or slow Redis costs a request at most
 //! one timeout, and usually nothing.
+//!
+//! A store that is watched ([`Store::watch`]) opens one more connection
+//! per master, for RESP3 client tracking (see `redis_watch.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,9 +20,14 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::{Lease, Store, StoreError, StoreFuture, LEASE_MARK};
+use super::{Lease, Store, StoreError, StoreFuture, Watch, Watcher, LEASE_MARK};
 
 const STORE: &str = "redis";
+
+// A child module, so that it reads the store's private parts.
+#[path = "redis_watch.rs"]
+mod watch;
+use watch::Tracker;
 
 /// A [`Store`] on Redis, shared by every instance of an application.
 ///
@@ -54,13 +62,16 @@ struct Shared {
     /// Breaker-clock milliseconds of the last connection attempt.
     last_attempt: AtomicU64,
     breaker: Breaker,
+    /// Client tracking for [`Store::watch`]: its own connections.
+    tracker: Tracker,
 }
 
 // Built once per store; the size gap between the variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Target {
     Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    /// The client, and the seed nodes (where the watcher finds the masters).
+    Cluster(redis::cluster::ClusterClient, Vec<redis::ConnectionInfo>),
 }
 
 #[derive(Clone)]
@@ -133,6 +144,25 @@ impl RedisStore {
     pub fn skipped(&self) -> u64 {
         self.shared.breaker.skipped.load(Ordering::Relaxed)
     }
+
+    /// True while changes are being reported to the store's watchers
+    /// ([`Store::watch`]): a tracking connection is up on every master with
+    /// client tracking on. False before anyone watches, while reconnecting,
+    /// and for good on a server that refuses tracking (no RESP3, no
+    /// broadcast mode), which the log says once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), larder::store::StoreError> {
+    /// use larder::store::RedisStore;
+    ///
+    /// let store = RedisStore::builder("redis://127.0.0.1:6379").connect().await?;
+    /// // Nobody watches yet: no tracking connection is open.
+    /// assert!(!store.watching());
+    /// # Ok(()) }
+    /// ```
+    pub fn watching(&self) -> bool {
+        self.shared.tracker.active()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -190,6 +220,7 @@ impl RedisStoreBuilder {
                 connecting: AtomicBool::new(false),
                 last_attempt: AtomicU64::new(0),
                 breaker: Breaker::new(self.failures_to_open, self.cool_down),
+                tracker: Tracker::new(),
             }),
         })
     }
@@ -237,9 +268,14 @@ fn target(url: &str) -> Result<Target, StoreError> {
             if nodes.is_empty() {
                 return Err(bad("a cluster URL needs at least one host:port".into()));
             }
+            let seeds = nodes
+                .iter()
+                .map(|n| redis::IntoConnectionInfo::into_connection_info(n.as_str()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?;
             ClusterClientBuilder::new(nodes)
                 .build()
-                .map(Target::Cluster)
+                .map(|client| Target::Cluster(client, seeds))
                 .map_err(|e| bad(e.to_string()))
         }
     }
@@ -248,6 +284,8 @@ fn target(url: &str) -> Result<Target, StoreError> {
 impl Shared {
     fn conn(self: &Arc<Self>) -> Option<Conn> {
         let conn = self.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // A store watched before any runtime ran starts its tracking here.
+        self.tracker.ensure_started(self);
         if conn.is_none() {
             self.connect_in_background();
         }
@@ -297,7 +335,7 @@ impl Shared {
                 let manager = client.get_connection_manager_with_config(config).await?;
                 Ok(Conn::Single(manager))
             }
-            Target::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+            Target::Cluster(client, _) => Ok(Conn::Cluster(client.get_async_connection().await?)),
         }
     }
 
@@ -624,6 +662,20 @@ impl Store for RedisStore {
         })
     }
 
+    /// Reports changes through RESP3 client tracking in broadcast mode, on
+    /// a connection of its own per master (see [`RedisStore::watching`]).
+    /// The watcher is restored once tracking covers `prefix` on every
+    /// master, lost at once when a tracking connection drops or stops
+    /// answering, and restored again once it is back. Every change is
+    /// reported, this store's own writes too. A server that refuses
+    /// tracking never restores it: the answer is still
+    /// [`Watch::Watching`], since that is only known later.
+    fn watch(&self, prefix: &str, watcher: Weak<dyn Watcher>) -> Watch {
+        self.shared.tracker.add(prefix, watcher);
+        self.shared.tracker.ensure_started(&self.shared);
+        Watch::Watching
+    }
+
     fn lease<'a>(&'a self, key: &'a str, holder: Bytes, ttl: Duration) -> StoreFuture<'a, Lease> {
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
         Box::pin(async move {
@@ -767,7 +819,7 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.shared.target {
             Target::Single(_) => "single",
-            Target::Cluster(_) => "cluster",
+            Target::Cluster(..) => "cluster",
         };
         f.debug_struct("RedisStore")
             .field("target", &kind)
@@ -928,11 +980,11 @@ mod tests {
         ));
         assert!(matches!(
             target("redis+cluster://127.0.0.1:7000, 127.0.0.1:7001"),
-            Ok(Target::Cluster(_))
+            Ok(Target::Cluster(..))
         ));
         assert!(matches!(
             target("redis+cluster://:secret@127.0.0.1:7000"),
-            Ok(Target::Cluster(_))
+            Ok(Target::Cluster(..))
         ));
         let err = target("redis+cluster://").err().unwrap().to_string();
         assert!(err.contains("at least one host"), "{err}");

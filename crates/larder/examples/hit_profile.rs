@@ -1,0 +1,94 @@
+//! A fixed number of cache hits, for profilers: instructions per hit are
+//! what `valgrind --tool=callgrind` counts over two runs of different
+//! lengths (the difference divided by the difference in hits), free of
+//! the machine's load.
+//!
+//! ```text
+//! cargo build --release -p larder --example hit_profile
+//! valgrind --tool=callgrind target/release/examples/hit_profile router 20000
+//! ```
+//!
+//! The first argument picks what is measured: `engine` (`Cache::lookup`
+//! on a warm key), `router` (an axum route behind the layer, body
+//! collected), `plain` (the same route without the cache), `store` (the
+//! engine with the hot tier off). The second is the number of requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::Request;
+use http_body_util::BodyExt;
+use larder::{Cache, Lookup, Policy};
+use tower::ServiceExt;
+
+static BODY: [u8; 1024] = [b'x'; 1024];
+
+async fn handler() -> ([(http::HeaderName, &'static str); 1], Bytes) {
+    (
+        [(CONTENT_TYPE, "application/octet-stream")],
+        Bytes::from_static(&BODY),
+    )
+}
+
+fn request() -> Request<Body> {
+    Request::get("/items")
+        .header(HOST, "example.com")
+        .body(Body::empty())
+        .expect("request")
+}
+
+async fn send(router: &Router) -> usize {
+    let response = router.clone().oneshot(request()).await.expect("infallible");
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .len()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let subject = args.next().unwrap_or_else(|| "router".into());
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let hot = if subject == "store" {
+            0
+        } else {
+            larder::DEFAULT_HOT_TIER_BYTES
+        };
+        let cache = Cache::builder().hot_tier_bytes(hot).build();
+        let policy = Policy::ttl(Duration::from_secs(3600));
+        let cached: Router =
+            Router::new().route("/items", get(handler).layer(cache.layer(policy.clone())));
+        let plain: Router = Router::new().route("/items", get(handler));
+        // The miss, then the read that makes the hot copy.
+        send(&cached).await;
+        send(&cached).await;
+        let parts = request().into_parts().0;
+        let policy = Arc::new(policy);
+        let mut total = 0;
+        for _ in 0..n {
+            total += match subject.as_str() {
+                "plain" => send(&plain).await,
+                "router" => send(&cached).await,
+                _ => match cache.lookup(&parts, &policy).await {
+                    Lookup::Respond(r) => r.body().len(),
+                    _ => panic!("a miss"),
+                },
+            };
+        }
+        assert_eq!(total, n * BODY.len());
+        eprintln!("{subject}: {n} requests; {:?}", cache.stats());
+    });
+}

@@ -1,0 +1,292 @@
+//! The hot path: a fresh copy in the hot tier answers without the store.
+//!
+//! [`Cache::try_hit`] runs first in every lookup, synchronously. It takes
+//! the request only where the long way would have served the same entry
+//! fresh: the same rules are checked before it reads (method, body, Host,
+//! `Authorization`, cookies, client directives), and anything unusual
+//! (client directives, an early-refresh window, a request this cache is
+//! filling further out) goes the long way, which answers every case.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{request, Response};
+
+use super::coalesce::Filling;
+use super::hot::{self, Seen};
+use super::respond;
+use super::stats::Counters;
+use super::Cache;
+use crate::entry::Entry;
+use crate::policy::freshness::{self, Reuse};
+use crate::policy::key::{self, Pieces};
+use crate::policy::{storable, ClientCacheControl, Mode, Policy};
+
+/// How many `delta`s before expiry an early refresh can still be drawn:
+/// `-ln(u) > 40` has a probability of e⁻⁴⁰. Closer than that, the long way
+/// draws.
+const EARLY_REFRESH_REACH: f64 = 40.0;
+
+impl Cache {
+    /// A fresh hot-tier copy's response for the request, if the hot tier
+    /// holds one the long way would have served as a hit.
+    pub(crate) fn try_hit(
+        &self,
+        parts: &request::Parts,
+        policy: &Policy,
+    ) -> Option<Response<Bytes>> {
+        let hot = self.inner.hot.as_ref()?;
+        let class = key::method_class(&parts.method)?;
+        let headers = &parts.headers;
+        if policy.write || parts.extensions.get::<Filling>().is_some() {
+            return None;
+        }
+        let seen = Fields::of(headers);
+        if seen.has(Fields::BODY) && storable::request_has_body(headers) {
+            return None;
+        }
+        if policy.honor_request_directives && seen.has(Fields::DIRECTIVES) {
+            return None;
+        }
+        if matches!(policy.mode, Mode::RouteTtl(_))
+            && !policy.allow_authorization
+            && seen.has(Fields::AUTHORIZATION)
+        {
+            return None;
+        }
+        if policy.bypass_cookies && seen.has(Fields::COOKIE) {
+            return None;
+        }
+        let host = key::request_host(&parts.uri, headers).ok()?;
+        if !self.host_allowed(&host) {
+            return None;
+        }
+        let now = self.inner.clock.now();
+        let now_ms = millis_since_epoch(now);
+        let generation = self.inner.namespaces.now(
+            &policy.namespace,
+            now_ms,
+            u64::try_from(self.inner.namespace_refresh.as_millis()).unwrap_or(u64::MAX),
+            hot.coherence.is_watched(),
+        )?;
+        let extra = policy.key_extra.map(|extra| (extra.0)(parts));
+        let pieces = Pieces {
+            namespace: &policy.namespace,
+            class,
+            scheme: key::scheme(&parts.uri),
+            host: &host,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            extra: extra.as_deref(),
+        };
+        let copy = hot.get(&hot::HotKey::new(&pieces, generation), headers, now_ms)?;
+        let entry = &copy.entry;
+        // As a store read requires: the route's declared fields are among
+        // those the entry was selected by.
+        if !policy
+            .vary
+            .iter()
+            .all(|d| entry.vary.iter().any(|(n, _)| n == d))
+        {
+            return None;
+        }
+        let age = freshness::current_age(entry.initial_age, entry.response_time, now);
+        if freshness::reuse(entry.lifetime, age, entry.forbids_stale, None) != Reuse::Fresh {
+            return None;
+        }
+        if let Some(delta) = policy.early_refresh {
+            let remaining = entry.lifetime.saturating_sub(age);
+            if remaining.as_secs_f64() <= delta.as_secs_f64() * EARLY_REFRESH_REACH {
+                return None;
+            }
+        }
+        Counters::bump(&self.inner.counters.hits);
+        Counters::bump(&self.inner.counters.hot_hits);
+        Some(respond::from_copy(
+            self,
+            policy,
+            &copy,
+            &parts.method,
+            headers,
+            seen.has(Fields::SPECIAL),
+            now,
+        ))
+    }
+
+    /// Whether the cache serves `host` (lowercased, default port removed).
+    pub(crate) fn host_allowed(&self, host: &str) -> bool {
+        match &self.inner.allowed_hosts {
+            None => true,
+            Some(allowed) => {
+                // Compare without the port an https request may carry too.
+                let bare = key::normalize_host(host, "https");
+                allowed.iter().any(|a| a == host || *a == bare)
+            }
+        }
+    }
+
+    /// What a store read must record first, for the copy it may make.
+    pub(crate) fn hot_before_read(&self, store_key: &str) -> Option<Seen> {
+        self.inner.hot.as_ref().map(|h| h.before_read(store_key))
+    }
+
+    /// Adds the variant key a read goes on to fetch.
+    pub(crate) fn hot_and(&self, seen: Option<Seen>, store_key: &str) -> Option<Seen> {
+        let hot = self.inner.hot.as_ref()?;
+        seen.map(|s| s.and(hot, store_key))
+    }
+
+    /// Keeps a copy of an entry a store read found fresh for this request.
+    pub(crate) fn keep_hot(
+        &self,
+        parts: &request::Parts,
+        policy: &Policy,
+        generation: u64,
+        extra: Option<&str>,
+        entry: &Entry,
+        seen: Option<Seen>,
+    ) {
+        let (Some(hot), Some(seen)) = (self.inner.hot.as_ref(), seen) else {
+            return;
+        };
+        let Some(class) = key::method_class(&parts.method) else {
+            return;
+        };
+        let host = key::key_host(&parts.uri, &parts.headers);
+        let pieces = Pieces {
+            namespace: &policy.namespace,
+            class,
+            scheme: key::scheme(&parts.uri),
+            host: &host,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            extra,
+        };
+        // The entry was checked against the request's key; this only
+        // guards the copy's own key against a mismatch of layouts.
+        if !pieces.are(&entry.material) {
+            return;
+        }
+        let now_ms = millis_since_epoch(self.inner.clock.now());
+        let control = matches!(
+            policy.client_cache_control,
+            ClientCacheControl::RemainingTtl
+        );
+        hot.keep(
+            hot::hot_key(&pieces, generation),
+            entry,
+            seen,
+            now_ms,
+            control,
+        );
+    }
+
+    /// This instance wrote or deleted `store_key` (the store has
+    /// answered): copies read from it before are not served again.
+    pub(crate) fn hot_changed(&self, store_key: &str) {
+        if let Some(hot) = &self.inner.hot {
+            hot.coherence.bump(store_key.as_bytes());
+        }
+    }
+
+    /// This instance purged a tag: the copies of its entries go.
+    pub(crate) fn hot_forget_tag(&self, tag: &str) {
+        if let Some(hot) = &self.inner.hot {
+            hot.forget_tag(tag);
+        }
+    }
+
+    /// Whether the store reports changes now, so that the namespaces'
+    /// generations need no polling and copies no time limit.
+    pub(crate) fn hot_watched(&self) -> bool {
+        self.inner
+            .hot
+            .as_ref()
+            .is_some_and(|h| h.coherence.is_watched())
+    }
+
+    /// Whether the hot tier is on and its store reports every change to
+    /// it now: copies are then served until their key changes anywhere;
+    /// otherwise for at most [`l1_ttl`](crate::CacheBuilder::l1_ttl).
+    ///
+    /// ```
+    /// // The memory store reports every change.
+    /// assert!(larder::Cache::builder().build().hot_tier_watched());
+    /// assert!(!larder::Cache::builder().hot_tier_bytes(0).build().hot_tier_watched());
+    /// ```
+    pub fn hot_tier_watched(&self) -> bool {
+        self.hot_watched()
+    }
+
+    /// How many changes the store has reported to this cache (and losses
+    /// and restorations of its reporting): tests and tools wait on it to
+    /// know that another instance's write has been seen here.
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder().build();
+    /// assert_eq!(cache.hot_tier_reports(), 1); // the memory store's "restored"
+    /// ```
+    pub fn hot_tier_reports(&self) -> u64 {
+        self.inner.hot.as_ref().map_or(0, |h| h.coherence.reports())
+    }
+
+    pub(crate) fn hot_gauges(&self) -> (u64, u64) {
+        self.inner
+            .hot
+            .as_ref()
+            .map_or((0, 0), |h| (h.len() as u64, h.bytes()))
+    }
+}
+
+/// Which of the request fields the hot path cares about are present,
+/// found in one pass over the request's field names (most requests carry
+/// none, and one pass costs less than a lookup per name).
+#[derive(Clone, Copy)]
+struct Fields(u8);
+
+impl Fields {
+    /// `Content-Length` or `Transfer-Encoding`: maybe a body.
+    const BODY: u8 = 1;
+    /// `Cache-Control` or `Pragma`.
+    const DIRECTIVES: u8 = 2;
+    const AUTHORIZATION: u8 = 4;
+    const COOKIE: u8 = 8;
+    /// Preconditions or `Range`: the long answer builder handles them.
+    const SPECIAL: u8 = 16;
+
+    fn of(headers: &http::HeaderMap) -> Self {
+        use http::header::*;
+        let mut bits = 0;
+        for name in headers.keys() {
+            bits |= if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+                Self::BODY
+            } else if name == CACHE_CONTROL || name == PRAGMA {
+                Self::DIRECTIVES
+            } else if name == AUTHORIZATION {
+                Self::AUTHORIZATION
+            } else if name == COOKIE {
+                Self::COOKIE
+            } else if name == RANGE
+                || name == IF_MATCH
+                || name == IF_NONE_MATCH
+                || name == IF_MODIFIED_SINCE
+                || name == IF_UNMODIFIED_SINCE
+                || name == IF_RANGE
+            {
+                Self::SPECIAL
+            } else {
+                0
+            };
+        }
+        Fields(bits)
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+fn millis_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,635 @@
+//! The hot tier: ready-to-send copies of the entries being read, in front
+//! of every store.
+//!
+//! A hit from the store decodes the entry, builds its key as strings and
+//! awaits a boxed future; a hit from here does none of that. The request's
+//! key pieces are hashed in place into a 128-bit key; the map holds, per
+//! URI, the decoded entries of the variants read lately, behind `Arc`s:
+//! headers ready to clone, the body `Bytes` shared with what the store
+//! returned, the freshness numbers. Only `Age`, `Cache-Status` and what
+//! conditionals need are computed per hit.
+//!
+//! Only reads make copies: an entry is copied here when a store read finds
+//! it fresh, so the tier holds what is being hit, bounded in bytes, and a
+//! write never fills it with what nobody asks for.
+//!
+//! # Coherence
+//!
+//! A copy is only served while the store's key has not changed since it
+//! was read. Store keys hash to one of [`BUCKETS`] change counters; a copy
+//! records its keys' counters *before* the read that made it, and is
+//! served only while they are unchanged. A counter moves when this
+//! instance writes or deletes the key (after the store answered), and when
+//! the store reports that another client did ([`Watcher`]: the memory
+//! store for its clones, Redis through client tracking). A report that
+//! lands while a read is in flight therefore retires the copy that read
+//! makes, rather than being lost before it.
+//!
+//! When the store cannot report changes (it does not watch, or its
+//! reporting broke) copies live at most `l1_ttl`, and when reporting
+//! breaks the epoch moves: every copy made before is retired at once.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::header::{self, HeaderValue};
+use http::HeaderMap;
+use quick_cache::sync::Cache as Map;
+use quick_cache::Weighter;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
+
+use super::namespaces::Namespaces;
+use crate::entry::Entry;
+use crate::policy::key::{self, Pieces};
+use crate::store::Watcher;
+
+/// How many change counters store keys share. A change of one key retires
+/// the copies of the keys sharing its counter too (one in 65,536): a store
+/// read, not an error.
+pub(crate) const BUCKETS: usize = 1 << 16;
+
+/// How many variants of one URI are kept; the oldest goes first.
+const MAX_VARIANTS: usize = 8;
+
+/// What a copy weighs beside its header and body bytes: the `Arc`s, the
+/// map's slot, the `HeaderMap`'s tables.
+const COPY_OVERHEAD: u64 = 256;
+
+/// The hot tier of one [`Cache`](crate::Cache).
+pub(crate) struct Hot {
+    map: Map<u128, Slot, SlotWeight, IdentityBuild>,
+    pub coherence: Arc<Coherence>,
+    /// Engine-clock milliseconds a copy made while the store does not
+    /// report changes is served for.
+    l1_ttl_ms: u64,
+}
+
+/// The copies of one URI's variants (usually one).
+pub(crate) type Slot = Arc<[Arc<Copy>]>;
+
+/// A ready-to-send copy of a stored entry.
+pub(crate) struct Copy {
+    pub entry: Entry,
+    /// The entry's header fields as a hit sends them: with a slot each for
+    /// `Age` and `Cache-Status` (and `Cache-Control` where the route adds
+    /// one), so that filling them in never grows the map.
+    pub prepared: HeaderMap,
+    /// `Cache-Status` lines caches nearer the origin sent, joined: ours is
+    /// appended to them.
+    pub upstream_status: Option<HeaderValue>,
+    /// Whether `prepared` holds a `Cache-Control` slot the entry did not
+    /// have (for a route that sends the remaining lifetime).
+    pub control_slot: bool,
+    /// The per-hit values of the last second served, reused within it.
+    pub stamps: Mutex<Option<Stamps>>,
+    /// The change counters of the store keys it was read from, as they
+    /// were before the read: the primary key's and, for a variant, the
+    /// variant's.
+    seen: [(u32, u64); 2],
+    epoch: u64,
+    /// Engine-clock milliseconds after which it is not served; `u64::MAX`
+    /// while the store reports changes.
+    until_ms: u64,
+    weight: u64,
+}
+
+/// The header values a hit computes, for one whole second of age.
+#[derive(Clone)]
+pub(crate) struct Stamps {
+    pub age_secs: u64,
+    pub age: HeaderValue,
+    pub cache_status: HeaderValue,
+    pub control: HeaderValue,
+}
+
+/// What a read saw before it went to the store: see [`Hot::before_read`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    keys: [(u32, u64); 2],
+    epoch: u64,
+    watched: bool,
+}
+
+impl Seen {
+    /// Adds the variant key the read goes on to fetch.
+    pub fn and(mut self, hot: &Hot, store_key: &str) -> Self {
+        self.keys[1] = hot.coherence.seen(store_key);
+        self
+    }
+}
+
+/// The change counters, the epoch, and whether the store reports changes
+/// now. Held by the store (weakly) as its [`Watcher`].
+pub(crate) struct Coherence {
+    buckets: Box<[AtomicU64]>,
+    epoch: AtomicU64,
+    watched: AtomicBool,
+    /// Reports seen, for stats and for tests that wait on one.
+    reports: AtomicU64,
+    /// `<prefix>:ns:`, the start of every namespace generation key.
+    generation_prefix: Vec<u8>,
+    namespaces: Arc<Namespaces>,
+    /// Set when reporting broke: the map is cleared by the next request
+    /// that looks (the watcher runs on the store's task and must not wait).
+    flush: AtomicBool,
+}
+
+impl Coherence {
+    pub fn new(prefix: &str, namespaces: Arc<Namespaces>) -> Self {
+        Coherence {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            epoch: AtomicU64::new(0),
+            watched: AtomicBool::new(false),
+            reports: AtomicU64::new(0),
+            generation_prefix: format!("{prefix}:ns:").into_bytes(),
+            namespaces,
+            flush: AtomicBool::new(false),
+        }
+    }
+
+    fn bucket(key: &[u8]) -> usize {
+        (xxh3_64(key) as usize) & (BUCKETS - 1)
+    }
+
+    fn seen(&self, store_key: &str) -> (u32, u64) {
+        let b = Self::bucket(store_key.as_bytes());
+        (b as u32, self.buckets[b].load(Ordering::Acquire))
+    }
+
+    /// Retires every copy read from `key` before now.
+    pub fn bump(&self, key: &[u8]) {
+        self.buckets[Self::bucket(key)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn is_watched(&self) -> bool {
+        self.watched.load(Ordering::Acquire)
+    }
+
+    pub fn reports(&self) -> u64 {
+        self.reports.load(Ordering::Acquire)
+    }
+
+    fn current(&self, seen: &[(u32, u64); 2]) -> bool {
+        seen.iter()
+            .all(|&(b, n)| b == u32::MAX || self.buckets[b as usize].load(Ordering::Acquire) == n)
+    }
+}
+
+impl Watcher for Coherence {
+    fn changed(&self, key: &[u8]) {
+        self.bump(key);
+        if key.starts_with(&self.generation_prefix) && key.ends_with(b":gen") {
+            // A namespace was purged elsewhere: read its generation again
+            // before the next request uses it.
+            self.namespaces.forget_all();
+        }
+        self.reports.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn lost(&self) {
+        self.watched.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.flush.store(true, Ordering::Release);
+        // Read again beside the requests: the store may be down.
+        self.namespaces.refresh_all();
+        self.reports.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn restored(&self) {
+        // Copies made while changes went unreported go too.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.namespaces.refresh_all();
+        self.watched.store(true, Ordering::Release);
+        self.reports.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Hot {
+    pub fn new(max_bytes: u64, l1_ttl_ms: u64, coherence: Arc<Coherence>) -> Self {
+        // About 4 KiB a copy; quick_cache only sizes its tables with it.
+        let estimated = usize::try_from(max_bytes / 4096).unwrap_or(1 << 20).max(16);
+        Hot {
+            map: Map::with(
+                estimated,
+                max_bytes.max(1),
+                SlotWeight,
+                IdentityBuild,
+                Default::default(),
+            ),
+            coherence,
+            l1_ttl_ms,
+        }
+    }
+
+    /// What a read of `store_key` must record before it goes to the store.
+    pub fn before_read(&self, store_key: &str) -> Seen {
+        let c = &self.coherence;
+        let epoch = c.epoch.load(Ordering::Acquire);
+        let watched = c.is_watched();
+        Seen {
+            keys: [c.seen(store_key), (u32::MAX, 0)],
+            epoch,
+            watched,
+        }
+    }
+
+    /// The copy of the request's variant, if one is held and still
+    /// current: same key material, same Vary values, nothing changed.
+    pub fn get(&self, key: &HotKey<'_>, request: &HeaderMap, now_ms: u64) -> Option<Arc<Copy>> {
+        self.flush_if_lost();
+        let slot = self.map.get(&key.hash)?;
+        let epoch = self.coherence.epoch.load(Ordering::Acquire);
+        slot.iter()
+            .find(|c| {
+                c.epoch == epoch
+                    && now_ms < c.until_ms
+                    && self.coherence.current(&c.seen)
+                    && key.is(&c.entry.material)
+                    && key::vary_matches(&c.entry.vary, request)
+            })
+            .cloned()
+    }
+
+    /// Keeps a copy of `entry`, read as `seen` says; `control_slot`: the
+    /// route sends a `Cache-Control` the entry may not have.
+    pub fn keep(&self, key: u128, entry: &Entry, seen: Seen, now_ms: u64, control_slot: bool) {
+        self.flush_if_lost();
+        // Changed while it was read, or reporting broke: not worth a copy.
+        if seen.epoch != self.coherence.epoch.load(Ordering::Acquire)
+            || !self.coherence.current(&seen.keys)
+        {
+            return;
+        }
+        let until_ms = if seen.watched {
+            u64::MAX
+        } else {
+            now_ms.saturating_add(self.l1_ttl_ms)
+        };
+        let (prepared, upstream_status, control_slot) = prepare(entry, control_slot);
+        let copy = Arc::new(Copy {
+            weight: weigh(entry) * 2 - entry.body.len() as u64,
+            entry: entry.clone(),
+            prepared,
+            upstream_status,
+            control_slot,
+            stamps: Mutex::new(None),
+            seen: seen.keys,
+            epoch: seen.epoch,
+            until_ms,
+        });
+        let mut copies: Vec<Arc<Copy>> = Vec::with_capacity(2);
+        copies.push(copy);
+        if let Some(slot) = self.map.peek(&key) {
+            // Other variants of the URI stay beside it, newest first.
+            let same = |c: &Arc<Copy>| c.entry.vary == entry.vary;
+            copies.extend(
+                slot.iter()
+                    .filter(|c| !same(c) && c.epoch == seen.epoch)
+                    .take(MAX_VARIANTS - 1)
+                    .cloned(),
+            );
+        }
+        self.map.insert(key, copies.into());
+    }
+
+    /// Drops the copies of every entry tagged `tag` (after a tag purge,
+    /// whose deleted keys this instance is not told of one by one).
+    pub fn forget_tag(&self, tag: &str) {
+        self.map
+            .retain(|_, slot| !slot.iter().any(|c| c.entry.tags.iter().any(|t| t == tag)));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.map.weight()
+    }
+
+    fn flush_if_lost(&self) {
+        if self.coherence.flush.load(Ordering::Acquire)
+            && self.coherence.flush.swap(false, Ordering::AcqRel)
+        {
+            self.map.clear();
+        }
+    }
+}
+
+/// A request's hot-tier key: its key material, joined once into a stack
+/// buffer (most fit), hashed with the namespace's generation and compared
+/// with a copy's material in one `memcmp`.
+pub(crate) struct HotKey<'a> {
+    pieces: &'a Pieces<'a>,
+    buf: [u8; 256],
+    /// The material's length in `buf`; `None` when it did not fit.
+    len: Option<usize>,
+    pub hash: u128,
+}
+
+impl<'a> HotKey<'a> {
+    pub fn new(pieces: &'a Pieces<'a>, generation: u64) -> Self {
+        let mut buf = [0u8; 256];
+        let mut len = Some(0);
+        pieces.each(|piece| {
+            len = len.and_then(|at: usize| {
+                let end = at + piece.len();
+                let room = end <= buf.len() - 8;
+                room.then(|| buf[at..end].copy_from_slice(piece.as_bytes()))
+                    .map(|()| end)
+            });
+        });
+        // Over the joined material, as the store key's hash is: pieces
+        // that join the same are the same material. One-shot xxh3 costs a
+        // fraction of its streaming state on short input.
+        let hash = match len {
+            Some(at) => {
+                buf[at..at + 8].copy_from_slice(&generation.to_le_bytes());
+                xxh3_128(&buf[..at + 8])
+            }
+            None => {
+                let mut h = Xxh3::new();
+                pieces.each(|piece| h.update(piece.as_bytes()));
+                h.update(&generation.to_le_bytes());
+                h.digest128()
+            }
+        };
+        HotKey {
+            pieces,
+            buf,
+            len,
+            hash,
+        }
+    }
+
+    /// True when `material` is this key's.
+    pub fn is(&self, material: &str) -> bool {
+        match self.len {
+            Some(len) => material.as_bytes() == &self.buf[..len],
+            None => self.pieces.are(material),
+        }
+    }
+}
+
+/// The hot tier's key hash for a URI's entries (see [`HotKey`]).
+pub(crate) fn hot_key(pieces: &Pieces<'_>, generation: u64) -> u128 {
+    HotKey::new(pieces, generation).hash
+}
+
+/// The headers a hit sends, with the slots it fills in.
+fn prepare(entry: &Entry, control: bool) -> (HeaderMap, Option<HeaderValue>, bool) {
+    let mut prepared = HeaderMap::with_capacity(entry.headers.len() + 3);
+    let mut upstream: Vec<u8> = Vec::new();
+    let mut status_lines = 0;
+    for (name, value) in &entry.headers {
+        if name == super::respond::CACHE_STATUS {
+            if status_lines > 0 {
+                upstream.extend_from_slice(b", ");
+            }
+            upstream.extend_from_slice(value.as_bytes());
+            status_lines += 1;
+            continue;
+        }
+        prepared.append(name.clone(), value.clone());
+    }
+    let upstream = (status_lines > 0)
+        .then(|| HeaderValue::from_bytes(&upstream).ok())
+        .flatten();
+    let control_slot = control && !prepared.contains_key(header::CACHE_CONTROL);
+    if control_slot {
+        prepared.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0"));
+    }
+    prepared.insert(header::AGE, HeaderValue::from_static("0"));
+    prepared.insert(
+        super::respond::CACHE_STATUS,
+        HeaderValue::from_static("larder"),
+    );
+    (prepared, upstream, control_slot)
+}
+
+/// What a copy costs: its header and body bytes, its material and tags,
+/// and the structures around them.
+fn weigh(entry: &Entry) -> u64 {
+    let headers: usize = entry
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 32)
+        .sum();
+    let tags: usize = entry.tags.iter().map(|t| t.len() + 24).sum();
+    let vary: usize = entry
+        .vary
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 48)
+        .sum();
+    (headers + tags + vary + entry.body.len() + entry.material.len()) as u64 + COPY_OVERHEAD
+}
+
+#[derive(Clone)]
+struct SlotWeight;
+
+impl Weighter<u128, Slot> for SlotWeight {
+    fn weight(&self, _key: &u128, slot: &Slot) -> u64 {
+        slot.iter().map(|c| c.weight).sum::<u64>().max(1)
+    }
+}
+
+/// The keys are xxh3 hashes already: use their low bits as they are.
+#[derive(Clone, Default)]
+struct IdentityBuild;
+
+impl std::hash::BuildHasher for IdentityBuild {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed: fold whatever comes.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = (n as u64) ^ ((n >> 64) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn entry(material: &str, tags: &[&str]) -> Entry {
+        Entry {
+            material: material.into(),
+            variant_nonce: 0,
+            vary: vec![],
+            status: http::StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::from_static(b"body"),
+            response_time: UNIX_EPOCH,
+            initial_age: Duration::ZERO,
+            lifetime: Duration::from_secs(60),
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            forbids_stale: false,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn pieces(path: &str) -> Pieces<'_> {
+        Pieces {
+            namespace: "default",
+            class: "GET",
+            scheme: "http",
+            host: "example.com",
+            path,
+            query: None,
+            extra: None,
+        }
+    }
+
+    fn material(p: &Pieces<'_>) -> String {
+        let mut m = String::new();
+        p.each(|piece| m.push_str(piece));
+        m
+    }
+
+    fn hot() -> Hot {
+        let coherence = Arc::new(Coherence::new("larder", Arc::default()));
+        coherence.restored();
+        Hot::new(1 << 20, 1_000, coherence)
+    }
+
+    #[test]
+    fn a_copy_is_served_until_its_key_changes() {
+        let hot = hot();
+        let p = pieces("/a");
+        let key = hot_key(&p, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
+        hot.coherence.changed(b"larder:default:0:{a}");
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+    }
+
+    #[test]
+    fn a_change_reported_while_the_read_was_in_flight_retires_its_copy() {
+        let hot = hot();
+        let p = pieces("/a");
+        let key = hot_key(&p, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        // The read returns the old value after another client changed it.
+        hot.coherence.changed(b"larder:default:0:{a}");
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+    }
+
+    #[test]
+    fn a_variant_copy_depends_on_its_index_too() {
+        let hot = hot();
+        let p = pieces("/a");
+        let key = hot_key(&p, 0);
+        let seen = hot
+            .before_read("larder:default:0:{a}")
+            .and(&hot, "larder:default:0:{a}:v1");
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
+        hot.coherence.changed(b"larder:default:0:{a}:v1");
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+    }
+
+    #[test]
+    fn losing_reports_retires_every_copy_and_bounds_new_ones_by_l1_ttl() {
+        let hot = hot();
+        let p = pieces("/a");
+        let key = hot_key(&p, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        hot.coherence.lost();
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+        // Copied while lost: served for l1_ttl (1 s here), no longer.
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000, false);
+        assert!(hot
+            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_999)
+            .is_some());
+        assert!(hot
+            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 6_000)
+            .is_none());
+        // And retired when reports come back, since changes were missed.
+        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000, false);
+        hot.coherence.restored();
+        assert!(hot
+            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_001)
+            .is_none());
+    }
+
+    #[test]
+    fn a_copy_is_only_served_for_its_own_material() {
+        let hot = hot();
+        let p = pieces("/a");
+        let other = pieces("/b");
+        let key = hot_key(&p, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        // As if another URI's hash collided with this one's.
+        hot.keep(key, &entry(&material(&other), &[]), seen, 0, false);
+        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+    }
+
+    #[test]
+    fn the_generation_is_in_the_key() {
+        let p = pieces("/a");
+        assert_ne!(hot_key(&p, 0), hot_key(&p, 1));
+        assert_ne!(hot_key(&p, 0), hot_key(&pieces("/b"), 0));
+    }
+
+    #[test]
+    fn forgetting_a_tag_drops_only_its_copies() {
+        let hot = hot();
+        let (a, b) = (pieces("/a"), pieces("/b"));
+        let seen = hot.before_read("k");
+        hot.keep(
+            hot_key(&a, 0),
+            &entry(&material(&a), &["t"]),
+            seen,
+            0,
+            false,
+        );
+        hot.keep(
+            hot_key(&b, 0),
+            &entry(&material(&b), &["u"]),
+            seen,
+            0,
+            false,
+        );
+        hot.forget_tag("t");
+        assert!(hot.get(&HotKey::new(&a, 0), &HeaderMap::new(), 0).is_none());
+        assert!(hot.get(&HotKey::new(&b, 0), &HeaderMap::new(), 0).is_some());
+    }
+
+    #[test]
+    fn the_tier_stays_within_its_bytes() {
+        let coherence = Arc::new(Coherence::new("larder", Arc::default()));
+        coherence.restored();
+        let hot = Hot::new(64 << 10, 1_000, coherence);
+        let paths: Vec<String> = (0..1_000).map(|i| format!("/{i}")).collect();
+        for path in &paths {
+            let p = pieces(path);
+            let seen = hot.before_read(path);
+            hot.keep(hot_key(&p, 0), &entry(&material(&p), &[]), seen, 0, false);
+        }
+        assert!(hot.bytes() <= 64 << 10, "{} bytes", hot.bytes());
+        assert!(hot.len() < 1_000);
+    }
+}
