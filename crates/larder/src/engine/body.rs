@@ -181,13 +181,20 @@ impl<B: Body> Body for CacheBody<B> {
         match &self.kind {
             Kind::NoBody => SizeHint::new(),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream { read, rest, .. } => {
+            Kind::Stream { read, rest, error } => {
                 let read: u64 = read
                     .iter()
                     .filter_map(Frame::data_ref)
                     .map(|d| d.len() as u64)
                     .sum();
                 match rest {
+                    // A body that ends in an error has no length: an exact
+                    // one would let the server frame it as complete.
+                    None if error.is_some() => {
+                        let mut out = SizeHint::new();
+                        out.set_lower(read);
+                        out
+                    }
                     None => SizeHint::with_exact(read),
                     Some(r) => {
                         let h = r.size_hint();
@@ -354,6 +361,7 @@ mod tests {
             panic!()
         };
         assert_eq!(reason, crate::policy::NotStored::Body);
+        assert_eq!(body.size_hint().exact(), None, "not framed as complete");
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "ab");
         assert_eq!(body.frame().await.unwrap().unwrap_err(), "boom");

@@ -7,6 +7,7 @@
 
 mod body;
 mod coalesce;
+mod failed;
 mod fill;
 mod lease;
 mod lookup;
@@ -29,6 +30,7 @@ use crate::store::{MemoryStore, Store, StoreError};
 pub use body::CacheBody;
 #[cfg(feature = "axum")]
 pub(crate) use coalesce::Filling;
+pub use failed::Failure;
 pub use fill::Fill;
 pub use lookup::Lookup;
 pub use purge::PurgeError;
