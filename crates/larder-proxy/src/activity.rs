@@ -10,11 +10,18 @@
 //! service counts the requests being answered, whose bodies say when
 //! they end ([`Tracked`]); a watchdog beside the connection ([`watchdog`])
 //! sleeps until the next deadline and says which one passed.
+//!
+//! The stream also carries the upstream's 1xx responses to an HTTP/1.1
+//! client ([`Interim`]): RFC 9110 §15.2 has a proxy forward them, and
+//! hyper's server (1.x) cannot send one. While a request is in flight
+//! hyper writes nothing of its own until the final response, so an
+//! interim response written between two of hyper's flushed writes lands
+//! exactly where it belongs: after the request, before the final head.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -132,25 +139,186 @@ pub(crate) async fn watchdog(
     }
 }
 
-/// A client connection's stream, noting when bytes arrive.
+/// Interim (1xx) responses waiting to be written to one HTTP/1.1
+/// connection, for the request in flight on it.
+#[derive(Default)]
+pub(crate) struct Interim {
+    state: Mutex<InterimState>,
+}
+
+#[derive(Default)]
+struct InterimState {
+    /// Encoded heads, and how much of them is written.
+    bytes: Vec<u8>,
+    written: usize,
+    /// The request that may still get interim responses: numbered, so
+    /// that a late one for a request already answered is dropped.
+    open: Option<u64>,
+    next: u64,
+    /// The connection's task, to wake when there is something to write.
+    waker: Option<Waker>,
+}
+
+impl Interim {
+    /// A request reached the service: interim responses for it may come
+    /// until [`Interim::close`].
+    pub(crate) fn open(self: &Arc<Self>) -> InterimSender {
+        let mut state = self.lock();
+        state.next += 1;
+        state.open = Some(state.next);
+        InterimSender {
+            interim: self.clone(),
+            request: state.next,
+        }
+    }
+
+    /// The final response is about to be written: what was not started
+    /// is dropped (it would come after the final head).
+    pub(crate) fn close(&self, request: u64) {
+        let mut state = self.lock();
+        if state.open == Some(request) {
+            state.open = None;
+            if state.written == 0 {
+                state.bytes.clear();
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InterimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Sends interim responses to the client of one request (a request
+/// extension the listener sets on HTTP/1.1 requests).
+#[derive(Clone)]
+pub(crate) struct InterimSender {
+    interim: Arc<Interim>,
+    request: u64,
+}
+
+impl InterimSender {
+    /// Queues a 1xx head for the client (hop-by-hop fields left out).
+    pub(crate) fn send(&self, status: http::StatusCode, headers: &http::HeaderMap) {
+        let mut headers = headers.clone();
+        larder::policy::headers::strip_hop_by_hop(&mut headers);
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .into_bytes();
+        for (name, value) in &headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let mut state = self.interim.lock();
+        if state.open != Some(self.request) {
+            return;
+        }
+        state.bytes.extend_from_slice(&head);
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The request this sender belongs to.
+    pub(crate) fn request(&self) -> u64 {
+        self.request
+    }
+}
+
+/// A client connection's stream, noting when bytes arrive, and writing
+/// interim responses between hyper's writes.
 pub(crate) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    interim: Option<Arc<Interim>>,
+    /// hyper wrote bytes it has not flushed yet: an interim response now
+    /// could land inside its previous response.
+    dirty: bool,
 }
 
 impl<S> Watched<S> {
     pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Watched<S> {
-        Watched { inner, activity }
+        Watched {
+            inner,
+            activity,
+            interim: None,
+            dirty: false,
+        }
+    }
+
+    /// With interim responses written to it (HTTP/1.1 connections).
+    pub(crate) fn with_interim(mut self, interim: Arc<Interim>) -> Watched<S> {
+        self.interim = Some(interim);
+        self
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+impl<S: AsyncWrite + Unpin> Watched<S> {
+    /// Writes the queued interim responses, if hyper has nothing of its
+    /// own unflushed. `Ready(Ok)`: nothing (more) to write now.
+    fn poll_interim(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let Some(interim) = &self.interim else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut state = interim.lock();
+        if self.dirty && state.written == 0 {
+            // Not between two of hyper's writes: later, after its flush.
+            return Poll::Ready(Ok(()));
+        }
+        let mut wrote = false;
+        while state.written < state.bytes.len() {
+            let from = state.written;
+            match Pin::new(&mut self.inner).poll_write(cx, &state.bytes[from..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    state.written += n;
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        state.bytes.clear();
+        state.written = 0;
+        drop(state);
+        if wrote {
+            // Sent now, not when hyper next flushes (after the final head).
+            return Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn park(&self, cx: &Context<'_>) {
+        if let Some(interim) = &self.interim {
+            let mut state = interim.lock();
+            if state.open.is_some() {
+                state.waker = Some(cx.waker().clone());
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        // hyper reads (for the body, or to see the client go) while the
+        // final response is not ready: the moment to send what came.
+        if let Poll::Ready(Err(e)) = this.poll_interim(cx) {
+            return Poll::Ready(Err(e));
+        }
+        this.park(cx);
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -166,11 +334,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        // The final head comes after what is queued, never inside it.
+        std::task::ready!(this.poll_interim(cx))?;
+        let wrote = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.dirty |= wrote > 0;
+        Poll::Ready(Ok(wrote))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        this.dirty = false;
+        this.poll_interim(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -182,7 +358,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_interim(cx))?;
+        let wrote = std::task::ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        this.dirty |= wrote > 0;
+        Poll::Ready(Ok(wrote))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
-use crate::activity::{Activity, Expired, Tracked, Watched};
+use crate::activity::{Activity, Expired, Interim, Tracked, Watched};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -501,6 +501,7 @@ fn service<H: Handler>(
     limit: u64,
     slot: Arc<Slot>,
     activity: Arc<Activity>,
+    interim: Option<Arc<Interim>>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Answered<H>,
@@ -510,7 +511,17 @@ fn service<H: Handler>(
        + 'static {
     // Owned by the connection: no other connection reads it.
     let served = Cell::new(0u64);
-    hyper::service::service_fn(move |request: Request<Incoming>| {
+    hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client.
+        let interim = interim
+            .as_ref()
+            .filter(|_| request.version() == http::Version::HTTP_11)
+            .map(|interim| {
+                let sender = interim.open();
+                let closing = (interim.clone(), sender.request());
+                request.extensions_mut().insert(sender);
+                closing
+            });
         let n = served.get() + 1;
         served.set(n);
         let last = limit != 0 && n >= limit;
@@ -522,6 +533,9 @@ fn service<H: Handler>(
         let slot = last.then(|| slot.clone());
         async move {
             let response = answer.await;
+            if let Some((interim, request)) = interim {
+                interim.close(request);
+            }
             let mut response = response.map(|body| Tracked::new(body, answering));
             if let Some(slot) = slot {
                 if h2 {
@@ -574,13 +588,17 @@ async fn connection<H>(
     let _ = stream.set_nodelay(true);
     let slot = guard.slot.clone();
     let activity = Activity::new();
-    let svc = service(
-        handler,
-        peer,
-        settings.max_requests_per_connection,
-        slot.clone(),
-        activity.clone(),
-    );
+    let interim = Arc::new(Interim::default());
+    let svc = |interim: Option<Arc<Interim>>| {
+        service(
+            handler.clone(),
+            peer,
+            settings.max_requests_per_connection,
+            slot.clone(),
+            activity.clone(),
+            interim,
+        )
+    };
     #[cfg(feature = "tls")]
     if let Some(tls) = &settings.tls {
         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
@@ -601,17 +619,20 @@ async fn connection<H>(
         };
         #[cfg(feature = "http2")]
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            // hyper's HTTP/2 server cannot send 1xx: none are forwarded.
             let io = TokioIo::new(Watched::new(stream, activity.clone()));
-            let conn = http2().serve_connection(io, svc);
+            let conn = http2().serve_connection(io, svc(None));
             drive(conn, &slot, killed, peer, &activity, settings).await;
             return;
         }
-        let io = TokioIo::new(Watched::new(stream, activity.clone()));
-        let conn = http1(settings).serve_connection(io, svc).with_upgrades();
+        let io = TokioIo::new(Watched::new(stream, activity.clone()).with_interim(interim.clone()));
+        let conn = http1(settings)
+            .serve_connection(io, svc(Some(interim)))
+            .with_upgrades();
         drive(conn, &slot, killed, peer, &activity, settings).await;
         return;
     }
-    let io = TokioIo::new(Watched::new(stream, activity.clone()));
+    let io = TokioIo::new(Watched::new(stream, activity.clone()).with_interim(interim.clone()));
     #[cfg(feature = "http2")]
     if settings.h2c {
         let mut auto =
@@ -622,11 +643,14 @@ async fn connection<H>(
         auto.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(128);
-        let conn = auto.serve_connection_with_upgrades(io, svc);
+        // HTTP/1.1 requests on it get their 1xx; HTTP/2 ones do not.
+        let conn = auto.serve_connection_with_upgrades(io, svc(Some(interim)));
         drive(conn, &slot, killed, peer, &activity, settings).await;
         return;
     }
-    let conn = http1(settings).serve_connection(io, svc).with_upgrades();
+    let conn = http1(settings)
+        .serve_connection(io, svc(Some(interim)))
+        .with_upgrades();
     drive(conn, &slot, killed, peer, &activity, settings).await;
     drop(guard);
 }

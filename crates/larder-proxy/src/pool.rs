@@ -293,6 +293,8 @@ fn copy(parts: &http::request::Parts, body: &SendBody) -> Request<SendBody> {
     *request.uri_mut() = parts.uri.clone();
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
+    // The retry's 1xx responses reach the client too.
+    *request.extensions_mut() = parts.extensions.clone();
     request
 }
 

@@ -13,6 +13,7 @@ use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use larder::{Cache, CacheBody, Fill, Lookup, NotStored};
 
+use crate::activity::InterimSender;
 use crate::routes::{Cookies, Routes};
 use crate::timeout::{Side, Timed};
 use crate::upstream::{
@@ -49,6 +50,10 @@ impl Proxy {
         let started = self.access_log.then(Instant::now);
         let (mut parts, body) = request.into_parts();
         let method = self.access_log.then(|| parts.method.clone());
+        // Set by the listener on HTTP/1.1 requests: the upstream's 1xx
+        // responses to this request go to this client (and only to it: a
+        // background refresh's never do).
+        let interim = parts.extensions.remove::<InterimSender>();
         let target = self.access_log.then(|| parts.uri.clone());
         // RFC 9112 §3.2: a Host the key would read differently from the
         // upstream (two lines, userinfo, a path, non-ASCII, none on
@@ -120,8 +125,16 @@ impl Proxy {
             // would otherwise make every request's future that large.
             Lookup::Forward(fill) => {
                 let keep = &rule.forward_headers;
-                let forwarding =
-                    forward(&self.cache, &self.upstream, parts, body, *fill, peer, keep);
+                let forwarding = forward(
+                    &self.cache,
+                    &self.upstream,
+                    parts,
+                    body,
+                    *fill,
+                    peer,
+                    keep,
+                    interim,
+                );
                 Box::pin(forwarding).await
             }
             Lookup::Refresh(response, fill) => {
@@ -132,7 +145,7 @@ impl Proxy {
                 let keep = rule.forward_headers.clone();
                 tokio::spawn(async move {
                     let refreshed =
-                        forward(&cache, &upstream, parts, body, *fill, peer, &keep).await;
+                        forward(&cache, &upstream, parts, body, *fill, peer, &keep, None).await;
                     drain(refreshed.into_body()).await;
                 });
                 CacheBody::for_response(response)
@@ -156,7 +169,9 @@ fn uncached(
 
 /// Sends a forwarded request upstream and gives the answer to the cache.
 /// Kept apart from the dispatch so that a background refresh can run it
-/// with a request of its own.
+/// with a request of its own. The upstream's 1xx responses go to
+/// `interim`'s client, if any.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward(
     cache: &Cache,
     upstream: &Upstream,
@@ -165,9 +180,20 @@ pub(crate) async fn forward(
     fill: Fill,
     peer: SocketAddr,
     keep: &[http::HeaderName],
+    interim: Option<InterimSender>,
 ) -> Response<ProxyBody> {
     prepare_request(&mut parts, peer, keep);
     fill.prepare(&mut parts);
+    if let Some(sender) = interim {
+        // RFC 9110 §15.2: a proxy forwards 1xx responses. They go to the
+        // client as they come and the cache never sees them: the final
+        // response is stored as it is, without their fields.
+        let mut request = Request::from_parts(parts, ());
+        hyper::ext::on_informational(&mut request, move |informational| {
+            sender.send(informational.status(), informational.headers());
+        });
+        parts = request.into_parts().0;
+    }
     match upstream.send(parts, body).await {
         Ok(response) => fill.complete(response).await,
         Err(error) => match error.failure() {
