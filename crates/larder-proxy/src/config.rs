@@ -87,6 +87,9 @@ pub struct Config {
     /// A Redis (or `redis+cluster://`) URL for a store shared by every
     /// proxy; `None`: in memory.
     pub redis: Option<String>,
+    /// The longest a Redis command may take (then the request goes on as
+    /// a miss): the most Redis may add to a request.
+    pub redis_timeout: Duration,
     /// In-memory capacity, when not on Redis.
     pub memory_bytes: u64,
     /// Largest body stored; larger ones stream through uncached.
@@ -193,6 +196,13 @@ pub struct UpstreamTls {
 /// ```
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The default `redis_timeout`: 50 ms, the most Redis may add to a request.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_REDIS_TIMEOUT.as_millis(), 50);
+/// ```
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+
 /// The default `between_bytes_timeout`: 60 s, as nginx's `proxy_read_timeout`.
 ///
 /// ```
@@ -267,6 +277,7 @@ struct ServerSection {
     listen: Option<SocketAddr>,
     upstream: Option<UpstreamUrl>,
     redis: Option<String>,
+    redis_timeout: Option<Seconds>,
     connect_timeout: Option<Seconds>,
     upstream_timeout: Option<Seconds>,
     between_bytes_timeout: Option<Seconds>,
@@ -760,6 +771,7 @@ impl Config {
             listen,
             upstream,
             redis: overrides.redis.clone().or(server.redis),
+            redis_timeout: server.redis_timeout.map_or(DEFAULT_REDIS_TIMEOUT, |s| s.0),
             memory_bytes: cache.memory_bytes.unwrap_or(256 << 20),
             max_body_bytes: cache
                 .max_body_bytes
@@ -1199,6 +1211,9 @@ mod tests {
         assert_eq!(c.client_header_timeout, Duration::from_secs(30));
         assert_eq!(c.client_keepalive_timeout, Duration::from_secs(75));
         assert_eq!(c.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.redis_timeout, Duration::from_millis(50));
+        let c = Config::parse(&format!("{UP}redis_timeout = \"2s\"\n"), "t.toml").unwrap();
+        assert_eq!(c.redis_timeout, Duration::from_secs(2));
         let c = Config::parse(
             &format!(
                 "{UP}between_bytes_timeout = \"5s\"\nclient_header_timeout = \"2s\"\n\

@@ -158,6 +158,7 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
             // Connects in the background: a Redis that is down at start is
             // a cache that misses, not a proxy that does not start.
             let store = larder::store::RedisStore::builder(url.as_str())
+                .command_timeout(config.redis_timeout)
                 .build()
                 .map_err(|e| StartError(format!("--redis {url}: {e}")))?;
             builder.store(store)
