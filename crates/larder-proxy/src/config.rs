@@ -94,6 +94,9 @@ pub struct Config {
     pub memory_bytes: u64,
     /// Largest body stored; larger ones stream through uncached.
     pub max_body_bytes: usize,
+    /// The most memory all misses being streamed and stored hold together
+    /// for storing; past it a miss streams on without being stored.
+    pub in_flight_bytes: usize,
     /// Longest wait for a connection to the upstream (then 502).
     pub connect_timeout: Duration,
     /// Longest wait for the upstream's response headers, from sending the
@@ -309,6 +312,7 @@ struct TlsSection {
 struct CacheSection {
     memory_bytes: Option<u64>,
     max_body_bytes: Option<usize>,
+    in_flight_bytes: Option<usize>,
     name: Option<String>,
     prefix: Option<String>,
     legacy_status_header: Option<Header>,
@@ -776,6 +780,9 @@ impl Config {
             max_body_bytes: cache
                 .max_body_bytes
                 .unwrap_or(larder::DEFAULT_MAX_BODY_BYTES),
+            in_flight_bytes: cache
+                .in_flight_bytes
+                .unwrap_or(larder::DEFAULT_IN_FLIGHT_BYTES),
             connect_timeout: server
                 .connect_timeout
                 .map_or(Duration::from_secs(2), |s| s.0),

@@ -152,7 +152,8 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     let mut builder = Cache::builder()
         .name(config.name.clone())
         .prefix(config.prefix.clone())
-        .max_body_bytes(config.max_body_bytes);
+        .max_body_bytes(config.max_body_bytes)
+        .in_flight_bytes(config.in_flight_bytes);
     builder = match &config.redis {
         Some(url) => {
             // Connects in the background: a Redis that is down at start is

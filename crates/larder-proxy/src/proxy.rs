@@ -195,7 +195,9 @@ pub(crate) async fn forward(
         parts = request.into_parts().0;
     }
     match upstream.send(parts, body).await {
-        Ok(response) => fill.complete(response).await,
+        // A miss streams to its client as it comes, and is stored whole
+        // when it ends within max_body_bytes.
+        Ok(response) => fill.complete_streaming(response, body_failure).await,
         Err(error) => match error.failure() {
             Some(failure) => {
                 // A stale entry where stale-if-error allows, else 502/504;
@@ -212,6 +214,12 @@ pub(crate) async fn forward(
             }
         },
     }
+}
+
+/// What a broken upstream body was: a stall (`between_bytes_timeout`) or
+/// a break.
+fn body_failure(error: &crate::timeout::BoxError) -> larder::Failure {
+    larder::Failure::of(&**error)
 }
 
 /// A 400 that says what was wrong with the request's host.

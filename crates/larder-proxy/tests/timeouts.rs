@@ -378,3 +378,35 @@ async fn generated_errors_carry_cache_status() {
         got.cache_status()
     );
 }
+
+#[tokio::test]
+async fn followers_of_a_fill_that_stalls_mid_body_get_its_failure_at_once() {
+    let up = Stalling::start(Stall::MidBody).await;
+    let p = proxy(&up.url(), "between_bytes_timeout = \"2s\"\n", "").await;
+    let addr = p.addr();
+    let requests: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(async move { fetch(addr, "/stalls").await }))
+        .collect();
+    let all = async {
+        let mut answers = Vec::new();
+        for request in requests {
+            answers.push(request.await.unwrap());
+        }
+        answers
+    };
+    let answers = tokio::time::timeout(Duration::from_secs(2) + MARGIN, all)
+        .await
+        .expect("every request ended within between_bytes_timeout and a margin");
+    // The leader's client had its head and first bytes: its body is cut
+    // short. Each follower, whose head was not sent, gets the 504.
+    let cut = answers.iter().filter(|a| a.is_err()).count();
+    let timeouts = answers
+        .iter()
+        .filter(|a| {
+            a.as_ref()
+                .is_ok_and(|b| b.starts_with(b"504 Gateway Timeout"))
+        })
+        .count();
+    assert_eq!((cut, timeouts), (1, 19), "{answers:?}");
+    assert_eq!(up.requests(), 1, "no follower fetched after the leader");
+}

@@ -94,7 +94,7 @@ pub mod store;
 
 pub use engine::{
     Cache, CacheBody, CacheBuilder, Failure, Fill, Lookup, PurgeError, Stats,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MEMORY_BYTES,
+    DEFAULT_IN_FLIGHT_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_MEMORY_BYTES,
 };
 #[cfg(feature = "macros")]
 pub use larder_macros::{cache, memoize};

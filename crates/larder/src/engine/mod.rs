@@ -17,6 +17,7 @@ mod namespaces;
 mod purge;
 mod respond;
 mod stats;
+mod tee;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use fill::Fill;
 pub use lookup::Lookup;
 pub use purge::PurgeError;
 pub use stats::Stats;
+pub use tee::DEFAULT_IN_FLIGHT_BYTES;
 
 /// The default in-memory capacity when no store is given: 64 MiB.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
@@ -93,6 +95,8 @@ pub(crate) struct Inner {
     /// route whose responses vary still hits in one round trip.
     pub vary_memo: moka::sync::Cache<String, Arc<[HeaderName]>>,
     pub flights: Arc<coalesce::Flights>,
+    /// Bytes streamed misses hold to store them, all fills together.
+    pub in_flight: tee::Budget,
     pub counters: stats::Counters,
     pub error_log: stats::RateLimitedLog,
 }
@@ -178,6 +182,7 @@ pub struct CacheBuilder {
     lease_ttl: Duration,
     hit_for_miss: Duration,
     namespace_refresh: Duration,
+    in_flight_bytes: usize,
 }
 
 impl Default for CacheBuilder {
@@ -196,6 +201,7 @@ impl Default for CacheBuilder {
             lease_ttl: Duration::from_secs(10),
             hit_for_miss: Duration::from_secs(10),
             namespace_refresh: Duration::from_secs(1),
+            in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
         }
     }
 }
@@ -338,6 +344,20 @@ impl CacheBuilder {
         self
     }
 
+    /// The most memory all streamed misses together hold to store their
+    /// bodies ([`Fill::complete_streaming`]): a fill that would take more
+    /// streams on to its client and is not stored. Default
+    /// [`DEFAULT_IN_FLIGHT_BYTES`].
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder().in_flight_bytes(32 << 20).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn in_flight_bytes(mut self, max: usize) -> Self {
+        self.in_flight_bytes = max;
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> Cache {
         if !is_sf_token(&self.name) {
@@ -374,6 +394,7 @@ impl CacheBuilder {
                 namespaces: namespaces::Namespaces::default(),
                 vary_memo: moka::sync::Cache::new(VARY_MEMO_ENTRIES),
                 flights: Arc::default(),
+                in_flight: tee::Budget::new(self.in_flight_bytes),
                 counters: stats::Counters::default(),
                 error_log: stats::RateLimitedLog::new(Duration::from_secs(10)),
             }),
