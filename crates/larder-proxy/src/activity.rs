@@ -19,7 +19,7 @@
 //! exactly where it belongs: after the request, before the final head.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -144,6 +144,11 @@ pub(crate) async fn watchdog(
 #[derive(Default)]
 pub(crate) struct Interim {
     state: Mutex<InterimState>,
+    /// Whether `state` holds bytes: most polls find none and skip the lock.
+    pending: AtomicBool,
+    /// Whether a request is open for interim responses (the stream then
+    /// leaves its waker for them).
+    open: AtomicBool,
 }
 
 #[derive(Default)]
@@ -166,6 +171,7 @@ impl Interim {
         let mut state = self.lock();
         state.next += 1;
         state.open = Some(state.next);
+        self.open.store(true, Ordering::Release);
         InterimSender {
             interim: self.clone(),
             request: state.next,
@@ -178,8 +184,10 @@ impl Interim {
         let mut state = self.lock();
         if state.open == Some(request) {
             state.open = None;
+            self.open.store(false, Ordering::Release);
             if state.written == 0 {
                 state.bytes.clear();
+                self.pending.store(false, Ordering::Release);
             }
         }
     }
@@ -220,6 +228,7 @@ impl InterimSender {
             return;
         }
         state.bytes.extend_from_slice(&head);
+        self.interim.pending.store(true, Ordering::Release);
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
@@ -266,6 +275,9 @@ impl<S: AsyncWrite + Unpin> Watched<S> {
         let Some(interim) = &self.interim else {
             return Poll::Ready(Ok(()));
         };
+        if !interim.pending.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
         let mut state = interim.lock();
         if self.dirty && state.written == 0 {
             // Not between two of hyper's writes: later, after its flush.
@@ -288,6 +300,7 @@ impl<S: AsyncWrite + Unpin> Watched<S> {
         }
         state.bytes.clear();
         state.written = 0;
+        interim.pending.store(false, Ordering::Release);
         drop(state);
         if wrote {
             // Sent now, not when hyper next flushes (after the final head).
@@ -297,9 +310,17 @@ impl<S: AsyncWrite + Unpin> Watched<S> {
     }
 
     fn park(&self, cx: &Context<'_>) {
-        if let Some(interim) = &self.interim {
+        if let Some(interim) = self
+            .interim
+            .as_ref()
+            .filter(|i| i.open.load(Ordering::Acquire))
+        {
             let mut state = interim.lock();
-            if state.open.is_some() {
+            let same = state
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()));
+            if state.open.is_some() && !same {
                 state.waker = Some(cx.waker().clone());
             }
         }
