@@ -87,14 +87,34 @@ pub struct Config {
     /// A Redis (or `redis+cluster://`) URL for a store shared by every
     /// proxy; `None`: in memory.
     pub redis: Option<String>,
+    /// The longest a Redis command may take (then the request goes on as
+    /// a miss): the most Redis may add to a request.
+    pub redis_timeout: Duration,
     /// In-memory capacity, when not on Redis.
     pub memory_bytes: u64,
     /// Largest body stored; larger ones stream through uncached.
     pub max_body_bytes: usize,
+    /// The most memory all misses being streamed and stored hold together
+    /// for storing; past it a miss streams on without being stored.
+    pub in_flight_bytes: usize,
     /// Longest wait for a connection to the upstream (then 502).
     pub connect_timeout: Duration,
-    /// Longest wait for the upstream's response headers (then 504).
+    /// Longest wait for the upstream's response headers, from sending the
+    /// request: its first byte (then 504).
     pub upstream_timeout: Duration,
+    /// Longest wait for the next bytes of the upstream's response body
+    /// (nginx's `proxy_read_timeout`, Varnish's `between_bytes_timeout`):
+    /// past it the response is abandoned. Zero: no limit.
+    pub between_bytes_timeout: Duration,
+    /// Longest wait for a client's request head, from its first byte.
+    pub client_header_timeout: Duration,
+    /// How long a client connection is kept open with no request
+    /// (nginx's `keepalive_timeout`), from the end of the last response.
+    pub client_keepalive_timeout: Duration,
+    /// Longest wait for the next bytes of a client's request body (nginx's
+    /// `client_body_timeout`), while the upstream reads it: then 408.
+    /// Zero: no limit.
+    pub client_body_timeout: Duration,
     /// How long in-flight requests get to finish on SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     /// One log line per request, with the cache outcome.
@@ -179,6 +199,41 @@ pub struct UpstreamTls {
 /// ```
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The default `redis_timeout`: 50 ms, the most Redis may add to a request.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_REDIS_TIMEOUT.as_millis(), 50);
+/// ```
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// The default `between_bytes_timeout`: 60 s, as nginx's `proxy_read_timeout`.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_BETWEEN_BYTES_TIMEOUT.as_secs(), 60);
+/// ```
+pub const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default `client_header_timeout`: 30 s.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_CLIENT_HEADER_TIMEOUT.as_secs(), 30);
+/// ```
+pub const DEFAULT_CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default `client_keepalive_timeout`: 75 s, as nginx's `keepalive_timeout`.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_CLIENT_KEEPALIVE_TIMEOUT.as_secs(), 75);
+/// ```
+pub const DEFAULT_CLIENT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// The default `client_body_timeout`: 60 s, as nginx's.
+///
+/// ```
+/// assert_eq!(larder_proxy::config::DEFAULT_CLIENT_BODY_TIMEOUT.as_secs(), 60);
+/// ```
+pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The default `max_requests_per_connection`, as nginx's `keepalive_requests`.
 ///
 /// ```
@@ -225,8 +280,13 @@ struct ServerSection {
     listen: Option<SocketAddr>,
     upstream: Option<UpstreamUrl>,
     redis: Option<String>,
+    redis_timeout: Option<Seconds>,
     connect_timeout: Option<Seconds>,
     upstream_timeout: Option<Seconds>,
+    between_bytes_timeout: Option<Seconds>,
+    client_header_timeout: Option<Seconds>,
+    client_keepalive_timeout: Option<Seconds>,
+    client_body_timeout: Option<Seconds>,
     shutdown_timeout: Option<Seconds>,
     access_log: Option<bool>,
     underscores_in_headers: Option<bool>,
@@ -252,6 +312,7 @@ struct TlsSection {
 struct CacheSection {
     memory_bytes: Option<u64>,
     max_body_bytes: Option<usize>,
+    in_flight_bytes: Option<usize>,
     name: Option<String>,
     prefix: Option<String>,
     legacy_status_header: Option<Header>,
@@ -668,6 +729,12 @@ impl Config {
                 )));
             }
         }
+        if server.client_header_timeout.is_some_and(|t| t.0.is_zero()) {
+            return Err(ConfigError(format!(
+                "{origin}: client_header_timeout = 0 would close every connection before its \
+                 request; write a duration such as \"30s\""
+            )));
+        }
         if let Some(h2c) = &server.h2c {
             if *h2c.get_ref() && !cfg!(feature = "http2") {
                 return Err(ConfigError(format!(
@@ -708,16 +775,32 @@ impl Config {
             listen,
             upstream,
             redis: overrides.redis.clone().or(server.redis),
+            redis_timeout: server.redis_timeout.map_or(DEFAULT_REDIS_TIMEOUT, |s| s.0),
             memory_bytes: cache.memory_bytes.unwrap_or(256 << 20),
             max_body_bytes: cache
                 .max_body_bytes
                 .unwrap_or(larder::DEFAULT_MAX_BODY_BYTES),
+            in_flight_bytes: cache
+                .in_flight_bytes
+                .unwrap_or(larder::DEFAULT_IN_FLIGHT_BYTES),
             connect_timeout: server
                 .connect_timeout
                 .map_or(Duration::from_secs(2), |s| s.0),
             upstream_timeout: server
                 .upstream_timeout
                 .map_or(Duration::from_secs(30), |s| s.0),
+            between_bytes_timeout: server
+                .between_bytes_timeout
+                .map_or(DEFAULT_BETWEEN_BYTES_TIMEOUT, |s| s.0),
+            client_header_timeout: server
+                .client_header_timeout
+                .map_or(DEFAULT_CLIENT_HEADER_TIMEOUT, |s| s.0),
+            client_keepalive_timeout: server
+                .client_keepalive_timeout
+                .map_or(DEFAULT_CLIENT_KEEPALIVE_TIMEOUT, |s| s.0),
+            client_body_timeout: server
+                .client_body_timeout
+                .map_or(DEFAULT_CLIENT_BODY_TIMEOUT, |s| s.0),
             shutdown_timeout: server
                 .shutdown_timeout
                 .map_or(Duration::from_secs(30), |s| s.0),
@@ -1131,6 +1214,25 @@ mod tests {
         assert_eq!(c.max_requests_per_connection, 1000);
         assert_eq!(c.upstream_idle_timeout, Duration::from_secs(1));
         assert!(!c.h2c && c.tls.is_none());
+        assert_eq!(c.between_bytes_timeout, Duration::from_secs(60));
+        assert_eq!(c.client_header_timeout, Duration::from_secs(30));
+        assert_eq!(c.client_keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(c.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.redis_timeout, Duration::from_millis(50));
+        let c = Config::parse(&format!("{UP}redis_timeout = \"2s\"\n"), "t.toml").unwrap();
+        assert_eq!(c.redis_timeout, Duration::from_secs(2));
+        let c = Config::parse(
+            &format!(
+                "{UP}between_bytes_timeout = \"5s\"\nclient_header_timeout = \"2s\"\n\
+                 client_keepalive_timeout = \"250ms\"\nclient_body_timeout = 0\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.between_bytes_timeout, Duration::from_secs(5));
+        assert_eq!(c.client_header_timeout, Duration::from_secs(2));
+        assert_eq!(c.client_keepalive_timeout, Duration::from_millis(250));
+        assert_eq!(c.client_body_timeout, Duration::ZERO);
         let c = Config::parse(
             &format!(
                 "{UP}max_connections = 50\nmax_requests_per_connection = 0\n\

@@ -24,6 +24,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod activity;
 pub mod admin;
 pub mod config;
 pub mod listener;
@@ -32,6 +33,7 @@ mod proxy;
 pub mod routes;
 pub mod shutdown;
 pub mod target;
+mod timeout;
 #[cfg(feature = "tls")]
 mod tls;
 mod upgrade;
@@ -150,12 +152,14 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
     let mut builder = Cache::builder()
         .name(config.name.clone())
         .prefix(config.prefix.clone())
-        .max_body_bytes(config.max_body_bytes);
+        .max_body_bytes(config.max_body_bytes)
+        .in_flight_bytes(config.in_flight_bytes);
     builder = match &config.redis {
         Some(url) => {
             // Connects in the background: a Redis that is down at start is
             // a cache that misses, not a proxy that does not start.
             let store = larder::store::RedisStore::builder(url.as_str())
+                .command_timeout(config.redis_timeout)
                 .build()
                 .map_err(|e| StartError(format!("--redis {url}: {e}")))?;
             builder.store(store)
@@ -211,11 +215,14 @@ pub async fn run(config: Config) -> Result<Running, StartError> {
         underscores_in_headers: config.underscores_in_headers,
         tls: config.tls.is_some(),
         tunnels: tunnels.clone(),
+        client_body_timeout: config.client_body_timeout,
     });
     let grace = config.shutdown_timeout;
     let mut settings = listener::Settings::new(config.max_connections, grace);
     settings.max_requests_per_connection = config.max_requests_per_connection;
     settings.h2c = config.h2c;
+    settings.header_read_timeout = config.client_header_timeout;
+    settings.keepalive_timeout = config.client_keepalive_timeout;
     settings.tunnels = Some(tunnels);
     #[cfg(feature = "tls")]
     {

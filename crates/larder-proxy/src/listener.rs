@@ -23,12 +23,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
+use crate::activity::{Activity, Expired, Interim, Tracked, Watched};
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What answers a listener's requests (the proxy, the admin endpoints).
 pub(crate) trait Handler: Send + Sync + 'static {
     /// The response body.
-    type Body: http_body::Body<Data = Bytes> + Send + 'static;
+    type Body: http_body::Body<Data = Bytes> + Send + Unpin + 'static;
 
     /// Answers one request from `peer`.
     fn call(
@@ -49,8 +51,12 @@ pub(crate) struct Settings {
     /// How long in-flight requests get once told to stop.
     pub grace: Duration,
     /// A client that never finishes its headers cannot hold a connection
-    /// (and a task) forever.
+    /// (and a task) forever: from a new connection, or from the first
+    /// byte of a request on a kept-alive one.
     pub header_read_timeout: Duration,
+    /// How long a connection is kept with no request, from the end of the
+    /// last response.
+    pub keepalive_timeout: Duration,
     /// HTTP/2 with prior knowledge on a plain listener.
     pub h2c: bool,
     /// TLS on this listener (and HTTP/2 through ALPN).
@@ -69,6 +75,7 @@ impl Settings {
             max_requests_per_connection: 0,
             grace,
             header_read_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(75),
             h2c: false,
             #[cfg(feature = "tls")]
             tls: None,
@@ -435,17 +442,34 @@ where
     }
 }
 
-/// Serves `conn` until it ends; when its slot is told to close, closes it
-/// gracefully and lets it finish, unless the listener's grace runs out.
-async fn drive<C, E>(conn: C, slot: &Slot, mut killed: watch::Receiver<bool>, peer: SocketAddr)
-where
+/// Serves `conn` until it ends; when its slot is told to close, or it has
+/// been idle past the keep-alive timeout, closes it gracefully and lets it
+/// finish, unless the listener's grace runs out. One that takes too long
+/// to send a request head is dropped.
+async fn drive<C, E>(
+    conn: C,
+    slot: &Slot,
+    mut killed: watch::Receiver<bool>,
+    peer: SocketAddr,
+    activity: &Activity,
+    settings: &Settings,
+) where
     C: Graceful<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     let mut conn = pin!(conn);
+    let keepalive = settings.keepalive_timeout;
+    let header = settings.header_read_timeout;
     let ended = tokio::select! {
         ended = conn.as_mut() => Some(ended),
         () = slot.close.notified() => None,
+        expired = crate::activity::watchdog(activity, keepalive, header) => {
+            if expired == Expired::Header {
+                tracing::debug!(%peer, ?header, "no request head within client_header_timeout; closing");
+                return;
+            }
+            None
+        }
     };
     let ended = match ended {
         Some(ended) => ended,
@@ -454,6 +478,8 @@ where
             tokio::select! {
                 ended = conn.as_mut() => ended,
                 _ = killed.wait_for(|k| *k) => return,
+                // Closing waits for a head being read to end: not forever.
+                _ = crate::activity::watchdog(activity, keepalive, header) => return,
             }
         }
     };
@@ -461,6 +487,9 @@ where
         tracing::debug!(error = %e, %peer, "connection ended with an error");
     }
 }
+
+/// A handler's response, its body telling the connection when it ends.
+type Answered<H> = Response<Tracked<<H as Handler>::Body>>;
 
 /// The service hyper calls for each request of one connection: the
 /// handler, with the connection's request limit applied. `Connection:
@@ -471,24 +500,43 @@ fn service<H: Handler>(
     peer: SocketAddr,
     limit: u64,
     slot: Arc<Slot>,
+    activity: Arc<Activity>,
+    interim: Option<Arc<Interim>>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = Response<H::Body>,
+    Response = Answered<H>,
     Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response<H::Body>, std::convert::Infallible>> + Send + 'static,
+    Future = impl Future<Output = Result<Answered<H>, std::convert::Infallible>> + Send + 'static,
 > + Send
        + 'static {
     // Owned by the connection: no other connection reads it.
     let served = Cell::new(0u64);
-    hyper::service::service_fn(move |request: Request<Incoming>| {
+    hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client.
+        let interim = interim
+            .as_ref()
+            .filter(|_| request.version() == http::Version::HTTP_11)
+            .map(|interim| {
+                let sender = interim.open();
+                let closing = (interim.clone(), sender.request());
+                request.extensions_mut().insert(sender);
+                closing
+            });
         let n = served.get() + 1;
         served.set(n);
         let last = limit != 0 && n >= limit;
         let h2 = request.version() == http::Version::HTTP_2;
+        // Ended when the response body ends: until then the connection is
+        // not idle, however long the response takes.
+        let answering = activity.begin();
         let answer = handler.clone().call(request, peer);
         let slot = last.then(|| slot.clone());
         async move {
-            let mut response = answer.await;
+            let response = answer.await;
+            if let Some((interim, request)) = interim {
+                interim.close(request);
+            }
+            let mut response = response.map(|body| Tracked::new(body, answering));
             if let Some(slot) = slot {
                 if h2 {
                     slot.close.notify_one();
@@ -506,8 +554,15 @@ fn service<H: Handler>(
 fn http1(settings: &Settings) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
+        .header_read_timeout(hyper_header_timeout(settings));
     http
+}
+
+/// hyper's own header timeout runs from the moment a connection goes idle
+/// (`activity.rs`): the keep-alive and header timeouts together. It only
+/// backs up the watchdog, which keeps them apart.
+fn hyper_header_timeout(settings: &Settings) -> Duration {
+    settings.keepalive_timeout + settings.header_read_timeout
 }
 
 #[cfg(all(feature = "tls", feature = "http2"))]
@@ -532,12 +587,18 @@ async fn connection<H>(
 {
     let _ = stream.set_nodelay(true);
     let slot = guard.slot.clone();
-    let svc = service(
-        handler,
-        peer,
-        settings.max_requests_per_connection,
-        slot.clone(),
-    );
+    let activity = Activity::new();
+    let interim = Arc::new(Interim::default());
+    let svc = |interim: Option<Arc<Interim>>| {
+        service(
+            handler.clone(),
+            peer,
+            settings.max_requests_per_connection,
+            slot.clone(),
+            activity.clone(),
+            interim,
+        )
+    };
     #[cfg(feature = "tls")]
     if let Some(tls) = &settings.tls {
         let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
@@ -558,34 +619,39 @@ async fn connection<H>(
         };
         #[cfg(feature = "http2")]
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-            let conn = http2().serve_connection(TokioIo::new(stream), svc);
-            drive(conn, &slot, killed, peer).await;
+            // hyper's HTTP/2 server cannot send 1xx: none are forwarded.
+            let io = TokioIo::new(Watched::new(stream, activity.clone()));
+            let conn = http2().serve_connection(io, svc(None));
+            drive(conn, &slot, killed, peer, &activity, settings).await;
             return;
         }
+        let io = TokioIo::new(Watched::new(stream, activity.clone()).with_interim(interim.clone()));
         let conn = http1(settings)
-            .serve_connection(TokioIo::new(stream), svc)
+            .serve_connection(io, svc(Some(interim)))
             .with_upgrades();
-        drive(conn, &slot, killed, peer).await;
+        drive(conn, &slot, killed, peer, &activity, settings).await;
         return;
     }
+    let io = TokioIo::new(Watched::new(stream, activity.clone()).with_interim(interim.clone()));
     #[cfg(feature = "http2")]
     if settings.h2c {
         let mut auto =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         auto.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout);
+            .header_read_timeout(hyper_header_timeout(settings));
         auto.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(128);
-        let conn = auto.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        drive(conn, &slot, killed, peer).await;
+        // HTTP/1.1 requests on it get their 1xx; HTTP/2 ones do not.
+        let conn = auto.serve_connection_with_upgrades(io, svc(Some(interim)));
+        drive(conn, &slot, killed, peer, &activity, settings).await;
         return;
     }
     let conn = http1(settings)
-        .serve_connection(TokioIo::new(stream), svc)
+        .serve_connection(io, svc(Some(interim)))
         .with_upgrades();
-    drive(conn, &slot, killed, peer).await;
+    drive(conn, &slot, killed, peer, &activity, settings).await;
     drop(guard);
 }
 

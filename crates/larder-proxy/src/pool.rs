@@ -117,6 +117,7 @@ impl hyper::rt::Write for Stream {
 #[derive(Clone)]
 pub(crate) struct Connector {
     http: HttpConnector,
+    connect_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsConnector>,
 }
@@ -138,7 +139,8 @@ impl tower_service::Service<Uri> for Connector {
         #[cfg(feature = "tls")]
         let host = uri.host().unwrap_or("").trim_matches(['[', ']']).to_owned();
         let connecting = self.http.call(uri);
-        Box::pin(async move {
+        let limit = self.connect_timeout;
+        let connect = async move {
             let tcp = connecting.await?;
             #[cfg(feature = "tls")]
             if let Some(tls) = tls {
@@ -148,6 +150,17 @@ impl tower_service::Service<Uri> for Connector {
                 return Ok(Stream::Tls(Box::new(TokioIo::new(stream))));
             }
             Ok(Stream::Plain(tcp))
+        };
+        // The TLS handshake counts against connect_timeout too: an
+        // upstream that accepts and never answers it is not connected.
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connect).await {
+                Ok(connected) => connected,
+                Err(_) => Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection to the upstream within connect_timeout ({limit:?})"),
+                )) as BoxError),
+            }
         })
     }
 }
@@ -186,6 +199,7 @@ impl Pool {
         http.enforce_http(false);
         let connector = Connector {
             http,
+            connect_timeout: settings.connect_timeout,
             #[cfg(feature = "tls")]
             tls: settings.tls.clone().map(tokio_rustls::TlsConnector::from),
         };
@@ -223,6 +237,8 @@ impl Pool {
             Some(Replay::Empty) => Either::Left(body),
             Some(Replay::Buffer) => match body.collect().await {
                 Ok(collected) => Either::Right(Full::new(collected.to_bytes())),
+                // A stalled client is told so (408), not taken for the upstream.
+                Err(e) if crate::timeout::client_stalled(&*e) => return Err(e),
                 Err(e) => return Err(format!("the client's request body broke off: {e}").into()),
             },
         };
@@ -277,6 +293,8 @@ fn copy(parts: &http::request::Parts, body: &SendBody) -> Request<SendBody> {
     *request.uri_mut() = parts.uri.clone();
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
+    // The retry's 1xx responses reach the client too.
+    *request.extensions_mut() = parts.extensions.clone();
     request
 }
 

@@ -13,13 +13,15 @@ use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use larder::{Cache, CacheBody, Fill, Lookup, NotStored};
 
+use crate::activity::InterimSender;
 use crate::routes::{Cookies, Routes};
+use crate::timeout::{Side, Timed};
 use crate::upstream::{
-    drop_get_body, prepare_request, strip_unkeyed, Upstream, UpstreamBody, UpstreamError,
+    drop_get_body, prepare_request, strip_unkeyed, ResponseBody, Upstream, UpstreamBody,
 };
 
 /// What clients get: cached bytes, or the upstream's body streamed.
-pub type ProxyBody = CacheBody<Incoming>;
+pub type ProxyBody = CacheBody<ResponseBody>;
 
 /// One proxy: its cache, its rules, its upstream.
 #[derive(Debug)]
@@ -34,6 +36,8 @@ pub struct Proxy {
     pub(crate) tls: bool,
     /// Upgraded connections (WebSocket), passed through.
     pub(crate) tunnels: Arc<crate::upgrade::Tunnels>,
+    /// The longest wait for more of a client's request body.
+    pub(crate) client_body_timeout: std::time::Duration,
 }
 
 impl Proxy {
@@ -46,13 +50,17 @@ impl Proxy {
         let started = self.access_log.then(Instant::now);
         let (mut parts, body) = request.into_parts();
         let method = self.access_log.then(|| parts.method.clone());
+        // Set by the listener on HTTP/1.1 requests: the upstream's 1xx
+        // responses to this request go to this client (and only to it: a
+        // background refresh's never do).
+        let interim = parts.extensions.remove::<InterimSender>();
         let target = self.access_log.then(|| parts.uri.clone());
         // RFC 9112 §3.2: a Host the key would read differently from the
         // upstream (two lines, userinfo, a path, non-ASCII, none on
         // HTTP/1.1) is refused; a valid one is forwarded as keyed.
         if let Err(why) = crate::target::settle(&mut parts) {
             tracing::debug!(%peer, %why, "bad request target");
-            return bad_request(&why);
+            return bad_request(&self.cache, &why);
         }
         if self.tls {
             crate::target::on_tls(&mut parts);
@@ -63,8 +71,15 @@ impl Proxy {
         if parts.headers.contains_key(header::CONNECTION) {
             if crate::upgrade::wanted(&parts) {
                 // A WebSocket (or other) upgrade: passed through, uncached.
-                let upgrade =
-                    crate::upgrade::forward(&self.upstream, &self.tunnels, parts, body, peer);
+                let body = Timed::new(body, self.client_body_timeout, Side::Client);
+                let upgrade = crate::upgrade::forward(
+                    &self.cache,
+                    &self.upstream,
+                    &self.tunnels,
+                    parts,
+                    body,
+                    peer,
+                );
                 let response = Box::pin(upgrade).await;
                 if let (Some(started), Some(method), Some(target)) = (started, method, target) {
                     access_log(&method, &target, peer, &response, started);
@@ -80,7 +95,7 @@ impl Proxy {
         let body: UpstreamBody = if parts.method == Method::GET || parts.method == Method::HEAD {
             Either::Right(Empty::new())
         } else {
-            Either::Left(body)
+            Either::Left(Timed::new(body, self.client_body_timeout, Side::Client))
         };
         let rule = self.routes.rule_for(parts.uri.path());
         let policy = &rule.policy;
@@ -110,15 +125,27 @@ impl Proxy {
             // would otherwise make every request's future that large.
             Lookup::Forward(fill) => {
                 let keep = &rule.forward_headers;
-                Box::pin(forward(&self.upstream, parts, body, *fill, peer, keep)).await
+                let forwarding = forward(
+                    &self.cache,
+                    &self.upstream,
+                    parts,
+                    body,
+                    *fill,
+                    peer,
+                    keep,
+                    interim,
+                );
+                Box::pin(forwarding).await
             }
             Lookup::Refresh(response, fill) => {
                 // The client has its answer; the same request (a cacheable
                 // one has no body to replay) refreshes the entry meanwhile.
                 let upstream = self.upstream.clone();
+                let cache = self.cache.clone();
                 let keep = rule.forward_headers.clone();
                 tokio::spawn(async move {
-                    let refreshed = forward(&upstream, parts, body, *fill, peer, &keep).await;
+                    let refreshed =
+                        forward(&cache, &upstream, parts, body, *fill, peer, &keep, None).await;
                     drain(refreshed.into_body()).await;
                 });
                 CacheBody::for_response(response)
@@ -142,37 +169,62 @@ fn uncached(
 
 /// Sends a forwarded request upstream and gives the answer to the cache.
 /// Kept apart from the dispatch so that a background refresh can run it
-/// with a request of its own.
+/// with a request of its own. The upstream's 1xx responses go to
+/// `interim`'s client, if any.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward(
+    cache: &Cache,
     upstream: &Upstream,
     mut parts: request::Parts,
     body: UpstreamBody,
     fill: Fill,
     peer: SocketAddr,
     keep: &[http::HeaderName],
+    interim: Option<InterimSender>,
 ) -> Response<ProxyBody> {
     prepare_request(&mut parts, peer, keep);
     fill.prepare(&mut parts);
+    if let Some(sender) = interim {
+        // RFC 9110 §15.2: a proxy forwards 1xx responses. They go to the
+        // client as they come and the cache never sees them: the final
+        // response is stored as it is, without their fields.
+        let mut request = Request::from_parts(parts, ());
+        hyper::ext::on_informational(&mut request, move |informational| {
+            sender.send(informational.status(), informational.headers());
+        });
+        parts = request.into_parts().0;
+    }
     match upstream.send(parts, body).await {
-        Ok(response) => fill.complete(response).await,
-        Err(error) => {
-            if let Some(stale) = fill.stale_on_error() {
-                tracing::warn!(%error, "upstream failed; serving stale");
-                return CacheBody::for_response(stale);
+        // A miss streams to its client as it comes, and is stored whole
+        // when it ends within max_body_bytes.
+        Ok(response) => fill.complete_streaming(response, body_failure).await,
+        Err(error) => match error.failure() {
+            Some(failure) => {
+                // A stale entry where stale-if-error allows, else 502/504;
+                // requests coalesced on this fill get the same, at once.
+                tracing::warn!(%error, "upstream failed");
+                CacheBody::for_response(fill.failed(failure))
             }
-            let status = match error {
-                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                UpstreamError::Failed(_) => StatusCode::BAD_GATEWAY,
-            };
-            tracing::warn!(%error, %status, "upstream failed");
-            error_response(status)
-        }
+            None => {
+                // The client's own body stalled: nothing to say of the
+                // upstream, and nothing for others waiting on the key.
+                drop(fill);
+                tracing::debug!(%error, %peer, "client body timeout");
+                error_response(cache.name(), StatusCode::REQUEST_TIMEOUT, "client-timeout")
+            }
+        },
     }
 }
 
+/// What a broken upstream body was: a stall (`between_bytes_timeout`) or
+/// a break.
+fn body_failure(error: &crate::timeout::BoxError) -> larder::Failure {
+    larder::Failure::of(&**error)
+}
+
 /// A 400 that says what was wrong with the request's host.
-fn bad_request(why: &crate::target::BadTarget) -> Response<ProxyBody> {
-    let mut response = error_response(StatusCode::BAD_REQUEST);
+fn bad_request(cache: &Cache, why: &crate::target::BadTarget) -> Response<ProxyBody> {
+    let mut response = error_response(cache.name(), StatusCode::BAD_REQUEST, "bad-request");
     *response.body_mut() = CacheBody::full(Bytes::from(format!("400 Bad Request: {why}\n")));
     response
 }
@@ -184,8 +236,10 @@ async fn drain(mut body: ProxyBody) {
     while let Some(Ok(_)) = body.frame().await {}
 }
 
-/// A response the proxy makes up itself (the upstream could not answer).
-pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
+/// A response the proxy makes up itself, outside the cache (a bad
+/// request, a failed upgrade, a stalled client), with `Cache-Status:
+/// <name>; fwd=bypass; detail=<what>` (RFC 9211 §2.8).
+pub(crate) fn error_response(cache: &str, status: StatusCode, detail: &str) -> Response<ProxyBody> {
     let text = format!("{status}\n");
     let mut response = Response::new(CacheBody::full(Bytes::from(text)));
     *response.status_mut() = status;
@@ -196,6 +250,15 @@ pub(crate) fn error_response(status: StatusCode) -> Response<ProxyBody> {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let status = larder::policy::CacheStatus {
+        name: cache,
+        fwd: Some(larder::policy::Fwd::Bypass),
+        detail: Some(detail),
+        ..Default::default()
+    };
+    response
+        .headers_mut()
+        .insert("cache-status", status.append_to(None));
     response
 }
 

@@ -17,7 +17,8 @@ use larder::CacheBody;
 use tokio::sync::watch;
 
 use crate::proxy::{error_response, ProxyBody};
-use crate::upstream::{prepare_request, Upstream, UpstreamError};
+use crate::timeout::{Side, Timed};
+use crate::upstream::{prepare_request, Upstream};
 
 /// The tunnels open now (they hold two descriptors each and count against
 /// `max_connections`), and the signal that closes them when the proxy stops.
@@ -59,14 +60,15 @@ pub(crate) fn wanted(parts: &request::Parts) -> bool {
 /// the upstream's until either side closes (or the proxy stops). Any
 /// other answer goes back as the upstream gave it.
 pub(crate) async fn forward(
+    cache: &larder::Cache,
     upstream: &Upstream,
     tunnels: &Arc<Tunnels>,
     mut parts: request::Parts,
-    body: Incoming,
+    body: Timed<Incoming>,
     peer: SocketAddr,
 ) -> Response<ProxyBody> {
     let Some(client) = parts.extensions.remove::<OnUpgrade>() else {
-        return error_response(StatusCode::BAD_REQUEST);
+        return error_response(cache.name(), StatusCode::BAD_REQUEST, "bad-request");
     };
     let offered: Vec<HeaderValue> = parts
         .headers
@@ -86,19 +88,21 @@ pub(crate) async fn forward(
     let mut response = match upstream.send_raw(parts, Either::Left(body)).await {
         Ok(response) => response,
         Err(error) => {
-            let status = match error {
-                UpstreamError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                UpstreamError::Failed(_) => StatusCode::BAD_GATEWAY,
+            let (status, detail) = match error.failure() {
+                Some(failure) => (failure.status(), failure.detail()),
+                None => (StatusCode::REQUEST_TIMEOUT, "client-timeout"),
             };
             tracing::warn!(%error, %status, "upstream failed an upgrade");
-            return error_response(status);
+            return error_response(cache.name(), status, detail);
         }
     };
     let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let chosen = response.headers().get(header::UPGRADE).cloned();
     larder::policy::headers::strip_hop_by_hop(response.headers_mut());
     if !switched {
-        return response.map(CacheBody::stream);
+        // Not switched: an ordinary answer, whose body may not stall either.
+        let limit = upstream.between_bytes();
+        return response.map(|b| CacheBody::stream(Timed::new(b, limit, Side::Upstream)));
     }
     let upstream_side = hyper::upgrade::on(&mut response);
     let headers = response.headers_mut();

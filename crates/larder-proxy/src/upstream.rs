@@ -11,8 +11,14 @@ use http::{request, HeaderMap, Method, Request, Response, Uri};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 
-/// The body sent upstream: the client's, or none (GET/HEAD bodies are dropped).
-pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+use crate::timeout::{Side, Timed};
+
+/// The body sent upstream: the client's (bounded by
+/// `client_body_timeout`), or none (GET/HEAD bodies are dropped).
+pub(crate) type UpstreamBody = Either<Timed<Incoming>, Empty<Bytes>>;
+
+/// The upstream's response body, bounded by `between_bytes_timeout`.
+pub(crate) type ResponseBody = Timed<Incoming>;
 
 /// Exact names of request fields that frameworks read as the request's
 /// host, scheme, method or client, besides the families [`is_unkeyed`]
@@ -125,6 +131,19 @@ pub(crate) enum UpstreamError {
     Failed(String),
     /// No response headers within the response timeout: 504.
     Timeout,
+    /// The client's request body stalled (`client_body_timeout`): 408.
+    ClientStalled,
+}
+
+impl UpstreamError {
+    /// What the client is told: 502, 504, or 408 when its own body stalled.
+    pub(crate) fn failure(&self) -> Option<larder::Failure> {
+        match self {
+            UpstreamError::Failed(_) => Some(larder::Failure::Broken),
+            UpstreamError::Timeout => Some(larder::Failure::Timeout),
+            UpstreamError::ClientStalled => None,
+        }
+    }
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -132,6 +151,9 @@ impl std::fmt::Display for UpstreamError {
         match self {
             UpstreamError::Failed(why) => f.write_str(why),
             UpstreamError::Timeout => f.write_str("no response headers within upstream_timeout"),
+            UpstreamError::ClientStalled => {
+                f.write_str("the client's request body stalled (client_body_timeout)")
+            }
         }
     }
 }
@@ -144,6 +166,7 @@ pub(crate) struct Upstream {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     timeout: Duration,
+    between_bytes: Duration,
 }
 
 impl Upstream {
@@ -172,19 +195,28 @@ impl Upstream {
             scheme: base.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority: base.authority().cloned().expect("checked by the config"),
             timeout: config.upstream_timeout,
+            between_bytes: config.between_bytes_timeout,
         })
     }
 
-    /// Sends the request and waits for the response headers (the body
-    /// streams after, unbounded by the timeout: large downloads take time).
+    /// Sends the request and waits for the response headers
+    /// (`upstream_timeout`); the body streams after, each wait for more of
+    /// it bounded by `between_bytes_timeout` (large downloads take time,
+    /// stalled ones end).
     pub(crate) async fn send(
         &self,
         parts: request::Parts,
         body: UpstreamBody,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<ResponseBody>, UpstreamError> {
         let mut response = self.send_raw(parts, body).await?;
         larder::policy::headers::strip_hop_by_hop(response.headers_mut());
-        Ok(response)
+        let limit = self.between_bytes;
+        Ok(response.map(|body| Timed::new(body, limit, Side::Upstream)))
+    }
+
+    /// The longest wait for more of a response body.
+    pub(crate) fn between_bytes(&self) -> Duration {
+        self.between_bytes
     }
 
     /// [`Upstream::send`], leaving the response's hop-by-hop fields in
@@ -216,6 +248,7 @@ impl Upstream {
         let request = Request::from_parts(parts, body);
         match tokio::time::timeout(self.timeout, self.pool.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout),
+            Ok(Err(e)) if crate::timeout::client_stalled(&*e) => Err(UpstreamError::ClientStalled),
             Ok(Err(e)) => Err(UpstreamError::Failed(error_chain(&*e))),
             Ok(Ok(response)) => Ok(response),
         }

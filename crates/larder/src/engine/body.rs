@@ -34,6 +34,8 @@ enum Kind<B: Body> {
         rest: Option<Pin<Box<B>>>,
         error: Option<B::Error>,
     },
+    /// A miss streamed to its client while it is stored (`tee.rs`).
+    Tee(Box<super::tee::Tee<B>>),
 }
 
 impl<B: Body> CacheBody<B> {
@@ -98,6 +100,13 @@ impl<B: Body> CacheBody<B> {
         Self::resume(VecDeque::new(), Some(Box::pin(body)), None)
     }
 
+    /// A miss streamed to its client while it is stored.
+    pub(crate) fn tee(tee: super::tee::Tee<B>) -> Self {
+        CacheBody {
+            kind: Kind::Tee(Box::new(tee)),
+        }
+    }
+
     fn resume(
         read: VecDeque<Frame<Bytes>>,
         rest: Option<Pin<Box<B>>>,
@@ -121,6 +130,7 @@ impl<B: Body> std::fmt::Debug for CacheBody<B> {
                 .debug_struct("CacheBody::Stream")
                 .field("read_frames", &read.len())
                 .finish(),
+            Kind::Tee(_) => f.write_str("CacheBody::Tee"),
         }
     }
 }
@@ -137,6 +147,7 @@ impl<B: Body> Body for CacheBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match &mut self.get_mut().kind {
+            Kind::Tee(tee) => Pin::new(tee.as_mut()).poll_frame(cx),
             Kind::NoBody => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream { read, rest, error } => {
@@ -167,6 +178,7 @@ impl<B: Body> Body for CacheBody<B> {
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
+            Kind::Tee(tee) => tee.is_end_stream(),
             Kind::NoBody => true,
             Kind::Full(b) => b.is_none(),
             Kind::Stream { read, rest, error } => {
@@ -179,15 +191,23 @@ impl<B: Body> Body for CacheBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
+            Kind::Tee(tee) => tee.size_hint(),
             Kind::NoBody => SizeHint::new(),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream { read, rest, .. } => {
+            Kind::Stream { read, rest, error } => {
                 let read: u64 = read
                     .iter()
                     .filter_map(Frame::data_ref)
                     .map(|d| d.len() as u64)
                     .sum();
                 match rest {
+                    // A body that ends in an error has no length: an exact
+                    // one would let the server frame it as complete.
+                    None if error.is_some() => {
+                        let mut out = SizeHint::new();
+                        out.set_lower(read);
+                        out
+                    }
                     None => SizeHint::with_exact(read),
                     Some(r) => {
                         let h = r.size_hint();
@@ -204,7 +224,7 @@ impl<B: Body> Body for CacheBody<B> {
     }
 }
 
-fn to_bytes_frame<D: Buf>(frame: Frame<D>) -> Frame<Bytes> {
+pub(super) fn to_bytes_frame<D: Buf>(frame: Frame<D>) -> Frame<Bytes> {
     frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))
 }
 
@@ -354,6 +374,7 @@ mod tests {
             panic!()
         };
         assert_eq!(reason, crate::policy::NotStored::Body);
+        assert_eq!(body.size_hint().exact(), None, "not framed as complete");
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "ab");
         assert_eq!(body.frame().await.unwrap().unwrap_err(), "boom");

@@ -25,6 +25,9 @@ pub(crate) enum Landed {
     Uncacheable,
     /// The leader went away before finishing.
     Abandoned,
+    /// The fetch failed (the upstream refused, timed out or broke off):
+    /// followers answer the same at once rather than fetch in turn.
+    Failed(super::failed::Failure),
 }
 
 type Slot = watch::Sender<Option<Landed>>;

@@ -151,7 +151,7 @@ impl Fill {
     }
 
     /// Sends `entry` to this fill's client, as `answer` describes.
-    fn answer_from(&self, entry: Entry, answer: Answer<'_>) -> Response<Bytes> {
+    pub(super) fn answer_from(&self, entry: Entry, answer: Answer<'_>) -> Response<Bytes> {
         let now = self.cache.inner.clock.now();
         respond::from_entry(
             &self.cache,
@@ -245,7 +245,7 @@ impl Fill {
         }
     }
 
-    fn take_store_plan(&mut self) -> (PrimaryKey, Option<VariantIndex>, Option<Leader>) {
+    pub(super) fn take_store_plan(&mut self) -> (PrimaryKey, Option<VariantIndex>, Option<Leader>) {
         match std::mem::replace(&mut self.plan, Plan::Pass(None)) {
             Plan::Store {
                 primary,
@@ -376,7 +376,7 @@ impl Fill {
 
     /// Whether and for how long the response may be stored, and its age on
     /// arrival.
-    fn decide(
+    pub(super) fn decide(
         &self,
         parts: &response::Parts,
         response_time: SystemTime,
@@ -411,7 +411,7 @@ impl Fill {
     /// The response will not be stored: waiting requests fetch their own,
     /// and the key is remembered as uncacheable for the hit-for-miss time,
     /// here and, through the lease, in other instances.
-    async fn uncacheable(
+    pub(super) async fn uncacheable(
         &mut self,
         primary: &PrimaryKey,
         leader: Option<Leader>,
@@ -464,25 +464,7 @@ impl Fill {
             kept.response_time,
             kept.initial_age,
         );
-        let stored = !self.offline && self.write(&primary, index, &entry).await;
-        let entry = Arc::new(entry);
-        if let Some(l) = leader {
-            l.land(Landed::Stored(entry.clone()));
-        }
-        // The entry is written before the lease ends: an instance that
-        // takes the lease next finds it.
-        if let Some(lease) = self.lease.take() {
-            lease.release().await;
-        }
-        if let Some(keys) = &self.cache.inner.uncacheable {
-            if keys.entry_count() > 0 {
-                keys.invalidate(&super::lookup::flight_key(
-                    &primary,
-                    &self.policy,
-                    &self.headers,
-                ));
-            }
-        }
+        let (entry, stored) = self.land(&primary, index, leader, entry).await;
         let answer = Answer {
             fwd: Some(self.fwd),
             fwd_status: Some(kept.fwd_status),
@@ -500,8 +482,41 @@ impl Fill {
         response
     }
 
+    /// Writes a storable entry (unless offline), hands it to the requests
+    /// waiting on this fill, and frees the key's lease. Returns it, and
+    /// whether it was stored. `keep` and a streamed fill (`tee.rs`) both
+    /// end here.
+    pub(super) async fn land(
+        &mut self,
+        primary: &PrimaryKey,
+        index: Option<VariantIndex>,
+        leader: Option<Leader>,
+        entry: Entry,
+    ) -> (Arc<Entry>, bool) {
+        let stored = !self.offline && self.write(primary, index, &entry).await;
+        let entry = Arc::new(entry);
+        if let Some(l) = leader {
+            l.land(Landed::Stored(entry.clone()));
+        }
+        // The entry is written before the lease ends: an instance that
+        // takes the lease next finds it.
+        if let Some(lease) = self.lease.take() {
+            lease.release().await;
+        }
+        if let Some(keys) = &self.cache.inner.uncacheable {
+            if keys.entry_count() > 0 {
+                keys.invalidate(&super::lookup::flight_key(
+                    primary,
+                    &self.policy,
+                    &self.headers,
+                ));
+            }
+        }
+        (entry, stored)
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn entry(
+    pub(super) fn entry(
         &self,
         primary: &PrimaryKey,
         mut headers: HeaderMap,
@@ -671,7 +686,7 @@ impl Fill {
     /// Hands the handler's response on, with `Cache-Status`. When the cache
     /// removed the request's preconditions, it answers them here from the
     /// response's own validators.
-    fn forwarded<B: Body>(
+    pub(super) fn forwarded<B: Body>(
         &self,
         mut response: Response<CacheBody<B>>,
         reason: Option<NotStored>,

@@ -351,6 +351,19 @@ impl Cache {
                     miss.landings = self.inner.flights.landings(miss.bucket);
                     continue;
                 }
+                // The fetch failed: the same answer now, not another fetch
+                // that fails the same way after it.
+                Ok(Landed::Failed(failure)) => {
+                    let response = self.follower_of_failed(
+                        parts,
+                        policy,
+                        miss.fwd,
+                        miss.stored,
+                        miss.stale_fallback,
+                        failure,
+                    );
+                    return Lookup::Respond(response);
+                }
                 // Uncacheable, another variant, or waited too long: fetch our own.
                 _ => break,
             }

@@ -7,6 +7,7 @@
 
 mod body;
 mod coalesce;
+mod failed;
 mod fill;
 mod hit;
 mod hot;
@@ -18,6 +19,7 @@ mod namespaces;
 mod purge;
 mod respond;
 mod stats;
+mod tee;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +33,12 @@ use crate::store::{MemoryStore, Store, StoreError, Watch, Watcher};
 pub use body::CacheBody;
 #[cfg(feature = "axum")]
 pub(crate) use coalesce::Filling;
+pub use failed::Failure;
 pub use fill::Fill;
 pub use lookup::Lookup;
 pub use purge::PurgeError;
 pub use stats::Stats;
+pub use tee::DEFAULT_IN_FLIGHT_BYTES;
 
 /// The default in-memory capacity when no store is given: 64 MiB.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
@@ -103,6 +107,8 @@ pub(crate) struct Inner {
     /// route whose responses vary still hits in one round trip.
     pub vary_memo: moka::sync::Cache<String, Arc<[HeaderName]>>,
     pub flights: Arc<coalesce::Flights>,
+    /// Bytes streamed misses hold to store them, all fills together.
+    pub in_flight: tee::Budget,
     pub counters: stats::Counters,
     pub error_log: stats::RateLimitedLog,
 }
@@ -192,6 +198,7 @@ pub struct CacheBuilder {
     namespace_refresh: Duration,
     hot_tier_bytes: u64,
     l1_ttl: Duration,
+    in_flight_bytes: usize,
 }
 
 impl Default for CacheBuilder {
@@ -212,6 +219,7 @@ impl Default for CacheBuilder {
             namespace_refresh: Duration::from_secs(1),
             hot_tier_bytes: DEFAULT_HOT_TIER_BYTES,
             l1_ttl: DEFAULT_L1_TTL,
+            in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
         }
     }
 }
@@ -387,6 +395,20 @@ impl CacheBuilder {
         self
     }
 
+    /// The most memory all streamed misses together hold to store their
+    /// bodies ([`Fill::complete_streaming`]): a fill that would take more
+    /// streams on to its client and is not stored. Default
+    /// [`DEFAULT_IN_FLIGHT_BYTES`].
+    ///
+    /// ```
+    /// let cache = larder::Cache::builder().in_flight_bytes(32 << 20).build();
+    /// # let _ = cache;
+    /// ```
+    pub fn in_flight_bytes(mut self, max: usize) -> Self {
+        self.in_flight_bytes = max;
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> Cache {
         if !is_sf_token(&self.name) {
@@ -439,6 +461,7 @@ impl CacheBuilder {
                 hot,
                 vary_memo: moka::sync::Cache::new(VARY_MEMO_ENTRIES),
                 flights: Arc::default(),
+                in_flight: tee::Budget::new(self.in_flight_bytes),
                 counters: stats::Counters::default(),
                 error_log: stats::RateLimitedLog::new(Duration::from_secs(10)),
             }),
