@@ -93,8 +93,9 @@ mod registry;
 pub mod store;
 
 pub use engine::{
-    Cache, CacheBody, CacheBuilder, Failure, Fill, Lookup, PurgeError, Stats, DEFAULT_HOT_TIER_BYTES,
-    DEFAULT_IN_FLIGHT_BYTES, DEFAULT_L1_TTL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MEMORY_BYTES,
+    Cache, CacheBody, CacheBuilder, Failure, Fill, Lookup, PurgeError, Stats,
+    DEFAULT_HOT_TIER_BYTES, DEFAULT_IN_FLIGHT_BYTES, DEFAULT_L1_TTL, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MEMORY_BYTES,
 };
 #[cfg(feature = "macros")]
 pub use larder_macros::{cache, memoize};
