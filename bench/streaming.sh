@@ -25,6 +25,7 @@
 # Environment (all optional):
 #   LARDER_BENCH_READERS  slow readers                  (default 40)
 #   LARDER_BENCH_SECONDS  how long they read             (default 10)
+#   LARDER_BENCH_IN_FLIGHT  larder's in_flight_bytes      (default: larder's, 64 MiB)
 #   LARDER_BENCH_KEEP=DIR keep logs in DIR
 #   CARGO_TARGET_DIR      where cargo builds (default: the workspace's target/)
 set -euo pipefail
@@ -74,6 +75,8 @@ async def serve(reader, writer):
                     await writer.drain()
             writer.write(b"0\r\n\r\n")
             await writer.drain()
+            if b"connection: close" in head.lower():
+                break
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -139,7 +142,16 @@ PY
 
 python3 "$BENCH_DIR/origin.py" "$ORIGIN_PORT" >"$BENCH_DIR/origin.log" 2>&1 &
 BENCH_PIDS+=($!)
-"$LARDER" serve --upstream "http://127.0.0.1:$ORIGIN_PORT" --listen "127.0.0.1:$PROXY_PORT" >"$BENCH_DIR/larder.log" 2>&1 &
+{
+    echo "[server]"
+    echo "upstream = \"http://127.0.0.1:$ORIGIN_PORT\""
+    echo "listen = \"127.0.0.1:$PROXY_PORT\""
+    if [[ -n ${LARDER_BENCH_IN_FLIGHT:-} ]]; then
+        echo "[cache]"
+        echo "in_flight_bytes = $LARDER_BENCH_IN_FLIGHT"
+    fi
+} >"$BENCH_DIR/larder.toml"
+"$LARDER" serve --config "$BENCH_DIR/larder.toml" >"$BENCH_DIR/larder.log" 2>&1 &
 LARDER_PID=$!
 BENCH_PIDS+=("$LARDER_PID")
 for _ in $(seq 100); do
