@@ -27,7 +27,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// No byte read since the connection went idle.
@@ -43,8 +42,6 @@ pub(crate) struct Activity {
     first_read: AtomicU64,
     /// When the last response ended.
     idle_since: AtomicU64,
-    /// Told when a response ends, and when a request's first byte comes.
-    ended: Notify,
 }
 
 /// Which deadline passed.
@@ -65,7 +62,6 @@ impl Activity {
             // header timeout runs from its start (nginx does the same).
             first_read: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
-            ended: Notify::new(),
         })
     }
 
@@ -74,15 +70,13 @@ impl Activity {
     }
 
     fn read(&self) {
-        if self.first_read.load(Ordering::Relaxed) == NONE
-            && self
-                .first_read
-                .compare_exchange(NONE, self.now(), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            // The watchdog sleeps toward the idle deadline: the header one
-            // may be nearer.
-            self.ended.notify_one();
+        if self.first_read.load(Ordering::Relaxed) == NONE {
+            let _ = self.first_read.compare_exchange(
+                NONE,
+                self.now(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -96,59 +90,72 @@ impl Activity {
         if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle_since.store(self.now(), Ordering::Relaxed);
             self.first_read.store(NONE, Ordering::Relaxed);
-            self.ended.notify_one();
         }
     }
 }
 
 /// Resolves when the connection has been idle past `keepalive`, or has
 /// been reading a request head for longer than `header`.
+///
+/// Nothing tells it of requests and responses (that would cost every
+/// request a wake-up and a timer): it looks at the connection's activity
+/// when a deadline may have come, and no deadline can come sooner than
+/// the shorter of the two timeouts from any moment, so it sleeps at most
+/// that long between looks (30 s by default).
 pub(crate) async fn watchdog(
     activity: &Activity,
     keepalive: Duration,
     header: Duration,
 ) -> Expired {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NONE / 2);
+    let step = ms(keepalive.min(header)).max(1);
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
     loop {
-        let ended = activity.ended.notified();
-        tokio::pin!(ended);
-        ended.as_mut().enable();
-        if activity.active.load(Ordering::Acquire) > 0 {
-            ended.await;
-            continue;
-        }
-        let first = activity.first_read.load(Ordering::Relaxed);
-        let (deadline, what) = if first == NONE {
-            let idle = activity.idle_since.load(Ordering::Relaxed);
-            (idle.saturating_add(ms(keepalive)), Expired::Idle)
-        } else {
-            (first.saturating_add(ms(header)), Expired::Header)
-        };
         let now = activity.now();
-        if now >= deadline {
+        let next = if activity.active.load(Ordering::Acquire) > 0 {
+            now.saturating_add(step)
+        } else {
+            let first = activity.first_read.load(Ordering::Relaxed);
+            let (deadline, what) = if first == NONE {
+                let idle = activity.idle_since.load(Ordering::Relaxed);
+                (idle.saturating_add(ms(keepalive)), Expired::Idle)
+            } else {
+                (first.saturating_add(ms(header)), Expired::Header)
+            };
             // A request may have begun since the loads: look once more.
-            if activity.active.load(Ordering::Acquire) == 0 {
+            if now >= deadline && activity.active.load(Ordering::Acquire) == 0 {
                 return what;
             }
-            continue;
-        }
-        tokio::select! {
-            () = ended => {}
-            () = tokio::time::sleep(Duration::from_millis(deadline - now)) => {}
-        }
+            deadline.min(now.saturating_add(step)).max(now + 1)
+        };
+        sleep
+            .as_mut()
+            .reset(activity.start + Duration::from_millis(next));
+        sleep.as_mut().await;
     }
 }
 
 /// Interim (1xx) responses waiting to be written to one HTTP/1.1
 /// connection, for the request in flight on it.
+/// No request open for interim responses.
+const CLOSED: u64 = 0;
+
+/// The hit path touches only its atomics: the lock is taken when a 1xx
+/// comes, or while a forwarded request may get one.
 #[derive(Default)]
 pub(crate) struct Interim {
     state: Mutex<InterimState>,
     /// Whether `state` holds bytes: most polls find none and skip the lock.
     pending: AtomicBool,
-    /// Whether a request is open for interim responses (the stream then
-    /// leaves its waker for them).
-    open: AtomicBool,
+    /// The request that may still get interim responses, numbered so that
+    /// a late one for a request already answered is dropped; [`CLOSED`]:
+    /// none.
+    open: AtomicU64,
+    next: AtomicU64,
+    /// Whether the open request was forwarded asking for them: the stream
+    /// then leaves its waker to be woken when one comes.
+    armed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -156,10 +163,6 @@ struct InterimState {
     /// Encoded heads, and how much of them is written.
     bytes: Vec<u8>,
     written: usize,
-    /// The request that may still get interim responses: numbered, so
-    /// that a late one for a request already answered is dropped.
-    open: Option<u64>,
-    next: u64,
     /// The connection's task, to wake when there is something to write.
     waker: Option<Waker>,
 }
@@ -168,23 +171,27 @@ impl Interim {
     /// A request reached the service: interim responses for it may come
     /// until [`Interim::close`].
     pub(crate) fn open(self: &Arc<Self>) -> InterimSender {
-        let mut state = self.lock();
-        state.next += 1;
-        state.open = Some(state.next);
-        self.open.store(true, Ordering::Release);
+        let request = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.open.store(request, Ordering::Release);
         InterimSender {
             interim: self.clone(),
-            request: state.next,
+            request,
         }
     }
 
     /// The final response is about to be written: what was not started
     /// is dropped (it would come after the final head).
     pub(crate) fn close(&self, request: u64) {
-        let mut state = self.lock();
-        if state.open == Some(request) {
-            state.open = None;
-            self.open.store(false, Ordering::Release);
+        if self
+            .open
+            .compare_exchange(request, CLOSED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        self.armed.store(false, Ordering::Release);
+        if self.pending.load(Ordering::Acquire) {
+            let mut state = self.lock();
             if state.written == 0 {
                 state.bytes.clear();
                 self.pending.store(false, Ordering::Release);
@@ -224,7 +231,7 @@ impl InterimSender {
         }
         head.extend_from_slice(b"\r\n");
         let mut state = self.interim.lock();
-        if state.open != Some(self.request) {
+        if self.interim.open.load(Ordering::Acquire) != self.request {
             return;
         }
         state.bytes.extend_from_slice(&head);
@@ -237,6 +244,14 @@ impl InterimSender {
     /// The request this sender belongs to.
     pub(crate) fn request(&self) -> u64 {
         self.request
+    }
+
+    /// The request goes upstream asking for 1xx: from now on the
+    /// connection's stream leaves its waker for them.
+    pub(crate) fn arm(&self) {
+        if self.interim.open.load(Ordering::Acquire) == self.request {
+            self.interim.armed.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -310,17 +325,14 @@ impl<S: AsyncWrite + Unpin> Watched<S> {
     }
 
     fn park(&self, cx: &Context<'_>) {
-        if let Some(interim) = self
-            .interim
-            .as_ref()
-            .filter(|i| i.open.load(Ordering::Acquire))
-        {
+        let armed = |i: &&Arc<Interim>| i.armed.load(Ordering::Acquire);
+        if let Some(interim) = self.interim.as_ref().filter(armed) {
             let mut state = interim.lock();
             let same = state
                 .waker
                 .as_ref()
                 .is_some_and(|w| w.will_wake(cx.waker()));
-            if state.open.is_some() && !same {
+            if !same {
                 state.waker = Some(cx.waker().clone());
             }
         }

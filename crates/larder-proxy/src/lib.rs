@@ -270,8 +270,9 @@ impl listener::Handler for proxy::Proxy {
         self: Arc<Self>,
         request: http::Request<hyper::body::Incoming>,
         peer: SocketAddr,
+        interim: Option<activity::InterimSender>,
     ) -> http::Response<Self::Body> {
-        self.handle(request, peer).await
+        self.handle(request, peer, interim).await
     }
 }
 
@@ -282,6 +283,7 @@ impl listener::Handler for admin::Admin {
         self: Arc<Self>,
         request: http::Request<hyper::body::Incoming>,
         _peer: SocketAddr,
+        _interim: Option<activity::InterimSender>,
     ) -> http::Response<Self::Body> {
         self.handle(request).await
     }

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
-use crate::activity::{Activity, Expired, Interim, Tracked, Watched};
+use crate::activity::{Activity, Expired, Interim, InterimSender, Tracked, Watched};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -32,11 +32,13 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// The response body.
     type Body: http_body::Body<Data = Bytes> + Send + Unpin + 'static;
 
-    /// Answers one request from `peer`.
+    /// Answers one request from `peer`; `interim` sends 1xx responses to
+    /// it (HTTP/1.1 requests only).
     fn call(
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
+        interim: Option<InterimSender>,
     ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
 }
 
@@ -511,17 +513,16 @@ fn service<H: Handler>(
        + 'static {
     // Owned by the connection: no other connection reads it.
     let served = Cell::new(0u64);
-    hyper::service::service_fn(move |mut request: Request<Incoming>| {
+    hyper::service::service_fn(move |request: Request<Incoming>| {
         // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client.
-        let interim = interim
+        let sender = interim
             .as_ref()
             .filter(|_| request.version() == http::Version::HTTP_11)
-            .map(|interim| {
-                let sender = interim.open();
-                let closing = (interim.clone(), sender.request());
-                request.extensions_mut().insert(sender);
-                closing
-            });
+            .map(Interim::open);
+        let interim = sender
+            .as_ref()
+            .zip(interim.as_ref())
+            .map(|(sender, interim)| (interim.clone(), sender.request()));
         let n = served.get() + 1;
         served.set(n);
         let last = limit != 0 && n >= limit;
@@ -529,7 +530,7 @@ fn service<H: Handler>(
         // Ended when the response body ends: until then the connection is
         // not idle, however long the response takes.
         let answering = activity.begin();
-        let answer = handler.clone().call(request, peer);
+        let answer = handler.clone().call(request, peer, sender);
         let slot = last.then(|| slot.clone());
         async move {
             let response = answer.await;

@@ -42,18 +42,18 @@ pub struct Proxy {
 
 impl Proxy {
     /// Answers one client request.
-    pub async fn handle(
+    pub(crate) async fn handle(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
+        interim: Option<InterimSender>,
     ) -> Response<ProxyBody> {
         let started = self.access_log.then(Instant::now);
         let (mut parts, body) = request.into_parts();
         let method = self.access_log.then(|| parts.method.clone());
-        // Set by the listener on HTTP/1.1 requests: the upstream's 1xx
-        // responses to this request go to this client (and only to it: a
-        // background refresh's never do).
-        let interim = parts.extensions.remove::<InterimSender>();
+        // `interim` (HTTP/1.1 requests): the upstream's 1xx responses to
+        // this request go to this client (and only to it: a background
+        // refresh's never do).
         let target = self.access_log.then(|| parts.uri.clone());
         // RFC 9112 §3.2: a Host the key would read differently from the
         // upstream (two lines, userinfo, a path, non-ASCII, none on
@@ -189,6 +189,7 @@ pub(crate) async fn forward(
         // client as they come and the cache never sees them: the final
         // response is stored as it is, without their fields.
         let mut request = Request::from_parts(parts, ());
+        sender.arm();
         hyper::ext::on_informational(&mut request, move |informational| {
             sender.send(informational.status(), informational.headers());
         });
