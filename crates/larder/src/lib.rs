@@ -103,6 +103,9 @@ pub use layer::{CacheFuture, CacheLayer, CacheService, ExtensionLayer, Extension
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
 pub use registry::{init, InitError};
 pub use store::MemoryStore;
+/// The Redis store beside the memory one (also at `larder::store`).
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
 
 /// What the attributes' expansions name; not a public API.
 #[cfg(feature = "macros")]

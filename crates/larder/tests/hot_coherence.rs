@@ -19,8 +19,9 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use common::*;
-use larder::store::{RedisStore, Store};
-use larder::{Cache, MemoryStore, Policy};
+use larder::store::Store;
+// At the crate root, beside MemoryStore.
+use larder::{Cache, MemoryStore, Policy, RedisStore};
 use support::redis::{RedisCluster, RedisServer};
 
 /// One application instance: its own cache (and hot tier) on the shared

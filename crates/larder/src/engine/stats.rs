@@ -146,6 +146,29 @@ impl std::fmt::Debug for Stats {
 }
 
 impl Stats {
+    /// The share of cacheable requests answered from the cache: fresh and
+    /// stale hits, and requests answered with another request's fetch,
+    /// over those and the misses. Bypasses are not counted (the cache
+    /// never tried). 0 before any cacheable request.
+    ///
+    /// ```
+    /// let mut stats = larder::Stats::default();
+    /// assert_eq!(stats.hit_ratio(), 0.0);
+    /// (stats.hits, stats.misses) = (3, 1);
+    /// assert_eq!(stats.hit_ratio(), 0.75);
+    /// stats.bypasses = 100; // the cache never tried these
+    /// assert_eq!(stats.hit_ratio(), 0.75);
+    /// ```
+    pub fn hit_ratio(&self) -> f64 {
+        let answered = self.hits + self.stale_hits + self.collapsed;
+        let all = answered + self.misses;
+        if all == 0 {
+            0.0
+        } else {
+            answered as f64 / all as f64
+        }
+    }
+
     /// Responses not stored for `reason`.
     pub fn not_stored(&self, reason: NotStored) -> u64 {
         self.not_stored[reason.index()]
