@@ -390,3 +390,53 @@ async fn a_store_that_cannot_watch_bounds_copies_by_l1_ttl() {
     assert_eq!(cache.stats().hot_hits, 2, "{:?}", cache.stats());
     assert_eq!(db.load(Ordering::SeqCst), 1);
 }
+
+/// What a client shapes never reaches another's hot copy: with the copy
+/// of victim.example's page warm, a Host that names victim.example only
+/// after an `@` or a delimiter, or a host outside `allowed_hosts`, goes
+/// the long way (a bypass) and is never answered from the copy.
+#[tokio::test]
+async fn a_host_a_client_shapes_never_reaches_a_warm_copy() {
+    let db = Arc::new(AtomicUsize::new(0));
+    let cache = Cache::builder().allowed_hosts(["victim.example"]).build();
+    let calls = db.clone();
+    let app: Router = Router::new().route(
+        "/items",
+        get(move || {
+            let calls = calls.clone();
+            async move { format!("v{}", calls.fetch_add(1, Ordering::SeqCst) + 1) }
+        })
+        .layer(cache.layer(Policy::ttl(Duration::from_secs(600)))),
+    );
+    let with_host = |host: &str| {
+        http::Request::get("/items")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    send(&app, with_host("victim.example")).await;
+    send(&app, with_host("victim.example")).await; // the read that copies
+    let hot = cache.stats().hot_hits;
+    assert!(send(&app, with_host("victim.example")).await.is_hit());
+    assert_eq!(cache.stats().hot_hits, hot + 1, "the copy is warm");
+    for shaped in [
+        "evil.example/?@victim.example",
+        "evil.example#@victim.example",
+        "evil.example@victim.example",
+        "other.example",
+        "VICTIM.example:8080",
+    ] {
+        let hot = cache.stats().hot_hits;
+        let reply = send(&app, with_host(shaped)).await;
+        assert!(!reply.is_hit(), "{shaped}: {}", reply.cache_status());
+        assert_eq!(
+            cache.stats().hot_hits,
+            hot,
+            "{shaped} was answered from the copy"
+        );
+    }
+    // The normal form of the same host still is.
+    let hot = cache.stats().hot_hits;
+    assert!(send(&app, with_host("Victim.Example:80")).await.is_hit());
+    assert_eq!(cache.stats().hot_hits, hot + 1);
+}

@@ -290,3 +290,44 @@ fn millis_since_epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header::*;
+    use http::{HeaderMap, HeaderValue};
+
+    use super::Fields;
+    use crate::policy::{conditional, storable};
+
+    /// The one pass stands in for the policy functions the long way calls:
+    /// wherever they say "special" or "maybe a body", so must it.
+    #[test]
+    fn the_field_scan_agrees_with_the_rules_it_stands_in_for() {
+        let names = [
+            IF_MATCH,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            IF_UNMODIFIED_SINCE,
+            IF_RANGE,
+            RANGE,
+            CONTENT_LENGTH,
+            TRANSFER_ENCODING,
+            CACHE_CONTROL,
+            PRAGMA,
+            AUTHORIZATION,
+            COOKIE,
+            ACCEPT,
+            HOST,
+        ];
+        for name in names {
+            let mut headers = HeaderMap::new();
+            headers.insert(name.clone(), HeaderValue::from_static("1"));
+            let seen = Fields::of(&headers);
+            let special = conditional::has_preconditions(&headers) || headers.contains_key(RANGE);
+            assert_eq!(seen.has(Fields::SPECIAL), special, "{name}");
+            if storable::request_has_body(&headers) {
+                assert!(seen.has(Fields::BODY), "{name}");
+            }
+        }
+    }
+}

@@ -173,11 +173,9 @@ impl Cache {
         // would read differently from the key, is never keyed as another.
         let host_ok = match &self.inner.allowed_hosts {
             None => key::check_request_host(&parts.uri, &parts.headers).is_ok(),
-            Some(allowed) => key::request_host(&parts.uri, &parts.headers).is_ok_and(|host| {
-                // Compare without the port an https request may carry too.
-                let bare = key::normalize_host(&host, "https");
-                allowed.iter().any(|a| *a == host || *a == bare)
-            }),
+            // The one allowlist rule, shared with the hot path.
+            Some(_) => key::request_host(&parts.uri, &parts.headers)
+                .is_ok_and(|host| self.host_allowed(&host)),
         };
         if !host_ok {
             return self.bypass(parts, policy, NotStored::Host, Fwd::Bypass, now);
