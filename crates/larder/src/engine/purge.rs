@@ -64,6 +64,7 @@ impl Cache {
         let deleted = self.inner.store.delete(&primary.store_key).await;
         self.hot_changed(&primary.store_key);
         deleted?;
+        tracing::info!(target: "larder", cache = %self.inner.name, namespace, url, stored, "larder: purged a URL");
         Ok(stored)
     }
 
@@ -79,7 +80,9 @@ impl Cache {
     /// # });
     /// ```
     pub async fn purge_namespace(&self, namespace: &str) -> Result<u64, PurgeError> {
-        Ok(self.bump_generation(namespace).await?)
+        let generation = self.bump_generation(namespace).await?;
+        tracing::info!(target: "larder", cache = %self.inner.name, namespace, generation, "larder: purged a namespace");
+        Ok(generation)
     }
 
     /// Removes every stored response tagged `tag`, in every namespace.
@@ -105,7 +108,9 @@ impl Cache {
         };
         // The store does not say which keys went; the copies say their tags.
         self.hot_forget_tag(tag);
-        Ok(purged?)
+        let purged = purged?;
+        tracing::info!(target: "larder", cache = %self.inner.name, tag, purged, "larder: purged a tag");
+        Ok(purged)
     }
 
     /// Adds `member` to the tag index `index` (for a fill), repairing an
