@@ -665,7 +665,11 @@ impl Fill {
                 Counters::bump(&self.cache.inner.counters.stores);
                 let took = self.started.elapsed();
                 #[cfg(feature = "metrics")]
-                super::meter::record(&self.cache.inner.meters.fill_seconds, took.as_secs_f64());
+                self.cache
+                    .inner
+                    .meters
+                    .fill_seconds
+                    .record(took.as_secs_f64());
                 tracing::debug!(
                     target: "larder",
                     parent: &self.span,

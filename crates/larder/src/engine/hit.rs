@@ -277,8 +277,8 @@ impl Cache {
         #[cfg(feature = "metrics")]
         {
             let (entries, bytes) = self.hot_gauges();
-            super::meter::set(&self.inner.meters.hot_entries, entries as f64);
-            super::meter::set(&self.inner.meters.hot_bytes, bytes as f64);
+            self.inner.meters.hot_entries.set(entries as f64);
+            self.inner.meters.hot_bytes.set(bytes as f64);
         }
     }
 

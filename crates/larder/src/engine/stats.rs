@@ -1,8 +1,8 @@
 //! Counters the engine keeps, and the snapshot users read.
 //!
 //! With the `metrics` feature each counter also reports to the `metrics`
-//! facade's recorder (see [`super::meter`]); without it a count is one
-//! relaxed atomic add.
+//! facade's recorder (see `meter.rs`); without it a count is one relaxed
+//! atomic add.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -15,7 +15,7 @@ use crate::policy::NotStored;
 pub(crate) struct Count {
     n: AtomicU64,
     #[cfg(feature = "metrics")]
-    key: metrics::Key,
+    handle: metrics::Counter,
 }
 
 impl Count {
@@ -24,7 +24,7 @@ impl Count {
         Count {
             n: AtomicU64::new(0),
             #[cfg(feature = "metrics")]
-            key: super::meter::key(cache, name, label),
+            handle: super::meter::counter(cache, name, label),
         }
     }
 
@@ -76,7 +76,7 @@ impl Counters {
             store_errors: Count {
                 n: AtomicU64::new(0),
                 #[cfg(feature = "metrics")]
-                key: metrics::Key::from_static_name("larder_store_errors_total"),
+                handle: metrics::Counter::noop(),
             },
             corrupt_entries: plain("larder_corrupt_entries_total"),
             repaired: plain("larder_repaired_total"),
@@ -95,7 +95,7 @@ impl Counters {
     pub fn bump(counter: &Count) {
         counter.n.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
-        super::meter::increment(&counter.key);
+        counter.handle.increment(1);
     }
 
     pub fn not_stored(&self, reason: NotStored) {
