@@ -302,7 +302,6 @@ impl Running {
             "[cache] memory_bytes, max_body_bytes, in_flight_bytes, name, prefix, \
              legacy_status_header, allowed_hosts",
         );
-        drop(note);
 
         // What stays keeps its old value: build the new state from the new
         // configuration with those put back.
