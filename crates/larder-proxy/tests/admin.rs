@@ -340,3 +340,43 @@ async fn path_segments_and_query_values_are_percent_decoded_once() {
     assert_eq!(v["url"], "http://h/a?q=a+b");
     assert_eq!(v["namespace"], "x+y");
 }
+
+#[tokio::test]
+async fn a_reload_replaces_the_admin_token_and_routes() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    let new_token = "the-new-token-0123456789";
+    let text = format!(
+        "[server]\nupstream = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{new_token}\"\n\
+         [[route]]\nprefix = \"/ns/\"\nnamespace = \"renamed\"\n",
+        up.url()
+    );
+    let done = p
+        .reload(larder_proxy::Config::parse(&text, "reload.toml").unwrap())
+        .unwrap();
+    assert!(done.applied.contains(&"admin token"), "{done:?}");
+    assert!(done.applied.contains(&"routes"), "{done:?}");
+    assert!(done.need_restart.is_empty(), "{done:?}");
+    assert_eq!(admin(a, "GET", "/stats").await.status, 401, "the old token");
+    let bearer = format!("Bearer {new_token}");
+    let url = format!("http://{}/ns/items", p.addr());
+    let purged = send(
+        a,
+        "POST",
+        &format!(
+            "/purge/url?url={}",
+            url.replace(':', "%3A").replace('/', "%2F")
+        ),
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(purged.status, 200, "{}", purged.text());
+    assert!(
+        purged.text().contains("\"namespace\":\"renamed\""),
+        "the purge finds the new route's namespace: {}",
+        purged.text()
+    );
+}
