@@ -40,7 +40,7 @@ mod upgrade;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use larder::{Cache, MemoryStore};
 use tokio::net::TcpListener;
@@ -74,22 +74,23 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// A value the listeners read per request and a reload replaces whole:
-/// requests already answering keep the one they took.
+/// requests already answering keep the one they took. Reading it takes
+/// no lock: one reference count, as cloning an `Arc`.
 #[derive(Debug)]
-pub(crate) struct Current<T>(RwLock<Arc<T>>);
+pub(crate) struct Current<T>(arc_swap::ArcSwap<T>);
 
 impl<T> Current<T> {
     fn new(value: T) -> Current<T> {
-        Current(RwLock::new(Arc::new(value)))
+        Current(arc_swap::ArcSwap::from_pointee(value))
     }
 
     /// The value now.
     pub(crate) fn get(&self) -> Arc<T> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.load_full()
     }
 
     fn set(&self, value: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+        self.0.store(Arc::new(value));
     }
 }
 
