@@ -6,7 +6,10 @@
 //! §11.1); the token is compared as a fixed-size digest, so neither its
 //! content nor its length shows in the time taken. Path segments and query
 //! values are percent-decoded (`%2B` and `+` are both `+`); a known path
-//! with the wrong method gets 405 and `Allow`.
+//! with the wrong method gets 405 and `Allow`. Every error is JSON,
+//! `{"error": "..."}`, with its status (400, 401, 404, 405, 503). An
+//! [axum] router serves them on the proxy's own listener code (its
+//! connection limit and graceful stop).
 //!
 //! | request | does |
 //! | --- | --- |
@@ -19,15 +22,21 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, RawQuery};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{request, StatusCode};
 use http_body_util::Full;
 use larder::{Cache, NotStored, Stats};
 
 use crate::routes::Routes;
+use crate::Current;
 
-/// What the admin endpoints act on.
+/// What the admin endpoints act on (swapped whole on reload).
 #[derive(Debug)]
 pub(crate) struct Admin {
     pub cache: Cache,
@@ -36,169 +45,189 @@ pub(crate) struct Admin {
     pub token: TokenDigest,
 }
 
-type AdminResponse = Response<Full<Bytes>>;
+/// The admin state the router's handlers read: the current [`Admin`].
+pub(crate) type SharedAdmin = Arc<Current<Admin>>;
 
-impl Admin {
-    pub async fn handle<B>(&self, request: Request<B>) -> AdminResponse {
-        let path = request.uri().path().to_owned();
-        let method = request.method().clone();
-        let Some(endpoint) = Endpoint::of(&path) else {
-            return json(
-                StatusCode::NOT_FOUND,
-                r#"{"error":"no such endpoint"}"#.into(),
-            );
-        };
-        if method != endpoint.method() {
-            let mut response = json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"error":"method not allowed"}"#.into(),
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(endpoint.allow()));
-            return response;
-        }
-        if endpoint == Endpoint::Health {
-            return text(StatusCode::OK, "text/plain", "ok\n".into());
-        }
-        if !self.authorized(request.headers()) {
-            let mut response = json(
-                StatusCode::UNAUTHORIZED,
-                r#"{"error":"missing or wrong bearer token"}"#.into(),
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
-        match endpoint {
-            Endpoint::Health => unreachable!("answered above"),
-            Endpoint::Stats => json(StatusCode::OK, stats_json(&self.cache.stats())),
-            Endpoint::Metrics => text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                prometheus(&self.cache.stats()),
-            ),
-            Endpoint::PurgeUrl => self.purge_url(request.uri().query().unwrap_or("")).await,
-            Endpoint::PurgeNamespace => {
-                let Some(ns) = segment(&path, "/purge/namespace/") else {
-                    return bad_request("name the namespace: /purge/namespace/<namespace>");
-                };
-                match self.cache.purge_namespace(&ns).await {
-                    Ok(generation) => json(
-                        StatusCode::OK,
-                        serde_json::json!({ "purged": "namespace", "namespace": ns, "generation": generation })
-                            .to_string(),
-                    ),
-                    Err(e) => unavailable(&e),
-                }
-            }
-            Endpoint::PurgeTag => {
-                let Some(tag) = segment(&path, "/purge/tag/") else {
-                    return bad_request("name the tag: /purge/tag/<tag>");
-                };
-                match self.cache.purge_tag(&tag).await {
-                    Ok(count) => json(
-                        StatusCode::OK,
-                        serde_json::json!({ "purged": "tag", "tag": tag, "uris": count })
-                            .to_string(),
-                    ),
-                    Err(e) => unavailable(&e),
-                }
-            }
-        }
-    }
+type AdminResponse = http::Response<Full<Bytes>>;
 
-    async fn purge_url(&self, query: &str) -> AdminResponse {
-        let mut url = None;
-        let mut namespace = None;
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match name {
-                "url" => url = percent_decode(value),
-                "namespace" => namespace = percent_decode(value),
-                _ => {}
-            }
-        }
-        let Some(url) = url else {
-            return bad_request("give the URL: /purge/url?url=http%3A%2F%2Fexample.com%2Fitems");
-        };
-        let namespace = match namespace {
-            Some(ns) => ns,
-            None => {
-                let path = url
-                    .parse::<http::Uri>()
-                    .map(|u| u.path().to_owned())
-                    .unwrap_or_default();
-                self.routes
-                    .rule_for(&path)
-                    .policy
-                    .namespace_name()
-                    .to_owned()
-            }
-        };
-        match self.cache.purge_url(&namespace, &url).await {
-            Ok(stored) => json(
-                StatusCode::OK,
-                serde_json::json!({ "purged": "url", "url": url, "namespace": namespace, "stored": stored })
-                    .to_string(),
-            ),
-            Err(e @ larder::PurgeError::NotAbsolute(_)) => bad_request(&e.to_string()),
-            Err(e) => unavailable(&e),
-        }
-    }
+/// The admin listener's router: each endpoint with its one method (a
+/// known path with another gets 405, `Allow` and a JSON error), JSON
+/// errors for everything else that goes wrong.
+pub(crate) fn router(admin: SharedAdmin) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/stats", get(stats))
+        // Its body is the lead's to replace (metrics-exporter-prometheus).
+        .route("/metrics", get(metrics))
+        .route("/purge/url", post(purge_url))
+        .route("/purge/namespace/{namespace}", post(purge_namespace))
+        .route("/purge/tag/{tag}", post(purge_tag))
+        .route("/purge/namespace/", post(name_the_namespace))
+        .route("/purge/tag/", post(name_the_tag))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(admin)
+}
 
-    fn authorized(&self, headers: &http::HeaderMap) -> bool {
-        let Some(given) = headers
+/// The current admin state, for a request whose bearer token matched:
+/// the extractor every endpoint but `/healthz` takes.
+struct Authorized(Arc<Admin>);
+
+impl FromRequestParts<SharedAdmin> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut request::Parts,
+        state: &SharedAdmin,
+    ) -> Result<Self, Self::Rejection> {
+        let admin = state.get();
+        let given = parts
+            .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| bearer(v.as_bytes()))
-        else {
-            return false;
+            .and_then(|v| bearer(v.as_bytes()));
+        if given.is_some_and(|given| admin.token.matches(given)) {
+            return Ok(Authorized(admin));
+        }
+        let mut response = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Err(response)
+    }
+}
+
+async fn health() -> Response {
+    text(StatusCode::OK, "text/plain", "ok\n".into()).into_response()
+}
+
+async fn stats(Authorized(admin): Authorized) -> Response {
+    json(StatusCode::OK, stats_json(&admin.cache.stats())).into_response()
+}
+
+async fn metrics(Authorized(admin): Authorized) -> Response {
+    text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        prometheus(&admin.cache.stats()),
+    )
+    .into_response()
+}
+
+async fn purge_namespace(
+    Authorized(admin): Authorized,
+    ns: Result<Path<String>, PathRejection>,
+) -> Response {
+    let ns = match ns {
+        Ok(Path(ns)) => ns,
+        Err(e) => return path_error(&e),
+    };
+    match admin.cache.purge_namespace(&ns).await {
+        Ok(generation) => json(
+            StatusCode::OK,
+            serde_json::json!({ "purged": "namespace", "namespace": ns, "generation": generation })
+                .to_string(),
+        ),
+        Err(e) => unavailable(&e),
+    }
+    .into_response()
+}
+
+async fn purge_tag(
+    Authorized(admin): Authorized,
+    tag: Result<Path<String>, PathRejection>,
+) -> Response {
+    let tag = match tag {
+        Ok(Path(tag)) => tag,
+        Err(e) => return path_error(&e),
+    };
+    match admin.cache.purge_tag(&tag).await {
+        Ok(count) => json(
+            StatusCode::OK,
+            serde_json::json!({ "purged": "tag", "tag": tag, "uris": count }).to_string(),
+        ),
+        Err(e) => unavailable(&e),
+    }
+    .into_response()
+}
+
+async fn name_the_namespace(Authorized(_): Authorized) -> Response {
+    bad_request("name the namespace: /purge/namespace/<namespace>").into_response()
+}
+
+async fn name_the_tag(Authorized(_): Authorized) -> Response {
+    bad_request("name the tag: /purge/tag/<tag>").into_response()
+}
+
+async fn purge_url(Authorized(admin): Authorized, RawQuery(query): RawQuery) -> Response {
+    let mut url = None;
+    let mut namespace = None;
+    for pair in query.as_deref().unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "url" => &mut url,
+            "namespace" => &mut namespace,
+            _ => continue,
         };
-        self.token.matches(given)
-    }
-}
-
-/// The admin endpoints, by path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Health,
-    Stats,
-    Metrics,
-    PurgeUrl,
-    PurgeNamespace,
-    PurgeTag,
-}
-
-impl Endpoint {
-    fn of(path: &str) -> Option<Endpoint> {
-        Some(match path {
-            "/healthz" => Endpoint::Health,
-            "/stats" => Endpoint::Stats,
-            "/metrics" => Endpoint::Metrics,
-            "/purge/url" => Endpoint::PurgeUrl,
-            p if p.starts_with("/purge/namespace/") => Endpoint::PurgeNamespace,
-            p if p.starts_with("/purge/tag/") => Endpoint::PurgeTag,
-            _ => return None,
-        })
-    }
-
-    /// `Allow` for a 405 (RFC 9110 §15.5.6).
-    fn allow(self) -> &'static str {
-        if self.method() == Method::GET {
-            "GET"
-        } else {
-            "POST"
+        match percent_decode(value) {
+            Some(v) => *slot = Some(v),
+            None => {
+                return bad_request(&format!(
+                    "{name}: the percent-encoded bytes are not UTF-8 text"
+                ))
+                .into_response()
+            }
         }
     }
-
-    /// The one method it answers.
-    fn method(self) -> Method {
-        match self {
-            Endpoint::Health | Endpoint::Stats | Endpoint::Metrics => Method::GET,
-            Endpoint::PurgeUrl | Endpoint::PurgeNamespace | Endpoint::PurgeTag => Method::POST,
+    let Some(url) = url else {
+        return bad_request("give the URL: /purge/url?url=http%3A%2F%2Fexample.com%2Fitems")
+            .into_response();
+    };
+    let namespace = match namespace {
+        Some(ns) => ns,
+        None => {
+            let path = url
+                .parse::<http::Uri>()
+                .map(|u| u.path().to_owned())
+                .unwrap_or_default();
+            admin
+                .routes
+                .rule_for(&path)
+                .policy
+                .namespace_name()
+                .to_owned()
         }
+    };
+    match admin.cache.purge_url(&namespace, &url).await {
+        Ok(stored) => json(
+            StatusCode::OK,
+            serde_json::json!({ "purged": "url", "url": url, "namespace": namespace, "stored": stored })
+                .to_string(),
+        ),
+        Err(e @ larder::PurgeError::NotAbsolute(_)) => bad_request(&e.to_string()),
+        Err(e) => unavailable(&e),
     }
+    .into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    // The router adds `Allow` (RFC 9110 §15.5.6).
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// A path segment that did not decode (not UTF-8 once percent-decoded).
+fn path_error(e: &PathRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("the path does not decode: {}", e.body_text()),
+    )
+}
+
+fn error(status: StatusCode, why: &str) -> Response {
+    json(status, serde_json::json!({ "error": why }).to_string()).into_response()
 }
 
 /// The credentials of an `Authorization: Bearer <token>` value: the
@@ -251,16 +280,6 @@ impl std::fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenDigest(..)")
     }
-}
-
-/// The rest of `path` after `prefix`, percent-decoded, if it is one
-/// non-empty segment.
-fn segment(path: &str, prefix: &str) -> Option<String> {
-    let rest = path.strip_prefix(prefix)?;
-    if rest.is_empty() || rest.contains('/') {
-        return None;
-    }
-    percent_decode(rest)
 }
 
 /// Decodes `%XX` escapes, and only those: `+` is a `+` (it means a space
@@ -409,26 +428,9 @@ fn unavailable(e: &larder::PurgeError) -> AdminResponse {
     )
 }
 
-/// Shares one `Admin` between connections.
-pub(crate) type SharedAdmin = Arc<Admin>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_single_and_decoded() {
-        assert_eq!(
-            segment("/purge/tag/a%20b", "/purge/tag/").as_deref(),
-            Some("a b")
-        );
-        assert_eq!(
-            segment("/purge/tag/c++", "/purge/tag/").as_deref(),
-            Some("c++")
-        );
-        assert_eq!(segment("/purge/tag/", "/purge/tag/"), None);
-        assert_eq!(segment("/purge/tag/a/b", "/purge/tag/"), None);
-    }
 
     #[test]
     fn metrics_are_prometheus_text() {

@@ -24,7 +24,7 @@ use crate::routes::{Cookies, Pattern, Route, Routes, Rule};
 /// ```
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The default targeted fields (RFC 9213), first match wins; `[cache]
-/// targets = [...]` replaces them.
+/// targeted = [...]` (`Policy::targeted`) replaces them.
 ///
 /// ```
 /// assert_eq!(larder_proxy::config::DEFAULT_TARGETS[0], "larder-cache-control");
@@ -150,6 +150,12 @@ pub struct Config {
     pub upstream_tls: UpstreamTls,
     /// TLS on the listener; `None`: plain HTTP.
     pub tls: Option<ListenerTls>,
+    /// Each route's rule in words, in order, for [`Config::describe`].
+    descriptions: Vec<String>,
+    /// The default rule in words.
+    default_description: String,
+    /// The targeted fields, in words.
+    targeted: String,
 }
 
 /// TLS on the listener: PEM files, read at start and on reload (SIGHUP).
@@ -198,6 +204,15 @@ pub struct UpstreamTls {
 /// assert_eq!(larder_proxy::config::DEFAULT_UPSTREAM_IDLE_TIMEOUT.as_secs(), 1);
 /// ```
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default `upstream_timeout`.
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default `shutdown_timeout`.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default `memory_bytes`: 256 MiB.
+const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
 
 /// The default `redis_timeout`: 50 ms, the most Redis may add to a request.
 ///
@@ -277,23 +292,23 @@ struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ServerSection {
-    listen: Option<SocketAddr>,
+    listen: Option<ListenAddr>,
     upstream: Option<UpstreamUrl>,
-    redis: Option<String>,
-    redis_timeout: Option<Seconds>,
-    connect_timeout: Option<Seconds>,
-    upstream_timeout: Option<Seconds>,
+    redis: Option<toml::Spanned<String>>,
+    redis_timeout: Option<Timeout>,
+    connect_timeout: Option<Timeout>,
+    upstream_timeout: Option<Timeout>,
     between_bytes_timeout: Option<Seconds>,
-    client_header_timeout: Option<Seconds>,
-    client_keepalive_timeout: Option<Seconds>,
+    client_header_timeout: Option<Timeout>,
+    client_keepalive_timeout: Option<Timeout>,
     client_body_timeout: Option<Seconds>,
-    shutdown_timeout: Option<Seconds>,
+    shutdown_timeout: Option<Timeout>,
     access_log: Option<bool>,
     underscores_in_headers: Option<bool>,
     max_connections: Option<toml::Spanned<usize>>,
     max_requests_per_connection: Option<u64>,
     h2c: Option<toml::Spanned<bool>>,
-    upstream_idle_timeout: Option<Seconds>,
+    upstream_idle_timeout: Option<Timeout>,
     upstream_ca: Option<PathBuf>,
     upstream_client_certificate: Option<PathBuf>,
     upstream_client_key: Option<PathBuf>,
@@ -310,25 +325,28 @@ struct TlsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CacheSection {
-    memory_bytes: Option<u64>,
-    max_body_bytes: Option<usize>,
-    in_flight_bytes: Option<usize>,
+    memory_bytes: Option<toml::Spanned<Size>>,
+    max_body_bytes: Option<Size>,
+    in_flight_bytes: Option<Size>,
     name: Option<String>,
     prefix: Option<String>,
     legacy_status_header: Option<Header>,
     allowed_hosts: Option<Vec<String>>,
-    targets: Option<Vec<Header>>,
+    targeted: Option<Vec<Header>>,
     tags_from_headers: Option<bool>,
     honor_request_directives: Option<bool>,
     stale_if_error: Option<Seconds>,
     stale_while_revalidate: Option<Seconds>,
     heuristic: Option<HeuristicValue>,
+    // Old spellings, kept to say what they are called now.
+    targets: Option<toml::Spanned<de::IgnoredAny>>,
+    honor_request_cache_control: Option<toml::Spanned<de::IgnoredAny>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminSection {
-    listen: SocketAddr,
+    listen: ListenAddr,
     token: Option<String>,
     token_env: Option<String>,
 }
@@ -338,7 +356,7 @@ struct AdminSection {
 struct RouteSection {
     prefix: Option<String>,
     path: Option<String>,
-    ttl: Option<Seconds>,
+    ttl: Option<toml::Spanned<Seconds>>,
     namespace: Option<String>,
     #[serde(default)]
     vary: Vec<Header>,
@@ -359,11 +377,16 @@ struct RouteSection {
     stale_if_error: Option<Seconds>,
     stale_while_revalidate: Option<Seconds>,
     heuristic: Option<HeuristicValue>,
+    // Old spellings and other caches' words, kept to say what larder calls them.
+    honor_request_cache_control: Option<toml::Spanned<de::IgnoredAny>>,
+    expire: Option<toml::Spanned<de::IgnoredAny>>,
+    timeout: Option<toml::Spanned<de::IgnoredAny>>,
 }
 
 // ---- Values that check themselves, so errors point at them ----
 
-/// A duration: `"90s"`, `"15m"`, `"1h30m"`, `"250ms"` or whole seconds.
+/// A duration: a string in humantime's grammar (`"90s"`, `"15m"`,
+/// `"1h 30m"`, `"250ms"`), or an integer of seconds.
 #[derive(Debug, Clone, Copy)]
 struct Seconds(Duration);
 
@@ -376,56 +399,261 @@ impl<'de> Deserialize<'de> for Seconds {
             Text(String),
         }
         let hint =
-            "write a duration such as \"90s\", \"15m\", \"1h30m\", \"250ms\", or whole seconds";
+            format!("write a duration such as {DURATION_EXAMPLES}, or a whole number of seconds");
         match Raw::deserialize(d).map_err(|_| de::Error::custom(hint))? {
             Raw::Int(s) => Ok(Seconds(Duration::from_secs(s))),
-            Raw::Text(t) => parse_duration(&t)
-                .map(Seconds)
-                .ok_or_else(|| de::Error::custom(format!("{t:?} is not a duration; {hint}"))),
+            Raw::Text(t) => parse_duration(&t).map(Seconds).map_err(de::Error::custom),
         }
     }
 }
 
-/// Parses `90s`, `15m`, `1h30m`, `250ms`, `2d`, or a bare number of seconds.
+/// A timeout or interval: a [`Seconds`] that must not be zero (checked
+/// where its option's name is known), with where it was written.
+type Timeout = toml::Spanned<Seconds>;
+
+const DURATION_EXAMPLES: &str = r#""90s", "15m", "1h30m" or "250ms""#;
+
+/// Parses a duration in humantime's grammar, the one every face of larder
+/// shares (`"250ms"`, `"90s"`, `"1m1m"`, `"1h 30m"`, `"2days"`, `"0s"`); a
+/// bare number is not one (in TOML, write an integer for seconds). The
+/// error says what to write.
 ///
 /// ```
 /// use std::time::Duration;
 /// use larder_proxy::config::parse_duration;
 ///
-/// assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-/// assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-/// assert_eq!(parse_duration("soon"), None);
+/// assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+/// let err = parse_duration("soon").unwrap_err();
+/// assert!(err.starts_with("\"soon\" is not a duration: "), "{err}");
+/// assert!(err.ends_with(r#"write one such as "90s", "15m", "1h30m" or "250ms""#), "{err}");
 /// ```
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is not a duration: {e}; write one such as {DURATION_EXAMPLES}")
+    })
+}
+
+/// A size in bytes: an integer, or a string with a unit (`"256MiB"`,
+/// `"64KiB"`, `"1GB"`).
+#[derive(Debug, Clone, Copy)]
+struct Size(u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
         }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let part = match &rest[..unit] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            "d" => Duration::from_secs(n.checked_mul(86_400)?),
-            _ => return None,
-        };
-        total = total.checked_add(part)?;
-        rest = &rest[unit..];
+        match Raw::deserialize(d).map_err(|_| de::Error::custom(SIZE_HINT))? {
+            Raw::Int(n) => Ok(Size(n)),
+            Raw::Text(t) => parse_size(&t).map(Size).map_err(de::Error::custom),
+        }
     }
-    Some(total)
+}
+
+impl Size {
+    fn usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+const SIZE_HINT: &str =
+    r#"write a size such as "256MiB", "64KiB" or "1GB", or a whole number of bytes"#;
+
+/// Parses a size: a whole number with an optional unit, `B`, the binary
+/// `KiB` `MiB` `GiB` `TiB` (1024) or the decimal `KB` `MB` `GB` `TB`
+/// (1000), in any case, with or without a space between.
+///
+/// ```
+/// use larder_proxy::config::parse_size;
+///
+/// assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+/// assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+/// assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+/// assert_eq!(parse_size("512"), Ok(512));
+/// assert!(parse_size("lots").unwrap_err().contains(r#""256MiB""#));
+/// ```
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = trimmed.split_at(digits);
+    let bad = |why: &str| format!("{text:?} is not a size: {why}; {SIZE_HINT}");
+    let n: u64 = number
+        .parse()
+        .map_err(|_| bad("it needs a whole number first"))?;
+    let scale: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(bad(
+                "the unit is not B, KiB, MiB, GiB, TiB, KB, MB, GB or TB",
+            ))
+        }
+    };
+    n.checked_mul(scale).ok_or_else(|| bad("it is too large"))
+}
+
+/// An address to listen on, as written.
+#[derive(Debug, Clone, Copy)]
+struct ListenAddr(SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_listen(&text)
+            .map(ListenAddr)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Parses an address to listen on: `ip:port`, or `host:port` for a name
+/// this machine resolves (`localhost:8080`; its IPv4 address when it has
+/// one). A port alone says what to write instead.
+///
+/// ```
+/// use larder_proxy::config::parse_listen;
+///
+/// assert_eq!(parse_listen("127.0.0.1:8080").unwrap().port(), 8080);
+/// assert!(parse_listen("localhost:8080").unwrap().ip().is_loopback());
+/// let err = parse_listen("8080").unwrap_err();
+/// assert!(err.contains(r#"write "127.0.0.1:8080""#), "{err}");
+/// ```
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = text.strip_prefix(':').unwrap_or(text);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{text:?} is a port without an address: write \"127.0.0.1:{port}\" \
+             (this machine only) or \"0.0.0.0:{port}\" (every interface)"
+        ));
+    }
+    let hint = "write ip:port or host:port, for example \"127.0.0.1:8080\"";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} has no port: {hint}"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("{text:?} is not an address to listen on: {hint}"));
+    }
+    use std::net::ToSocketAddrs;
+    let found: Vec<SocketAddr> = (host, port.parse::<u16>().unwrap_or(0))
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?}: cannot resolve {host:?} ({e}); {hint}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: {host:?} resolves to no address; {hint}"))
+}
+
+/// Checks a Redis URL before the proxy starts, and says what to write
+/// when it cannot be used: `redis://[user:password@]host[:port][/db]`,
+/// `rediss://` (TLS, with the `redis-tls` feature),
+/// `redis+cluster://host:port,host:port` (and `rediss+cluster://`), or
+/// `redis+unix:///path/to/socket`.
+///
+/// ```
+/// use larder_proxy::config::check_redis_url;
+///
+/// assert!(check_redis_url("redis://10.0.0.5:6379/2").is_ok());
+/// assert!(check_redis_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000").is_ok());
+/// let err = check_redis_url("10.0.0.5:6379").unwrap_err();
+/// assert!(err.contains(r#"write "redis://10.0.0.5:6379""#), "{err}");
+/// ```
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    let forms = "write redis://host:6379 (rediss:// for TLS, \
+                 redis+cluster://host:7000,host:7001 for a cluster)";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(if url.contains(':') && !url.contains(char::is_whitespace) {
+            format!("{url:?} is not a Redis URL: write \"redis://{url}\"")
+        } else {
+            format!("{url:?} is not a Redis URL: {forms}")
+        });
+    };
+    let (tls, cluster) = match scheme {
+        "redis" => (false, false),
+        "rediss" => (true, false),
+        "redis+cluster" => (false, true),
+        "rediss+cluster" => (true, true),
+        "redis+unix" | "unix" => {
+            if rest.is_empty() {
+                return Err(format!(
+                    "{url:?} names no socket: write redis+unix:///path/to/redis.sock"
+                ));
+            }
+            return Ok(());
+        }
+        other => {
+            return Err(format!(
+                "{url:?} is not a Redis URL ({other}:// is not a Redis scheme): {forms}"
+            ))
+        }
+    };
+    if tls && !cfg!(feature = "redis-tls") {
+        return Err(format!(
+            "{url:?}: {scheme}:// is Redis over TLS, which needs the `redis-tls` feature, \
+             and this larder was built without it; build it with `--features redis-tls` \
+             (cargo install larder-proxy --features redis-tls), or use redis:// on a private network"
+        ));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let hosts: Vec<&str> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hosts.is_empty() {
+        return Err(format!("{url:?} has no host: {forms}"));
+    }
+    if hosts.len() > 1 && !cluster {
+        return Err(format!(
+            "{url:?} names several hosts: for a cluster write \
+             {scheme}+cluster://{}",
+            hosts.join(",")
+        ));
+    }
+    for host in &hosts {
+        let port = match host.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((_, after)) => after.strip_prefix(':'),
+                None => return Err(format!("{url:?}: {host:?} opens a [ without closing it")),
+            },
+            None => host.rsplit_once(':').map(|(_, p)| p),
+        };
+        if let Some(port) = port {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(format!(
+                    "{url:?}: the port {port:?} is not a port number (1-65535); \
+                     write host:6379"
+                ));
+            }
+        }
+    }
+    if let Some(path) = tail.strip_prefix('/') {
+        let db = path.split(['?', '#']).next().unwrap_or("");
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(format!(
+                "{url:?}: the database after the host is {db:?}, not a number; \
+                 write redis://host:6379/2 (or no /db for database 0)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -502,6 +730,12 @@ impl<'de> Deserialize<'de> for HeuristicValue {
                         ))
                     })?;
                 let cap = t.cap.map_or(DEFAULT_HEURISTIC.cap, |c| c.0);
+                if cap.is_zero() {
+                    return Err(de::Error::custom(
+                        "a heuristic cap of zero stores nothing: write a cap such as \"1d\", \
+                         or heuristic = false to turn the heuristic off",
+                    ));
+                }
                 Ok(HeuristicValue(Some(Heuristic { percent, cap })))
             }
         }
@@ -599,6 +833,85 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The effective configuration in words: where it listens, what it
+    /// forwards to, its store, and every route's rule in the order they
+    /// are tried (what `larder check` prints). A Redis password is not
+    /// shown.
+    ///
+    /// ```
+    /// let c = larder_proxy::Config::parse(
+    ///     "[server]\nupstream = \"http://127.0.0.1:8000\"\n[[route]]\nprefix = \"/api/\"\nttl = \"90s\"\n",
+    ///     "inline",
+    /// )
+    /// .unwrap();
+    /// let text = c.describe();
+    /// assert!(text.contains("1. prefix \"/api/\": ttl 1m 30s"), "{text}");
+    /// assert!(text.contains("default: origin headers"), "{text}");
+    /// ```
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let d = |t: Duration| humantime::format_duration(t).to_string();
+        let _ = writeln!(out, "listen     {}", self.listen);
+        let _ = writeln!(out, "upstream   {}", self.upstream);
+        let _ = match &self.redis {
+            Some(url) => writeln!(
+                out,
+                "store      redis {} (redis_timeout {})",
+                redact(url),
+                d(self.redis_timeout)
+            ),
+            None => writeln!(out, "store      memory, {}", bytes(self.memory_bytes)),
+        };
+        let _ = writeln!(
+            out,
+            "bodies     stored up to {} each, {} in flight at most",
+            bytes(self.max_body_bytes as u64),
+            bytes(self.in_flight_bytes as u64)
+        );
+        let _ = writeln!(
+            out,
+            "timeouts   connect {}, upstream {}, between bytes {}, client header {}, \
+             keep-alive {}, client body {}, shutdown {}",
+            d(self.connect_timeout),
+            d(self.upstream_timeout),
+            off_if_zero(self.between_bytes_timeout),
+            d(self.client_header_timeout),
+            d(self.client_keepalive_timeout),
+            off_if_zero(self.client_body_timeout),
+            d(self.shutdown_timeout)
+        );
+        let _ = match &self.admin {
+            Some(a) => writeln!(out, "admin      {}", a.listen),
+            None => writeln!(out, "admin      off"),
+        };
+        let _ = match &self.tls {
+            Some(t) => writeln!(
+                out,
+                "tls        {} with {}{}",
+                t.certificate.display(),
+                t.key.display(),
+                if t.http2 { ", HTTP/2 through ALPN" } else { "" }
+            ),
+            None => writeln!(
+                out,
+                "tls        off{}",
+                if self.h2c { " (h2c on)" } else { "" }
+            ),
+        };
+        let _ = writeln!(out, "targeted   {}", self.targeted);
+        let _ = writeln!(out, "routes (first match wins):");
+        for (n, route) in self.descriptions.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {route}", n + 1);
+        }
+        let _ = writeln!(
+            out,
+            "  default: {}; cookies bypass",
+            self.default_description
+        );
+        out
+    }
+
     /// Parses a configuration file's text; `origin` names it in errors.
     ///
     /// ```
@@ -637,18 +950,35 @@ impl Config {
         };
         let listen = overrides
             .listen
-            .or(server.listen)
+            .or(server.listen.map(|l| l.0))
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
 
         let cache = file.cache;
+        renamed(
+            &here,
+            cache.targets,
+            "targets",
+            "targeted = [\"surrogate-control\"]",
+        )?;
+        renamed(
+            &here,
+            cache.honor_request_cache_control,
+            "honor_request_cache_control",
+            "honor_request_directives = true",
+        )?;
         let name = cache.name.unwrap_or_else(|| "larder".to_owned());
-        let targets: Vec<HeaderName> = match cache.targets {
+        let targets: Vec<HeaderName> = match cache.targeted {
             Some(list) => list.into_iter().map(|h| h.0).collect(),
             None => DEFAULT_TARGETS
                 .iter()
                 .map(|t| HeaderName::from_static(t))
                 .collect(),
         };
+        let targeted = targets
+            .iter()
+            .map(HeaderName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         let defaults = Defaults {
             targets,
             tags_from_headers: cache.tags_from_headers.unwrap_or(true),
@@ -660,12 +990,40 @@ impl Config {
             heuristic: cache.heuristic.map_or(Some(DEFAULT_HEURISTIC), |h| h.0),
         };
         let mut routes = Vec::new();
+        let mut descriptions = Vec::new();
         for spanned in file.routes {
             let span = spanned.span();
-            let route = route(spanned.into_inner(), &defaults)
+            let mut r = spanned.into_inner();
+            renamed(
+                &here,
+                r.honor_request_cache_control.take(),
+                "honor_request_cache_control",
+                "honor_request_directives = true",
+            )?;
+            for (word, spanned) in [("expire", r.expire.take()), ("timeout", r.timeout.take())] {
+                if let Some(at) = spanned {
+                    return Err(ConfigError(format!(
+                        "{}: unknown field `{word}`: did you mean `ttl`? \
+                         (ttl = \"15m\": how long the route's responses are cached)",
+                        here(at.span())
+                    )));
+                }
+            }
+            if let Some(ttl) = &r.ttl {
+                if ttl.get_ref().0.is_zero() {
+                    return Err(ConfigError(format!(
+                        "{}: a ttl of zero caches nothing: give a positive duration such as \"15m\", \
+                         or leave this route uncached",
+                        here(ttl.span())
+                    )));
+                }
+            }
+            let (route, description) = route(r, &defaults)
                 .map_err(|why| ConfigError(format!("{}: [[route]]: {why}", here(span))))?;
             routes.push(route);
+            descriptions.push(description);
         }
+        let default_description = defaults.describe(None, defaults.heuristic);
         let default = Rule {
             policy: Arc::new(
                 defaults
@@ -685,7 +1043,7 @@ impl Config {
                 let span = spanned.span();
                 let a = spanned.into_inner();
                 Some((
-                    overrides.admin_listen.unwrap_or(a.listen),
+                    overrides.admin_listen.unwrap_or(a.listen.0),
                     a.token,
                     a.token_env,
                     Some(span),
@@ -729,12 +1087,69 @@ impl Config {
                 )));
             }
         }
-        if server.client_header_timeout.is_some_and(|t| t.0.is_zero()) {
-            return Err(ConfigError(format!(
-                "{origin}: client_header_timeout = 0 would close every connection before its \
-                 request; write a duration such as \"30s\""
-            )));
-        }
+        let timeout = |value: Option<Timeout>, name: &str, default: Duration| match value {
+            None => Ok(default),
+            Some(t) if t.get_ref().0.is_zero() => Err(ConfigError(format!(
+                "{}: {name} = 0: a timeout of zero would fail everything it bounds; \
+                 write a positive duration such as \"{}\" (the default)",
+                here(t.span()),
+                humantime::format_duration(default)
+            ))),
+            Some(t) => Ok(t.into_inner().0),
+        };
+        let redis_timeout = timeout(server.redis_timeout, "redis_timeout", DEFAULT_REDIS_TIMEOUT)?;
+        let connect_timeout = timeout(
+            server.connect_timeout,
+            "connect_timeout",
+            DEFAULT_CONNECT_TIMEOUT,
+        )?;
+        let upstream_timeout = timeout(
+            server.upstream_timeout,
+            "upstream_timeout",
+            DEFAULT_UPSTREAM_TIMEOUT,
+        )?;
+        let client_header_timeout = timeout(
+            server.client_header_timeout,
+            "client_header_timeout",
+            DEFAULT_CLIENT_HEADER_TIMEOUT,
+        )?;
+        let client_keepalive_timeout = timeout(
+            server.client_keepalive_timeout,
+            "client_keepalive_timeout",
+            DEFAULT_CLIENT_KEEPALIVE_TIMEOUT,
+        )?;
+        let shutdown_timeout = timeout(
+            server.shutdown_timeout,
+            "shutdown_timeout",
+            DEFAULT_SHUTDOWN_TIMEOUT,
+        )?;
+        let upstream_idle_timeout = timeout(
+            server.upstream_idle_timeout,
+            "upstream_idle_timeout",
+            DEFAULT_UPSTREAM_IDLE_TIMEOUT,
+        )?;
+        let redis = match (&overrides.redis, server.redis) {
+            (Some(flag), _) => {
+                check_redis_url(flag).map_err(|e| ConfigError(format!("--redis: {e}")))?;
+                Some(flag.clone())
+            }
+            (None, Some(url)) => {
+                check_redis_url(url.get_ref())
+                    .map_err(|e| ConfigError(format!("{}: redis = {e}", here(url.span()))))?;
+                Some(url.into_inner())
+            }
+            (None, None) => None,
+        };
+        let memory_bytes = match cache.memory_bytes {
+            None => DEFAULT_MEMORY_BYTES,
+            Some(m) if m.get_ref().0 == 0 => {
+                return Err(ConfigError(format!(
+                    "{}: memory_bytes = 0 would store nothing; write a size such as \"256MiB\"",
+                    here(m.span())
+                )))
+            }
+            Some(m) => m.into_inner().0,
+        };
         if let Some(h2c) = &server.h2c {
             if *h2c.get_ref() && !cfg!(feature = "http2") {
                 return Err(ConfigError(format!(
@@ -774,36 +1189,26 @@ impl Config {
         Ok(Config {
             listen,
             upstream,
-            redis: overrides.redis.clone().or(server.redis),
-            redis_timeout: server.redis_timeout.map_or(DEFAULT_REDIS_TIMEOUT, |s| s.0),
-            memory_bytes: cache.memory_bytes.unwrap_or(256 << 20),
+            redis,
+            redis_timeout,
+            memory_bytes,
             max_body_bytes: cache
                 .max_body_bytes
-                .unwrap_or(larder::DEFAULT_MAX_BODY_BYTES),
+                .map_or(larder::DEFAULT_MAX_BODY_BYTES, Size::usize),
             in_flight_bytes: cache
                 .in_flight_bytes
-                .unwrap_or(larder::DEFAULT_IN_FLIGHT_BYTES),
-            connect_timeout: server
-                .connect_timeout
-                .map_or(Duration::from_secs(2), |s| s.0),
-            upstream_timeout: server
-                .upstream_timeout
-                .map_or(Duration::from_secs(30), |s| s.0),
+                .map_or(larder::DEFAULT_IN_FLIGHT_BYTES, Size::usize),
+            connect_timeout,
+            upstream_timeout,
             between_bytes_timeout: server
                 .between_bytes_timeout
                 .map_or(DEFAULT_BETWEEN_BYTES_TIMEOUT, |s| s.0),
-            client_header_timeout: server
-                .client_header_timeout
-                .map_or(DEFAULT_CLIENT_HEADER_TIMEOUT, |s| s.0),
-            client_keepalive_timeout: server
-                .client_keepalive_timeout
-                .map_or(DEFAULT_CLIENT_KEEPALIVE_TIMEOUT, |s| s.0),
+            client_header_timeout,
+            client_keepalive_timeout,
             client_body_timeout: server
                 .client_body_timeout
                 .map_or(DEFAULT_CLIENT_BODY_TIMEOUT, |s| s.0),
-            shutdown_timeout: server
-                .shutdown_timeout
-                .map_or(Duration::from_secs(30), |s| s.0),
+            shutdown_timeout,
             access_log: server.access_log.unwrap_or(false),
             underscores_in_headers: server.underscores_in_headers.unwrap_or(false),
             name,
@@ -820,11 +1225,12 @@ impl Config {
                 .max_requests_per_connection
                 .unwrap_or(DEFAULT_MAX_REQUESTS_PER_CONNECTION),
             h2c: server.h2c.is_some_and(|h| h.into_inner()),
-            upstream_idle_timeout: server
-                .upstream_idle_timeout
-                .map_or(DEFAULT_UPSTREAM_IDLE_TIMEOUT, |s| s.0),
+            upstream_idle_timeout,
             upstream_tls,
             tls,
+            descriptions,
+            default_description,
+            targeted,
         })
     }
 }
@@ -841,6 +1247,32 @@ struct Defaults {
 }
 
 impl Defaults {
+    /// How a route with this ttl (or none) and heuristic decides freshness,
+    /// and the stale windows it has from `[cache]`, for `larder check`.
+    fn describe(&self, ttl: Option<Duration>, heuristic: Option<Heuristic>) -> String {
+        let mut text = match (ttl, heuristic) {
+            (Some(ttl), _) => format!("ttl {}", humantime::format_duration(ttl)),
+            (None, Some(h)) => format!(
+                "origin headers (heuristic {}% of the time since Last-Modified, at most {})",
+                h.percent,
+                humantime::format_duration(h.cap)
+            ),
+            (None, None) => "origin headers (explicit freshness only)".to_owned(),
+        };
+        for (name, window) in [
+            ("stale_if_error", self.stale_if_error),
+            ("stale_while_revalidate", self.stale_while_revalidate),
+        ] {
+            if let Some(w) = window.filter(|w| !w.is_zero()) {
+                text.push_str(&format!("; {name} {}", humantime::format_duration(w)));
+            }
+        }
+        if self.honor_request_directives {
+            text.push_str("; honor_request_directives = true");
+        }
+        text
+    }
+
     fn policy(&self, base: Policy, heuristic: Option<Heuristic>) -> Policy {
         let mut policy = base
             .targeted(self.targets.clone())
@@ -860,7 +1292,7 @@ impl Defaults {
     }
 }
 
-fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
+fn route(r: RouteSection, defaults: &Defaults) -> Result<(Route, String), String> {
     let pattern = match (r.prefix, r.path) {
         (Some(_), Some(_)) => {
             return Err("give prefix = \"/api/\" or path = \"/static/**\", not both".into())
@@ -879,12 +1311,13 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
     if !text.starts_with('/') && !text.starts_with('*') {
         return Err(format!("the pattern {text:?} must start with '/'"));
     }
-    let base = match r.ttl {
+    let ttl = r.ttl.map(|t| t.into_inner().0);
+    let base = match ttl {
         // The proxy tells clients what the origin said, not its own TTL.
-        Some(ttl) => Policy::ttl(ttl.0).client_cache_control(larder::ClientCacheControl::Untouched),
+        Some(ttl) => Policy::ttl(ttl).client_cache_control(larder::ClientCacheControl::Untouched),
         None => Policy::origin_headers(),
     };
-    if r.ttl.is_some() && r.heuristic.is_some() {
+    if ttl.is_some() && r.heuristic.is_some() {
         return Err(
             "heuristic only applies to routes that follow the origin's headers; \
              this one has a ttl, which decides freshness alone"
@@ -892,6 +1325,71 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
         );
     }
     let heuristic = r.heuristic.map_or(defaults.heuristic, |h| h.0);
+    let mut description = match &pattern {
+        Pattern::Prefix(p) => format!("prefix {p:?}"),
+        Pattern::Glob(p) => format!("path {p:?}"),
+    };
+    if r.case_insensitive {
+        description.push_str(" (any case)");
+    }
+    description.push_str(": ");
+    if r.bypass {
+        description.push_str("bypass (forwarded uncached)");
+    } else {
+        let mut parts = vec![defaults.describe(ttl, heuristic)];
+        let list = |names: &[Header]| {
+            names
+                .iter()
+                .map(|h| h.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(ns) = &r.namespace {
+            parts.push(format!("namespace {ns:?}"));
+        }
+        if !r.vary.is_empty() {
+            parts.push(format!("vary {}", list(&r.vary)));
+        }
+        parts.push(
+            match r.cookies.0 {
+                Cookies::Bypass => "cookies bypass",
+                Cookies::Strip => "cookies strip",
+                Cookies::Vary => "cookies vary",
+            }
+            .to_owned(),
+        );
+        if let Some(on) = r.honor_request_directives {
+            if on != defaults.honor_request_directives {
+                parts.push(format!("honor_request_directives = {on}"));
+            }
+        }
+        for (name, window) in [
+            ("stale_if_error", r.stale_if_error),
+            ("stale_while_revalidate", r.stale_while_revalidate),
+        ] {
+            if let Some(w) = window {
+                parts.push(if w.0.is_zero() {
+                    format!("{name} off")
+                } else {
+                    format!("{name} {}", humantime::format_duration(w.0))
+                });
+            }
+        }
+        if let Some(statuses) = &r.statuses {
+            let codes: Vec<String> = statuses.iter().map(|s| s.0.as_u16().to_string()).collect();
+            parts.push(format!("statuses {}", codes.join(", ")));
+        }
+        if !r.tags.is_empty() {
+            parts.push(format!("tags {}", r.tags.join(", ")));
+        }
+        if !r.forward_headers.is_empty() {
+            parts.push(format!("forward_headers {}", list(&r.forward_headers)));
+        }
+        if r.allow_authorization {
+            parts.push("allow_authorization".to_owned());
+        }
+        description.push_str(&parts.join("; "));
+    }
     let mut policy = defaults
         .policy(base, heuristic)
         .allow_authorization(r.allow_authorization)
@@ -929,7 +1427,7 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
     if let Some(w) = r.stale_while_revalidate {
         policy = policy.stale_while_revalidate(w.0);
     }
-    Ok(Route {
+    let route = Route {
         pattern,
         case_insensitive: r.case_insensitive,
         rule: Rule {
@@ -938,7 +1436,59 @@ fn route(r: RouteSection, defaults: &Defaults) -> Result<Route, String> {
             cookies: r.cookies.0,
             forward_headers: forward_headers.into(),
         },
-    })
+    };
+    Ok((route, description))
+}
+
+/// An old or foreign spelling, written where larder has its own word: an
+/// error that names the key to write.
+fn renamed(
+    here: &dyn Fn(std::ops::Range<usize>) -> String,
+    found: Option<toml::Spanned<de::IgnoredAny>>,
+    old: &str,
+    new: &str,
+) -> Result<(), ConfigError> {
+    match found {
+        None => Ok(()),
+        Some(at) => {
+            let key = new.split(' ').next().unwrap_or(new);
+            Err(ConfigError(format!(
+                "{}: `{old}` is now called `{key}`: write {new}",
+                here(at.span())
+            )))
+        }
+    }
+}
+
+/// A Redis URL without its password.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(at)) if at > scheme.len() => {
+            let hosts = &url[at + 1..];
+            let user = rest.split_once(':').map_or("", |(u, _)| u);
+            let user = if user.contains('@') { "" } else { user };
+            format!("{scheme}://{user}:***@{hosts}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A byte count in the largest binary unit that divides it.
+fn bytes(n: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{} {unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
+}
+
+fn off_if_zero(t: Duration) -> String {
+    if t.is_zero() {
+        "none".to_owned()
+    } else {
+        humantime::format_duration(t).to_string()
+    }
 }
 
 /// `", line L, column C"` for a byte offset.
@@ -1253,15 +1803,206 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse_in_every_form() {
-        let d = |s| parse_duration(s);
-        assert_eq!(d("90"), Some(Duration::from_secs(90)));
+    fn durations_parse_in_humantimes_grammar_and_integers_are_seconds() {
+        let d = |s| parse_duration(s).ok();
         assert_eq!(d("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(d("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("1m1m"), Some(Duration::from_secs(120)));
+        assert_eq!(d("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("0s"), Some(Duration::ZERO));
+        assert_eq!(d("90"), None, "a bare number in a string has no unit");
         assert_eq!(d(""), None);
-        assert_eq!(d("5 m"), None);
-        assert_eq!(d("m"), None);
         assert_eq!(d("99999999999999999999d"), None);
+        let e = parse_duration("ten minutes").unwrap_err();
+        assert!(
+            e.starts_with("\"ten minutes\" is not a duration: ")
+                && e.ends_with(r#"; write one such as "90s", "15m", "1h30m" or "250ms""#),
+            "{e}"
+        );
+        let c = Config::parse(&format!("{UP}connect_timeout = 3\n"), "t.toml").unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(3));
+        let e = err(&format!("{UP}connect_timeout = 1.5\n"));
+        assert!(
+            e.contains("line 3") && e.contains("whole number of seconds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_ttls_and_timeouts_are_errors_and_zero_stale_windows_are_off() {
+        let e = err(&format!("{UP}[[route]]\nprefix = \"/a\"\nttl = \"0s\"\n"));
+        assert!(
+            e.contains("line 5") && e.contains("a ttl of zero caches nothing"),
+            "{e}"
+        );
+        assert!(err(&format!("{UP}[[route]]\nprefix = \"/a\"\nttl = 0\n")).contains("zero"));
+        for name in [
+            "redis_timeout",
+            "connect_timeout",
+            "upstream_timeout",
+            "client_header_timeout",
+            "client_keepalive_timeout",
+            "shutdown_timeout",
+            "upstream_idle_timeout",
+        ] {
+            let e = err(&format!("{UP}{name} = \"0ms\"\n"));
+            assert!(
+                e.contains("line 3") && e.contains(&format!("{name} = 0")),
+                "{name}: {e}"
+            );
+        }
+        // Documented as "0: no limit".
+        let c = Config::parse(
+            &format!("{UP}between_bytes_timeout = 0\nclient_body_timeout = \"0s\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.between_bytes_timeout.is_zero() && c.client_body_timeout.is_zero());
+        // A zero window is the same as none.
+        let c = Config::parse(
+            &format!(
+                "{UP}[cache]\nstale_if_error = \"5m\"\n[[route]]\nprefix = \"/a\"\nstale_if_error = \"0s\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let off = (*c.routes.rule_for("/a").policy).clone();
+        assert_eq!(off, off.clone().stale_if_error(Duration::ZERO));
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nheuristic = {{ cap = \"0s\" }}\n"
+        ));
+        assert!(e.contains("heuristic = false"), "{e}");
+    }
+
+    #[test]
+    fn sizes_take_units_or_bytes() {
+        let c = Config::parse(
+            &format!(
+                "{UP}[cache]\nmemory_bytes = \"256MiB\"\nmax_body_bytes = \"64KiB\"\nin_flight_bytes = \"1GB\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.memory_bytes, 256 << 20);
+        assert_eq!(c.max_body_bytes, 64 << 10);
+        assert_eq!(c.in_flight_bytes, 1_000_000_000);
+        let c = Config::parse(&format!("{UP}[cache]\nmax_body_bytes = 1024\n"), "t.toml").unwrap();
+        assert_eq!(c.max_body_bytes, 1024);
+        for bad in ["\"256M\"", "\"lots\"", "-1", "1.5"] {
+            let e = err(&format!("{UP}[cache]\nmemory_bytes = {bad}\n"));
+            assert!(
+                e.contains("line 4") && e.contains(r#""256MiB", "64KiB" or "1GB""#),
+                "{bad}: {e}"
+            );
+        }
+        let e = err(&format!("{UP}[cache]\nmemory_bytes = 0\n"));
+        assert!(e.contains("would store nothing"), "{e}");
+        assert!(parse_size("99999999TiB").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn old_and_foreign_names_say_what_larder_calls_them() {
+        let e = err(&format!(
+            "{UP}[[route]]\nprefix = \"/a\"\nhonor_request_cache_control = true\n"
+        ));
+        assert!(
+            e.contains("line 5")
+                && e.contains(
+                    "`honor_request_cache_control` is now called `honor_request_directives`"
+                ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{UP}[cache]\nhonor_request_cache_control = true\n"
+        ));
+        assert!(e.contains("honor_request_directives = true"), "{e}");
+        let e = err(&format!("{UP}[cache]\ntargets = [\"surrogate-control\"]\n"));
+        assert!(
+            e.contains("line 4") && e.contains("now called `targeted`"),
+            "{e}"
+        );
+        for word in ["expire", "timeout"] {
+            let e = err(&format!("{UP}[[route]]\nprefix = \"/a\"\n{word} = 60\n"));
+            assert!(
+                e.contains("line 5")
+                    && e.contains(&format!("unknown field `{word}`: did you mean `ttl`?")),
+                "{e}"
+            );
+        }
+        let c = Config::parse(
+            &format!("{UP}[cache]\ntargeted = [\"surrogate-control\"]\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.describe().contains("targeted   surrogate-control\n"));
+    }
+
+    #[test]
+    fn listen_addresses_say_what_to_write() {
+        let e = err("[server]\nupstream = \"http://127.0.0.1:8000\"\nlisten = \"8080\"\n");
+        assert!(
+            e.contains("line 3") && e.contains(r#"write "127.0.0.1:8080""#),
+            "{e}"
+        );
+        let e = err("[server]\nupstream = \"http://127.0.0.1:8000\"\nlisten = \":8080\"\n");
+        assert!(e.contains(r#""0.0.0.0:8080""#), "{e}");
+        let e = err("[server]\nupstream = \"http://127.0.0.1:8000\"\nlisten = \"here\"\n");
+        assert!(e.contains("has no port"), "{e}");
+        let c = Config::parse(
+            "[server]\nupstream = \"http://127.0.0.1:8000\"\nlisten = \"localhost:0\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.listen.ip().is_loopback());
+        let e = err(&format!(
+            "{UP}[admin]\nlisten = \"9090\"\ntoken = \"0123456789abcdef\"\n"
+        ));
+        assert!(e.contains("line 4") && e.contains("127.0.0.1:9090"), "{e}");
+    }
+
+    #[test]
+    fn redis_urls_are_checked_in_larders_words_with_their_line() {
+        let e = err(&format!("{UP}redis = \"10.0.0.5:6379\"\n"));
+        assert!(
+            e.contains("t.toml, line 3") && e.contains(r#"write "redis://10.0.0.5:6379""#),
+            "{e}"
+        );
+        for (url, says) in [
+            ("http://10.0.0.5", "not a Redis scheme"),
+            ("redis://", "has no host"),
+            ("redis://h:port", "not a port number"),
+            ("redis://h:6379/cache", "not a number"),
+            ("redis://a:1,b:2", "redis+cluster://a:1,b:2"),
+            ("redis+unix://", "redis+unix:///path"),
+        ] {
+            let e = check_redis_url(url).unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+        }
+        for url in [
+            "redis://127.0.0.1",
+            "redis://:secret@127.0.0.1:6379/2",
+            "redis://[::1]:6379",
+            "redis+cluster://h1:7000, h2:7001",
+            "redis+unix:///run/redis.sock",
+        ] {
+            assert_eq!(check_redis_url(url), Ok(()), "{url}");
+        }
+        let tls = check_redis_url("rediss://h:6380");
+        if cfg!(feature = "redis-tls") {
+            assert_eq!(tls, Ok(()));
+        } else {
+            let e = tls.unwrap_err();
+            assert!(e.contains("`redis-tls` feature"), "{e}");
+        }
+        let o = Overrides {
+            redis: Some("localhost".into()),
+            ..Overrides::default()
+        };
+        let e = Config::build(UP, "t.toml", &o).unwrap_err().to_string();
+        assert!(e.starts_with("--redis: "), "{e}");
+        assert_eq!(
+            redact("redis://user:secret@h:6379/2"),
+            "redis://user:***@h:6379/2"
+        );
     }
 
     #[test]

@@ -724,7 +724,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
 const FIXED_DESCRIPTORS: u64 = 64;
 
 /// The default `max_connections` for an open-file limit: what is left
-/// after [`FIXED_DESCRIPTORS`], halved so that every client connection can
+/// after 64 descriptors (listeners, Redis, stdio, files), halved so that every client connection can
 /// have an upstream connection beside it; 16 at least. 10,000 without a
 /// limit.
 ///

@@ -266,13 +266,117 @@ async fn a_wrong_method_gets_405_with_allow_9110_15_5_6() {
         ("GET", "/purge/tag/catalog", "POST"),
         ("GET", "/purge/namespace/things", "POST"),
         ("DELETE", "/purge/url?url=x", "POST"),
-        ("POST", "/stats", "GET"),
-        ("PUT", "/metrics", "GET"),
-        ("POST", "/healthz", "GET"),
+        ("POST", "/stats", "GET,HEAD"),
+        ("PUT", "/metrics", "GET,HEAD"),
+        ("POST", "/healthz", "GET,HEAD"),
     ] {
         let got = admin(a, method, path).await;
         assert_eq!(got.status, 405, "{method} {path}");
         assert_eq!(got.header("allow"), Some(allow), "{method} {path}");
+        assert_json_error(&got, "method not allowed");
     }
-    assert_eq!(admin(a, "GET", "/nowhere").await.status, 404);
+    let nowhere = admin(a, "GET", "/nowhere").await;
+    assert_eq!(nowhere.status, 404);
+    assert_json_error(&nowhere, "no such endpoint");
+    assert_eq!(send(a, "HEAD", "/healthz", &[], "").await.status, 200);
+}
+
+/// `{"error": "<why>"}` as JSON, with its content type.
+fn assert_json_error(got: &common::Got, why: &str) {
+    assert_eq!(got.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&got.text()).expect("a JSON body");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains(why)),
+        "{}",
+        got.text()
+    );
+}
+
+#[tokio::test]
+async fn every_error_is_json_with_its_status() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    let unauthorized = send(a, "GET", "/stats", &[], "").await;
+    assert_eq!(unauthorized.status, 401);
+    assert_json_error(&unauthorized, "bearer token");
+    for (path, why) in [
+        ("/purge/tag/%ff", "does not decode"),
+        ("/purge/namespace/%C3%28", "does not decode"),
+        ("/purge/tag/", "name the tag"),
+        ("/purge/namespace/", "name the namespace"),
+        ("/purge/url", "give the URL"),
+        ("/purge/url?url=%ff", "not UTF-8"),
+        ("/purge/url?url=%2Fitems", "absolute"),
+    ] {
+        let got = admin(a, "POST", path).await;
+        assert_eq!(got.status, 400, "{path}: {}", got.text());
+        assert_json_error(&got, why);
+    }
+}
+
+#[tokio::test]
+async fn path_segments_and_query_values_are_percent_decoded_once() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    let got = admin(a, "POST", "/purge/namespace/a%20b%2Fc").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let v: serde_json::Value = serde_json::from_str(&got.text()).unwrap();
+    assert_eq!(
+        v["namespace"], "a b/c",
+        "%2F is a slash in the name, not a segment"
+    );
+    let got = admin(a, "POST", "/purge/tag/%2541").await;
+    let v: serde_json::Value = serde_json::from_str(&got.text()).unwrap();
+    assert_eq!(v["tag"], "%41", "decoded once, not twice");
+    let got = admin(
+        a,
+        "POST",
+        "/purge/url?namespace=x%2By&url=http%3A%2F%2Fh%2Fa%3Fq%3Da%2Bb",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&got.text()).unwrap();
+    assert_eq!(v["url"], "http://h/a?q=a+b");
+    assert_eq!(v["namespace"], "x+y");
+}
+
+#[tokio::test]
+async fn a_reload_replaces_the_admin_token_and_routes() {
+    let up = Upstream::start().await;
+    let p = with_admin(&up).await;
+    let a = p.admin_addr().unwrap();
+    let new_token = "the-new-token-0123456789";
+    let text = format!(
+        "[server]\nupstream = \"{}\"\nlisten = \"127.0.0.1:0\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{new_token}\"\n\
+         [[route]]\nprefix = \"/ns/\"\nnamespace = \"renamed\"\n",
+        up.url()
+    );
+    let done = p
+        .reload(larder_proxy::Config::parse(&text, "reload.toml").unwrap())
+        .unwrap();
+    assert!(done.applied.contains(&"admin token"), "{done:?}");
+    assert!(done.applied.contains(&"routes"), "{done:?}");
+    assert!(done.need_restart.is_empty(), "{done:?}");
+    assert_eq!(admin(a, "GET", "/stats").await.status, 401, "the old token");
+    let bearer = format!("Bearer {new_token}");
+    let url = format!("http://{}/ns/items", p.addr());
+    let purged = send(
+        a,
+        "POST",
+        &format!(
+            "/purge/url?url={}",
+            url.replace(':', "%3A").replace('/', "%2F")
+        ),
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(purged.status, 200, "{}", purged.text());
+    assert!(
+        purged.text().contains("\"namespace\":\"renamed\""),
+        "the purge finds the new route's namespace: {}",
+        purged.text()
+    );
 }
