@@ -17,7 +17,7 @@
 //! | `POST /purge/namespace/<ns>` | removes everything in the namespace, on every proxy sharing the store |
 //! | `POST /purge/tag/<tag>` | removes every entry tagged `<tag>` (by a route or by `Surrogate-Key` / `Cache-Tag`) |
 //! | `GET /stats` | the cache's counters, JSON |
-//! | `GET /metrics` | the same, Prometheus text format |
+//! | `GET /metrics` | everything the engine reports (the `larder` crate's `metrics` feature) and the proxy's request latency by outcome, Prometheus text format |
 //! | `GET /healthz` | `ok` |
 
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{request, StatusCode};
 use http_body_util::Full;
-use larder::{Cache, NotStored, Stats};
+use larder::{Cache, Stats};
 
 use crate::routes::Routes;
 use crate::Current;
@@ -57,7 +57,6 @@ pub(crate) fn router(admin: SharedAdmin) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/stats", get(stats))
-        // Its body is the lead's to replace (metrics-exporter-prometheus).
         .route("/metrics", get(metrics))
         .route("/purge/url", post(purge_url))
         .route("/purge/namespace/{namespace}", post(purge_namespace))
@@ -104,11 +103,11 @@ async fn stats(Authorized(admin): Authorized) -> Response {
     json(StatusCode::OK, stats_json(&admin.cache.stats())).into_response()
 }
 
-async fn metrics(Authorized(admin): Authorized) -> Response {
+async fn metrics(Authorized(_): Authorized) -> Response {
     text(
         StatusCode::OK,
         "text/plain; version=0.0.4",
-        prometheus(&admin.cache.stats()),
+        crate::metrics::render(),
     )
     .into_response()
 }
@@ -299,106 +298,10 @@ pub fn percent_decode(text: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-fn counters(stats: &Stats) -> [(&'static str, &'static str, u64); 13] {
-    [
-        (
-            "hits",
-            "Requests answered from a fresh stored response.",
-            stats.hits,
-        ),
-        (
-            "stale_hits",
-            "Requests answered from a stale stored response.",
-            stats.stale_hits,
-        ),
-        (
-            "misses",
-            "Cacheable requests forwarded to the upstream.",
-            stats.misses,
-        ),
-        (
-            "bypasses",
-            "Requests forwarded without the cache.",
-            stats.bypasses,
-        ),
-        (
-            "collapsed",
-            "Requests answered with another request's fetch.",
-            stats.collapsed,
-        ),
-        (
-            "refreshes",
-            "Background refreshes started (stale-while-revalidate, early refresh).",
-            stats.refreshes,
-        ),
-        (
-            "revalidated",
-            "Stored responses the upstream confirmed with a 304 and that were kept.",
-            stats.revalidated,
-        ),
-        (
-            "not_modified",
-            "Requests answered 304 by the cache.",
-            stats.not_modified,
-        ),
-        ("stores", "Responses stored.", stats.stores),
-        (
-            "invalidations",
-            "URIs invalidated by unsafe methods.",
-            stats.invalidations,
-        ),
-        (
-            "store_errors",
-            "Store operations that failed (served as misses).",
-            stats.store_errors,
-        ),
-        (
-            "corrupt_entries",
-            "Stored values that could not be decoded.",
-            stats.corrupt_entries,
-        ),
-        (
-            "repaired",
-            "Foreign or corrupt values under larder's keys that were replaced.",
-            stats.repaired,
-        ),
-    ]
-}
-
-/// The counters as JSON.
+/// The counters as JSON: [`Stats`]' fields, `not_stored` by reason, and
+/// `hit_ratio`.
 fn stats_json(stats: &Stats) -> String {
-    let mut map = serde_json::Map::new();
-    for (name, _, value) in counters(stats) {
-        map.insert(name.to_owned(), value.into());
-    }
-    let not_stored: serde_json::Map<String, serde_json::Value> = NotStored::ALL
-        .iter()
-        .map(|r| (r.as_str().to_owned(), stats.not_stored(*r).into()))
-        .collect();
-    map.insert("not_stored".to_owned(), not_stored.into());
-    serde_json::Value::Object(map).to_string()
-}
-
-/// The counters in the Prometheus text exposition format.
-fn prometheus(stats: &Stats) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for (name, help, value) in counters(stats) {
-        let _ = writeln!(out, "# HELP larder_{name}_total {help}");
-        let _ = writeln!(out, "# TYPE larder_{name}_total counter");
-        let _ = writeln!(out, "larder_{name}_total {value}");
-    }
-    out.push_str("# HELP larder_not_stored_total Responses not stored, by reason.\n");
-    out.push_str("# TYPE larder_not_stored_total counter\n");
-    for reason in NotStored::ALL {
-        let _ = writeln!(
-            out,
-            "larder_not_stored_total{{reason=\"{}\"}} {}",
-            reason.as_str(),
-            stats.not_stored(reason)
-        );
-    }
-    out
+    serde_json::to_string(stats).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> AdminResponse {
@@ -431,13 +334,6 @@ fn unavailable(e: &larder::PurgeError) -> AdminResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metrics_are_prometheus_text() {
-        let text = prometheus(&Stats::default());
-        assert!(text.contains("# TYPE larder_hits_total counter\nlarder_hits_total 0\n"));
-        assert!(text.contains("larder_not_stored_total{reason=\"set-cookie\"} 0"));
-    }
 
     #[test]
     fn stats_are_json_with_every_reason() {

@@ -28,6 +28,7 @@ mod activity;
 pub mod admin;
 pub mod config;
 pub mod listener;
+mod metrics;
 mod pool;
 mod proxy;
 pub mod routes;
@@ -358,6 +359,8 @@ impl Running {
 /// Starts the proxy (and its admin listener, when configured) and returns
 /// once both listen. See the crate example and [`Running::addr`].
 pub async fn run(config: Config) -> Result<Running, StartError> {
+    // Before anything reports: `GET /metrics` renders what it records.
+    let _ = metrics::handle();
     let mut builder = Cache::builder()
         .name(config.name.clone())
         .prefix(config.prefix.clone())

@@ -466,7 +466,11 @@ fn stats_table(body: &str) -> Option<String> {
         }
     }
     for (name, v) in map {
-        if !COUNTERS.contains(&name.as_str()) {
+        if name == "hit_ratio" {
+            if let Some(ratio) = v.as_f64() {
+                rows.push((name.clone(), format!("{:.1}%", ratio * 100.0)));
+            }
+        } else if !COUNTERS.contains(&name.as_str()) {
             if let Some(v) = number(v) {
                 rows.push((name.clone(), v));
             }

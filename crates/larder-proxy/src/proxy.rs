@@ -48,7 +48,8 @@ impl Proxy {
         peer: SocketAddr,
         interim: Option<InterimSender>,
     ) -> Response<ProxyBody> {
-        let started = self.access_log.then(Instant::now);
+        let began = Instant::now();
+        let started = self.access_log.then_some(began);
         let (mut parts, body) = request.into_parts();
         let method = self.access_log.then(|| parts.method.clone());
         // `interim` (HTTP/1.1 requests): the upstream's 1xx responses to
@@ -151,6 +152,7 @@ impl Proxy {
                 CacheBody::for_response(response)
             }
         };
+        crate::metrics::request_done(response.headers(), began);
         if let (Some(started), Some(method), Some(target)) = (started, method, target) {
             access_log(&method, &target, peer, &response, started);
         }

@@ -144,13 +144,90 @@ async fn stats_are_json_and_metrics_prometheus_text() {
     assert_eq!(v["hits"], 1);
     assert_eq!(v["stores"], 1);
     assert_eq!(v["not_stored"]["cookie"], 1);
+    assert_eq!(v["hit_ratio"], 0.5);
+}
+
+/// The samples of a Prometheus text exposition, `name{labels}` (labels as
+/// written) to value, checking each line's shape on the way.
+fn prometheus(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix('#') {
+            let kind = comment.split_whitespace().next();
+            assert!(matches!(kind, Some("HELP" | "TYPE")), "{line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+            "{line}"
+        );
+        assert!(
+            series[name_end..].is_empty() || series.ends_with('}'),
+            "{line}"
+        );
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_everything_the_engine_counts() {
+    let up = Upstream::start().await;
+    // Its own cache name: the recorder is the process's, shared by every
+    // proxy this test binary starts.
+    let p = proxy(
+        &up.url(),
+        "",
+        &format!("[cache]\nname = \"metered\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
+    )
+    .await;
+    get(p.addr(), "/items").await;
+    get(p.addr(), "/items").await;
+    get(p.addr(), "/items").await;
+    send(p.addr(), "GET", "/items", &[("cookie", "a=1")], "").await;
     let metrics = admin(p.admin_addr().unwrap(), "GET", "/metrics").await;
-    let text = metrics.text();
-    assert!(text.contains("larder_hits_total 1\n"), "{text}");
-    assert!(
-        text.contains("larder_not_stored_total{reason=\"cookie\"} 1"),
-        "{text}"
+    assert_eq!(metrics.status, 200);
+    assert!(metrics
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let s = prometheus(&metrics.text());
+    let at = |series: &str| {
+        *s.get(series)
+            .unwrap_or_else(|| panic!("no {series} in {s:#?}"))
+    };
+    assert_eq!(
+        at(r#"larder_requests_total{cache="metered",outcome="hit"}"#),
+        2.0
     );
+    assert_eq!(
+        at(r#"larder_requests_total{cache="metered",outcome="miss"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"larder_requests_total{cache="metered",outcome="bypass"}"#),
+        1.0
+    );
+    assert_eq!(at(r#"larder_hot_hits_total{cache="metered"}"#), 1.0);
+    assert_eq!(at(r#"larder_stores_total{cache="metered"}"#), 1.0);
+    assert_eq!(
+        at(r#"larder_not_stored_total{cache="metered",reason="cookie"}"#),
+        1.0
+    );
+    // What the hand-written text lacked: refreshes and revalidations.
+    assert_eq!(at(r#"larder_refreshes_total{cache="metered"}"#), 0.0);
+    assert_eq!(at(r#"larder_revalidated_total{cache="metered"}"#), 0.0);
+    // The proxy's own latency, by outcome (shared by this binary's proxies).
+    assert!(at(r#"larder_proxy_request_seconds_count{outcome="hit"}"#) >= 2.0);
+    assert!(at(r#"larder_proxy_request_seconds_count{outcome="uri-miss"}"#) >= 1.0);
+    assert!(s.contains_key(r#"larder_proxy_request_seconds_bucket{outcome="hit",le="0.001"}"#));
+    assert!(at(r#"larder_store_seconds_count{cache="metered",op="get"}"#) >= 1.0);
+    assert_eq!(at(r#"larder_hot_entries{cache="metered"}"#), 1.0);
 }
 
 #[tokio::test]

@@ -12,6 +12,10 @@
 //! on a warm key), `router` (an axum route behind the layer, body
 //! collected), `plain` (the same route without the cache), `store` (the
 //! engine with the hot tier off). The second is the number of requests.
+//! With `info` as a third, a tracing subscriber logs at info level, as in
+//! production: the hit path's debug span must cost nothing then either.
+//! With `prometheus` (and `--features metrics`), a Prometheus recorder
+//! counts every hit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +61,17 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let subject = args.next().unwrap_or_else(|| "router".into());
     let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    match args.next().as_deref() {
+        Some("info") => tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .init(),
+        // Built with `--features metrics`: what a recorder costs a hit.
+        Some("prometheus") => {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            metrics::set_global_recorder(recorder).expect("one recorder");
+        }
+        _ => {}
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,9 +3,10 @@
 //! Shows a per-handler TTL cache (`GET /items`), invalidation by a POST to
 //! the same URI, a handler that varies on `Accept-Language` (`GET
 //! /greeting`), the `Cache-Status`/`Age`/`x-cache` headers, conditional
-//! requests, and the cache's stats. The handlers carry the attribute; the
-//! cache is set up once with `larder::init`. Run it, then try the curl
-//! commands it prints:
+//! requests, purging by tag from a handler (`POST /purge`), and the cache's
+//! stats as JSON. The handlers carry the attribute; the cache is set up
+//! once with `larder::init`. Run it, then try the curl commands it prints
+//! (`RUST_LOG=larder=debug` shows a line per lookup):
 //!
 //! ```text
 //! cargo run -p larder --example quickstart --features macros
@@ -21,7 +22,7 @@ use std::time::Duration;
 use axum::http::header::{ACCEPT_LANGUAGE, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use larder::Cache;
 
@@ -45,7 +46,7 @@ async fn slow_items() -> impl IntoResponse {
 }
 
 /// The slow query, cached for a minute: it runs once, whoever asks.
-#[larder::cache(ttl = "1m", namespace = "items")]
+#[larder::cache(ttl = "1m", namespace = "items", tags = ["items"])]
 async fn list_items() -> impl IntoResponse {
     slow_items().await
 }
@@ -56,6 +57,17 @@ async fn list_items() -> impl IntoResponse {
 async fn add_item() -> impl IntoResponse {
     let n = ADDED.fetch_add(1, Relaxed) + 1;
     (StatusCode::CREATED, format!("added item-{n}\n"))
+}
+
+/// Purging by tag from a handler: `larder::global()` is the cache given to
+/// `larder::init`. Every instance sharing the store stops serving what it
+/// purges.
+async fn purge_items() -> Result<String, (StatusCode, String)> {
+    let cache = larder::global().expect("larder::init ran in main");
+    match cache.purge_tag("items").await {
+        Ok(purged) => Ok(format!("purged {purged} cached URL(s) tagged \"items\"\n")),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))),
+    }
 }
 
 /// Each Accept-Language value gets its own entry; `Vary` tells downstream
@@ -103,6 +115,14 @@ fn store(builder: larder::CacheBuilder) -> larder::CacheBuilder {
 
 #[tokio::main]
 async fn main() {
+    // Store warnings and "no cache found" errors show up here;
+    // `RUST_LOG=larder=debug` adds a `larder.lookup` span per request.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     // In-memory store (64 MiB); `x-cache: HIT|MISS` beside the standard
     // `Cache-Status` for tools that expect the legacy header. Set up once,
     // for every `#[larder::cache]` handler (the counterpart of
@@ -114,18 +134,25 @@ async fn main() {
         .route("/items", get(list_items).post(add_item))
         .route("/uncached", get(slow_items))
         .route("/greeting", get(greeting))
+        .route("/purge", post(purge_items))
         .route(
             "/stats",
-            get(move || async move { format!("{:?}\n", cache.stats()) }),
+            get(move || async move { axum::Json(cache.stats()) }),
         );
 
     let addr =
         std::env::var("LARDER_QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot listen on {addr}: {e} (set LARDER_QUICKSTART_ADDR to another address)")
-        });
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!(
+                "cannot listen on {addr}: {e}\n\
+                 hint: another program has the port; run with \
+                 LARDER_QUICKSTART_ADDR=127.0.0.1:3001 (or any free address)"
+            );
+            std::process::exit(2);
+        }
+    };
     let url = format!("http://{addr}");
     println!(
         "larder quickstart listening on {url}
@@ -139,7 +166,8 @@ Try:
   curl -i -H 'Accept-Language: fr' {url}/greeting   # one entry per language
   curl -X POST {url}/items   # adds an item and invalidates the cached GET
   curl -i {url}/items        # MISS again, handler_calls went up
-  curl {url}/stats"
+  curl -X POST {url}/purge   # purges everything tagged \"items\" (larder::global)
+  curl {url}/stats           # JSON: hits, misses, hit_ratio, ..."
     );
 
     axum::serve(listener, app)

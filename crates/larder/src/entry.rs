@@ -101,8 +101,10 @@ pub struct Entry {
     /// The freshness lifetime.
     pub lifetime: Duration,
     /// The response's `stale-while-revalidate` window (RFC 5861 §3), zero
-    /// when absent. The store keeps the entry this much longer past expiry;
-    /// serving it stale while a refresh runs is not implemented yet.
+    /// when absent. The store keeps the entry this much longer past expiry,
+    /// and inside the window a lookup answers with it at once while one
+    /// background refresh fetches a fresh one
+    /// ([`Lookup::Refresh`](crate::Lookup::Refresh)).
     pub stale_while_revalidate: Duration,
     /// The `stale-if-error` window (RFC 5861 §4), from the response or the
     /// route; zero when absent. The store keeps the entry this much longer

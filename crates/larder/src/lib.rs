@@ -101,7 +101,7 @@ pub use engine::{
 pub use larder_macros::{cache, memoize};
 pub use layer::{CacheFuture, CacheLayer, CacheService, ExtensionLayer, ExtensionService};
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
-pub use registry::{init, InitError};
+pub use registry::{global, global_named, init, InitError};
 pub use store::MemoryStore;
 /// The Redis store beside the memory one (also at `larder::store`).
 #[cfg(feature = "redis")]

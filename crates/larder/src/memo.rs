@@ -99,7 +99,7 @@ impl Memoized {
     }
 
     fn cache(&self) -> Option<crate::Cache> {
-        let cache = registry::global(self.cache);
+        let cache = registry::lookup(self.cache);
         if cache.is_none() && !self.no_cache_logged.swap(true, Ordering::Relaxed) {
             let name = match self.cache {
                 Some(name) => format!("cache named {name:?}"),

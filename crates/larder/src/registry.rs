@@ -71,8 +71,39 @@ pub fn init(cache: Cache) -> Result<(), InitError> {
     Ok(())
 }
 
+/// The cache given first to [`init`], for code that purges or reads
+/// stats without having been handed the cache: `None` before `init`.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use larder::Cache;
+///
+/// larder::init(Cache::builder().build()).unwrap();
+/// // In a handler, a job, an admin endpoint:
+/// let cache = larder::global().expect("larder::init ran at startup");
+/// cache.purge_tag("products").await.unwrap();
+/// # });
+/// ```
+pub fn global() -> Option<Cache> {
+    lookup(None)
+}
+
+/// The cache named `name` given to [`init`], as the attributes' `cache =
+/// "name"` option finds it.
+///
+/// ```
+/// use larder::Cache;
+///
+/// larder::init(Cache::builder().name("sessions").build()).unwrap();
+/// assert_eq!(larder::global_named("sessions").unwrap().name(), "sessions");
+/// assert!(larder::global_named("elsewhere").is_none());
+/// ```
+pub fn global_named(name: &str) -> Option<Cache> {
+    lookup(Some(name))
+}
+
 /// The process-wide cache named `name`, or without a name the default.
-pub(crate) fn global(name: Option<&str>) -> Option<Cache> {
+pub(crate) fn lookup(name: Option<&str>) -> Option<Cache> {
     let global = GLOBAL.read().unwrap_or_else(|e| e.into_inner());
     match name {
         None => global.first().cloned(),
@@ -85,7 +116,7 @@ pub(crate) fn global(name: Option<&str>) -> Option<Cache> {
 pub(crate) fn find(installed: Option<&Installed>, name: Option<&str>) -> Option<Cache> {
     installed
         .and_then(|i| i.find(name).cloned())
-        .or_else(|| global(name))
+        .or_else(|| lookup(name))
 }
 
 #[cfg(test)]
@@ -116,7 +147,7 @@ mod tests {
         Installed::add(&mut ext, &named("registry-test-global"));
         let installed = ext.get::<Installed>();
         let on_request = find(installed, Some("registry-test-global")).unwrap();
-        let global = global(Some("registry-test-global")).unwrap();
+        let global = lookup(Some("registry-test-global")).unwrap();
         assert!(!std::sync::Arc::ptr_eq(&on_request.inner, &global.inner));
         let installed_ptr = &installed.unwrap().find(None).unwrap().inner;
         assert!(std::sync::Arc::ptr_eq(&on_request.inner, installed_ptr));

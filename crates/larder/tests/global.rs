@@ -67,4 +67,21 @@ async fn an_app_with_only_the_attribute_caches_through_the_process_wide_cache() 
     assert!(!get_reply(&app, "/session").await.is_hit());
     assert_eq!(sessions.cache.stats().stores, 2);
     assert_eq!(w.calls(), 4);
+
+    // Purging from code without wiring: the caches given to `init`.
+    assert!(larder::global().is_some_and(|c| c.name() == w.cache.name()));
+    assert!(larder::global_named("sessions").is_some());
+    assert!(larder::global_named("nowhere").is_none());
+    assert!(get_reply(&app, "/items").await.is_hit());
+    let purged = larder::global()
+        .unwrap()
+        .purge_path("items", HOST, "/items")
+        .await
+        .unwrap();
+    assert!(purged, "the entry was there");
+    assert_eq!(
+        get_reply(&app, "/items").await.text(),
+        "items v5",
+        "purged: a miss"
+    );
 }

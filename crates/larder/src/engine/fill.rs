@@ -54,6 +54,11 @@ pub struct Fill {
     /// Set by `prepare` when the request carries `stored`'s validators: a
     /// 304 then revalidates it.
     pub(crate) validating: AtomicBool,
+    /// The request's `larder.lookup` span, for the events of its fill
+    /// (disabled unless a subscriber asked for it).
+    pub(crate) span: tracing::Span,
+    /// When the lookup decided to forward: the fill's time is measured from it.
+    pub(crate) started: std::time::Instant,
 }
 
 pub(crate) enum Plan {
@@ -658,6 +663,22 @@ impl Fill {
         match result {
             Ok(()) => {
                 Counters::bump(&self.cache.inner.counters.stores);
+                let took = self.started.elapsed();
+                #[cfg(feature = "metrics")]
+                self.cache
+                    .inner
+                    .meters
+                    .fill_seconds
+                    .record(took.as_secs_f64());
+                tracing::debug!(
+                    target: "larder",
+                    parent: &self.span,
+                    status = entry.status.as_u16(),
+                    bytes = entry.body.len(),
+                    ttl_s = ttl.as_secs(),
+                    fill_ms = super::trace::millis(took),
+                    "larder: stored"
+                );
                 true
             }
             Err(e) => {
@@ -742,8 +763,14 @@ impl Fill {
         } else {
             "MISS"
         };
-        if reason.is_some() {
-            tracing::debug!(reason = reason.map(NotStored::as_str), uri = %self.uri, "larder: response not stored");
+        if let Some(reason) = reason {
+            tracing::debug!(
+                target: "larder",
+                parent: &self.span,
+                reason = reason.as_str(),
+                uri = %self.uri,
+                "larder: response not stored"
+            );
         }
         respond::stamp(&self.cache, response.headers_mut(), &cache_status, legacy);
         response

@@ -16,7 +16,7 @@ use super::coalesce::Filling;
 use super::hot::{self, Seen};
 use super::respond;
 use super::stats::Counters;
-use super::Cache;
+use super::{trace, Cache};
 use crate::entry::Entry;
 use crate::policy::freshness::{self, Reuse};
 use crate::policy::key::{self, Pieces};
@@ -102,6 +102,9 @@ impl Cache {
         }
         Counters::bump(&self.inner.counters.hits);
         Counters::bump(&self.inner.counters.hot_hits);
+        if tracing::enabled!(target: "larder", tracing::Level::DEBUG) {
+            self.trace_hot_hit(parts, policy, generation, extra.as_deref());
+        }
         Some(respond::from_copy(
             self,
             policy,
@@ -111,6 +114,42 @@ impl Cache {
             seen.has(Fields::SPECIAL),
             now,
         ))
+    }
+
+    /// The `larder.lookup` span of a hot hit, as the long way records it
+    /// (the store key is built for it: only when a subscriber listens).
+    #[cold]
+    #[inline(never)]
+    fn trace_hot_hit(
+        &self,
+        parts: &request::Parts,
+        policy: &Policy,
+        generation: u64,
+        extra: Option<&str>,
+    ) {
+        let primary = key::primary(
+            &self.inner.prefix,
+            &policy.namespace,
+            generation,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            extra,
+        );
+        let key = primary
+            .as_ref()
+            .map_or("", |p| trace::short_key(&p.store_key));
+        let _span = tracing::debug_span!(
+            target: "larder",
+            "larder.lookup",
+            cache = %self.inner.name,
+            method = %parts.method,
+            uri = %parts.uri,
+            namespace = %policy.namespace,
+            key,
+            outcome = "hit",
+            hot = true,
+        );
     }
 
     /// Whether the cache serves `host` (lowercased, default port removed).
@@ -179,6 +218,7 @@ impl Cache {
             now_ms,
             control,
         );
+        self.hot_gauges_changed();
     }
 
     /// This instance wrote or deleted `store_key` (the store has
@@ -187,6 +227,7 @@ impl Cache {
         if let Some(hot) = &self.inner.hot {
             hot.coherence.bump(store_key.as_bytes());
         }
+        self.hot_gauges_changed();
     }
 
     /// This instance purged a tag: the copies of its entries go.
@@ -194,6 +235,7 @@ impl Cache {
         if let Some(hot) = &self.inner.hot {
             hot.forget_tag(tag);
         }
+        self.hot_gauges_changed();
     }
 
     /// Whether the store reports changes now, so that the namespaces'
@@ -228,6 +270,16 @@ impl Cache {
     /// ```
     pub fn hot_tier_reports(&self) -> u64 {
         self.inner.hot.as_ref().map_or(0, |h| h.coherence.reports())
+    }
+
+    /// Tells the metrics recorder the hot tier's size, after it changed.
+    fn hot_gauges_changed(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            let (entries, bytes) = self.hot_gauges();
+            self.inner.meters.hot_entries.set(entries as f64);
+            self.inner.meters.hot_bytes.set(bytes as f64);
+        }
     }
 
     pub(crate) fn hot_gauges(&self) -> (u64, u64) {

@@ -1,10 +1,11 @@
 //! Deciding what to do with a request: answer from the cache, or forward.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{request, HeaderMap, HeaderName, Method, Response};
+use tracing::{Instrument, Span};
 
 use super::coalesce::{follow, Filling, Join, Landed, Leader};
 use super::fill::{Fill, Plan};
@@ -12,7 +13,7 @@ use super::hot::Seen;
 use super::lease::{Claim, LeaseGuard, POLL_FIRST, POLL_MAX};
 use super::respond::{self, Answer};
 use super::stats::Counters;
-use super::Cache;
+use super::{trace, Cache};
 use crate::entry::{Entry, Record, VariantIndex};
 use crate::policy::freshness::{self, Reuse};
 use crate::policy::key::{self, PrimaryKey};
@@ -105,6 +106,44 @@ impl Cache {
         if let Some(response) = self.try_hit(parts, policy) {
             return Lookup::Respond(response);
         }
+        // Built only when a subscriber wants it: off, this is a level check.
+        let span = tracing::debug_span!(
+            target: "larder",
+            "larder.lookup",
+            cache = %self.inner.name,
+            method = %parts.method,
+            uri = %parts.uri,
+            namespace = %policy.namespace,
+            key = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            store_ms = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return self.decide(parts, policy, &span).await;
+        }
+        let mut lookup = self
+            .decide(parts, policy, &span)
+            .instrument(span.clone())
+            .await;
+        match &mut lookup {
+            Lookup::Respond(response) => {
+                span.record("outcome", trace::outcome(response.headers()));
+            }
+            Lookup::Refresh(response, fill) => {
+                span.record("outcome", trace::outcome(response.headers()));
+                fill.span = span;
+            }
+            Lookup::Forward(fill) => {
+                span.record("outcome", format_args!("fwd={}", fill.fwd.as_str()));
+                fill.span = span;
+            }
+        }
+        lookup
+    }
+
+    /// [`Cache::lookup`] past the hot tier; `span` is the request's (often
+    /// disabled: check before computing what to record on it).
+    async fn decide(&self, parts: &request::Parts, policy: &Arc<Policy>, span: &Span) -> Lookup {
         let now = self.inner.clock.now();
         // `None`: the store cannot say which keys are current. Such a
         // request neither reads nor writes the store (keys of a guessed
@@ -146,6 +185,9 @@ impl Cache {
                 now,
             )));
         };
+        if !span.is_disabled() {
+            span.record("key", trace::short_key(&primary.store_key));
+        }
         if Filling::holds(&parts.extensions, self, &primary.store_key) {
             // A use of this cache further out on this request is filling
             // this very key: it decides and stores; waiting for its flight
@@ -213,7 +255,11 @@ impl Cache {
             };
             return self.coalesce(parts, policy, miss, now).await;
         }
+        let started = (!span.is_disabled()).then(Instant::now);
         let found = self.find(&primary, policy, &parts.headers).await;
+        if let Some(started) = started {
+            span.record("store_ms", trace::millis(started.elapsed()));
+        }
         let mut fwd = found.fwd;
         let mut index = found.index;
         let seen = found.seen;
@@ -336,7 +382,9 @@ impl Cache {
                 }
                 Join::Follower(rx) => rx,
             };
+            let began = tokio::time::Instant::now();
             let landed = tokio::time::timeout(self.inner.coalesce_wait, follow(rx)).await;
+            trace::long_wait(began.elapsed(), "another request's fetch", &flight_key);
             match landed {
                 Ok(Landed::Stored(entry)) if key::vary_matches(&entry.vary, &parts.headers) => {
                     Counters::bump(&self.inner.counters.collapsed);
@@ -373,6 +421,27 @@ impl Cache {
     /// This instance's one request for a missing key: take the key's lease
     /// in the store, or wait while another instance holds it.
     async fn lead(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+        miss: Miss,
+        leader: Leader,
+        flight_key: &str,
+        now: SystemTime,
+    ) -> Lookup {
+        let began = tokio::time::Instant::now();
+        let lookup = self
+            .take_lease(parts, policy, miss, leader, flight_key, now)
+            .await;
+        trace::long_wait(
+            began.elapsed(),
+            "another instance's fetch (its store lease)",
+            flight_key,
+        );
+        lookup
+    }
+
+    async fn take_lease(
         &self,
         parts: &request::Parts,
         policy: &Arc<Policy>,
@@ -624,6 +693,8 @@ impl Cache {
             stale_fallback: false,
             lease: None,
             validating: Default::default(),
+            span: Span::none(),
+            started: Instant::now(),
         }
     }
 

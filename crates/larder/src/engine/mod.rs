@@ -15,11 +15,14 @@ mod lease;
 mod lookup;
 #[cfg(feature = "macros")]
 mod memo;
+#[cfg(feature = "metrics")]
+mod meter;
 mod namespaces;
 mod purge;
 mod respond;
 mod stats;
 mod tee;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +113,8 @@ pub(crate) struct Inner {
     /// Bytes streamed misses hold to store them, all fills together.
     pub in_flight: tee::Budget,
     pub counters: stats::Counters,
+    #[cfg(feature = "metrics")]
+    pub meters: meter::Meters,
     pub error_log: stats::RateLimitedLog,
 }
 
@@ -151,6 +156,8 @@ impl Cache {
             return;
         }
         stats::Counters::bump(&self.inner.counters.store_errors);
+        #[cfg(feature = "metrics")]
+        meter::store_error(&self.inner.name, op);
         if let Some(suppressed) = self.inner.error_log.allow() {
             tracing::warn!(
                 error = %err,
@@ -436,6 +443,11 @@ impl CacheBuilder {
             let l1_ttl_ms = u64::try_from(self.l1_ttl.as_millis()).unwrap_or(u64::MAX);
             hot::Hot::new(self.hot_tier_bytes, l1_ttl_ms, coherence)
         });
+        let counters = stats::Counters::new(&self.name);
+        #[cfg(feature = "metrics")]
+        let meters = meter::Meters::new(&self.name);
+        #[cfg(feature = "metrics")]
+        let store = meter::timed(store, &self.name);
         Cache {
             inner: Arc::new(Inner {
                 store,
@@ -462,7 +474,9 @@ impl CacheBuilder {
                 vary_memo: moka::sync::Cache::new(VARY_MEMO_ENTRIES),
                 flights: Arc::default(),
                 in_flight: tee::Budget::new(self.in_flight_bytes),
-                counters: stats::Counters::default(),
+                counters,
+                #[cfg(feature = "metrics")]
+                meters,
                 error_log: stats::RateLimitedLog::new(Duration::from_secs(10)),
             }),
         }

@@ -12,8 +12,23 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {
     /// The URL has no scheme or host, so it names no cached response.
-    #[error("purge needs an absolute URL such as https://example.com/items, got {0:?}")]
+    #[error(
+        "purge_url needs an absolute URL such as https://example.com/items, got {0:?}; \
+         for a path on a host, use purge_path(namespace, \"example.com\", \"/items\")"
+    )]
     NotAbsolute(String),
+    /// [`Cache::purge_path`] was given something that is not a path
+    /// starting with `/`, or a host that is not one.
+    #[error(
+        "purge_path needs a host such as \"example.com\" and a path starting with /, \
+         such as \"/items?page=2\"; got host {host:?} and path {path:?}"
+    )]
+    NotAPath {
+        /// The host given.
+        host: String,
+        /// The path given.
+        path: String,
+    },
     /// The store failed; nothing may have been purged.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -41,6 +56,59 @@ impl Cache {
             return Err(not_absolute());
         };
         let host = key::normalize_host(authority.as_str(), scheme);
+        let stored = self.purge_one(namespace, scheme, &host, &uri).await?;
+        tracing::info!(target: "larder", cache = %self.inner.name, namespace, url, stored, "larder: purged a URL");
+        Ok(stored)
+    }
+
+    /// [`Cache::purge_url`] for a path (with its query, if any) on a host,
+    /// as a handler knows them: `("example.com", "/items?page=2")`. Both
+    /// schemes' entries go (a server behind a TLS terminator sees `http`,
+    /// an HTTP/2 client may send `https`). Returns whether anything was
+    /// stored.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use larder::Cache;
+    ///
+    /// let cache = Cache::builder().build();
+    /// assert!(!cache.purge_path("default", "example.com", "/items?page=2").await.unwrap());
+    /// assert!(cache.purge_path("default", "example.com", "items").await.is_err()); // not a path
+    /// # });
+    /// ```
+    pub async fn purge_path(
+        &self,
+        namespace: &str,
+        host: &str,
+        path: &str,
+    ) -> Result<bool, PurgeError> {
+        let bad = || PurgeError::NotAPath {
+            host: host.to_owned(),
+            path: path.to_owned(),
+        };
+        if !path.starts_with('/') {
+            return Err(bad());
+        }
+        let uri: Uri = path.parse().map_err(|_| bad())?;
+        if key::authority(host.as_bytes(), "http").is_err() {
+            return Err(bad());
+        }
+        let mut stored = false;
+        for scheme in ["http", "https"] {
+            let host = key::normalize_host(host, scheme);
+            stored |= self.purge_one(namespace, scheme, &host, &uri).await?;
+        }
+        tracing::info!(target: "larder", cache = %self.inner.name, namespace, host, path, stored, "larder: purged a path");
+        Ok(stored)
+    }
+
+    async fn purge_one(
+        &self,
+        namespace: &str,
+        scheme: &str,
+        host: &str,
+        uri: &Uri,
+    ) -> Result<bool, PurgeError> {
         let generation = self.generation(namespace).await.ok_or_else(|| {
             PurgeError::Store(crate::store::StoreError::unavailable(
                 "cache",
@@ -53,8 +121,8 @@ impl Cache {
             generation,
             "GET",
             scheme,
-            &host,
-            &uri,
+            host,
+            uri,
             None,
         );
         // The primary key holds the entry or the variant index: deleting it
@@ -79,7 +147,9 @@ impl Cache {
     /// # });
     /// ```
     pub async fn purge_namespace(&self, namespace: &str) -> Result<u64, PurgeError> {
-        Ok(self.bump_generation(namespace).await?)
+        let generation = self.bump_generation(namespace).await?;
+        tracing::info!(target: "larder", cache = %self.inner.name, namespace, generation, "larder: purged a namespace");
+        Ok(generation)
     }
 
     /// Removes every stored response tagged `tag`, in every namespace.
@@ -105,7 +175,9 @@ impl Cache {
         };
         // The store does not say which keys went; the copies say their tags.
         self.hot_forget_tag(tag);
-        Ok(purged?)
+        let purged = purged?;
+        tracing::info!(target: "larder", cache = %self.inner.name, tag, purged, "larder: purged a tag");
+        Ok(purged)
     }
 
     /// Adds `member` to the tag index `index` (for a fill), repairing an

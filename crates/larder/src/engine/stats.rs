@@ -1,4 +1,8 @@
 //! Counters the engine keeps, and the snapshot users read.
+//!
+//! With the `metrics` feature each counter also reports to the `metrics`
+//! facade's recorder (see `meter.rs`); without it a count is one relaxed
+//! atomic add.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -6,56 +10,117 @@ use std::time::{Duration, Instant};
 
 use crate::policy::NotStored;
 
-#[derive(Default)]
+/// One counter: what [`Stats`] reads and, with the `metrics` feature, what
+/// the recorder is told.
+pub(crate) struct Count {
+    n: AtomicU64,
+    #[cfg(feature = "metrics")]
+    handle: metrics::Counter,
+}
+
+impl Count {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn new(cache: &str, name: &'static str, label: Option<(&'static str, &'static str)>) -> Self {
+        Count {
+            n: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            handle: super::meter::counter(cache, name, label),
+        }
+    }
+
+    pub fn load(&self) -> u64 {
+        self.n.load(Relaxed)
+    }
+}
+
 pub(crate) struct Counters {
-    pub hits: AtomicU64,
-    pub hot_hits: AtomicU64,
-    pub stale_hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub bypasses: AtomicU64,
-    pub collapsed: AtomicU64,
-    pub refreshes: AtomicU64,
-    pub revalidated: AtomicU64,
-    pub not_modified: AtomicU64,
-    pub stores: AtomicU64,
-    pub invalidations: AtomicU64,
-    pub store_errors: AtomicU64,
-    pub corrupt_entries: AtomicU64,
-    pub repaired: AtomicU64,
+    pub hits: Count,
+    pub hot_hits: Count,
+    pub stale_hits: Count,
+    pub misses: Count,
+    pub bypasses: Count,
+    pub collapsed: Count,
+    pub refreshes: Count,
+    pub revalidated: Count,
+    pub not_modified: Count,
+    pub stores: Count,
+    pub invalidations: Count,
+    pub store_errors: Count,
+    pub corrupt_entries: Count,
+    pub repaired: Count,
     /// Its own limit, so that a burst of store errors does not hide the
     /// one line that says a key was repaired.
     pub repair_log: RateLimitedLog,
-    pub not_stored: [AtomicU64; NotStored::ALL.len()],
+    pub not_stored: [Count; NotStored::ALL.len()],
 }
 
 impl Counters {
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+    /// The counters of the cache named `cache` (the `cache` label of its
+    /// metrics).
+    pub fn new(cache: &str) -> Self {
+        let outcome = |o| Count::new(cache, "larder_requests_total", Some(("outcome", o)));
+        let plain = |name| Count::new(cache, name, None);
+        Counters {
+            hits: outcome("hit"),
+            hot_hits: plain("larder_hot_hits_total"),
+            stale_hits: outcome("stale"),
+            misses: outcome("miss"),
+            bypasses: outcome("bypass"),
+            collapsed: outcome("collapsed"),
+            refreshes: plain("larder_refreshes_total"),
+            revalidated: plain("larder_revalidated_total"),
+            not_modified: plain("larder_not_modified_total"),
+            stores: plain("larder_stores_total"),
+            invalidations: plain("larder_invalidations_total"),
+            // Reported by operation where the error is seen (`Cache::store_error`).
+            store_errors: Count {
+                n: AtomicU64::new(0),
+                #[cfg(feature = "metrics")]
+                handle: metrics::Counter::noop(),
+            },
+            corrupt_entries: plain("larder_corrupt_entries_total"),
+            repaired: plain("larder_repaired_total"),
+            repair_log: RateLimitedLog::default(),
+            not_stored: NotStored::ALL.map(|reason| {
+                Count::new(
+                    cache,
+                    "larder_not_stored_total",
+                    Some(("reason", reason.as_str())),
+                )
+            }),
+        }
+    }
+
+    #[inline]
+    pub fn bump(counter: &Count) {
+        counter.n.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        counter.handle.increment(1);
     }
 
     pub fn not_stored(&self, reason: NotStored) {
-        self.not_stored[reason.index()].fetch_add(1, Relaxed);
+        Counters::bump(&self.not_stored[reason.index()]);
     }
 
     pub fn snapshot(&self) -> Stats {
         Stats {
-            hits: self.hits.load(Relaxed),
-            hot_hits: self.hot_hits.load(Relaxed),
+            hits: self.hits.load(),
+            hot_hits: self.hot_hits.load(),
             hot_entries: 0,
             hot_bytes: 0,
-            stale_hits: self.stale_hits.load(Relaxed),
-            misses: self.misses.load(Relaxed),
-            bypasses: self.bypasses.load(Relaxed),
-            collapsed: self.collapsed.load(Relaxed),
-            refreshes: self.refreshes.load(Relaxed),
-            revalidated: self.revalidated.load(Relaxed),
-            not_modified: self.not_modified.load(Relaxed),
-            stores: self.stores.load(Relaxed),
-            invalidations: self.invalidations.load(Relaxed),
-            store_errors: self.store_errors.load(Relaxed),
-            corrupt_entries: self.corrupt_entries.load(Relaxed),
-            repaired: self.repaired.load(Relaxed),
-            not_stored: std::array::from_fn(|i| self.not_stored[i].load(Relaxed)),
+            stale_hits: self.stale_hits.load(),
+            misses: self.misses.load(),
+            bypasses: self.bypasses.load(),
+            collapsed: self.collapsed.load(),
+            refreshes: self.refreshes.load(),
+            revalidated: self.revalidated.load(),
+            not_modified: self.not_modified.load(),
+            stores: self.stores.load(),
+            invalidations: self.invalidations.load(),
+            store_errors: self.store_errors.load(),
+            corrupt_entries: self.corrupt_entries.load(),
+            repaired: self.repaired.load(),
+            not_stored: std::array::from_fn(|i| self.not_stored[i].load()),
         }
     }
 }
@@ -142,6 +207,53 @@ impl std::fmt::Debug for Stats {
             .field("repaired", &self.repaired)
             .field("not_stored", &Reasons(self))
             .finish()
+    }
+}
+
+/// As JSON, the fields by name, `not_stored` as an object of every reason
+/// (by its `Cache-Status` token) to its count, and `hit_ratio`.
+///
+/// ```
+/// let stats = larder::Cache::builder().build().stats();
+/// let json = serde_json::to_value(&stats).unwrap();
+/// assert_eq!(json["hits"], 0);
+/// assert_eq!(json["not_stored"]["set-cookie"], 0);
+/// assert_eq!(json["hit_ratio"], 0.0);
+/// ```
+#[cfg(feature = "serde")]
+impl serde::Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeStruct};
+        struct Reasons<'a>(&'a Stats);
+        impl serde::Serialize for Reasons<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(NotStored::ALL.len()))?;
+                for reason in NotStored::ALL {
+                    map.serialize_entry(reason.as_str(), &self.0.not_stored(reason))?;
+                }
+                map.end()
+            }
+        }
+        let mut s = serializer.serialize_struct("Stats", 18)?;
+        s.serialize_field("hits", &self.hits)?;
+        s.serialize_field("hot_hits", &self.hot_hits)?;
+        s.serialize_field("hot_entries", &self.hot_entries)?;
+        s.serialize_field("hot_bytes", &self.hot_bytes)?;
+        s.serialize_field("stale_hits", &self.stale_hits)?;
+        s.serialize_field("misses", &self.misses)?;
+        s.serialize_field("bypasses", &self.bypasses)?;
+        s.serialize_field("collapsed", &self.collapsed)?;
+        s.serialize_field("refreshes", &self.refreshes)?;
+        s.serialize_field("revalidated", &self.revalidated)?;
+        s.serialize_field("not_modified", &self.not_modified)?;
+        s.serialize_field("stores", &self.stores)?;
+        s.serialize_field("invalidations", &self.invalidations)?;
+        s.serialize_field("store_errors", &self.store_errors)?;
+        s.serialize_field("corrupt_entries", &self.corrupt_entries)?;
+        s.serialize_field("repaired", &self.repaired)?;
+        s.serialize_field("not_stored", &Reasons(self))?;
+        s.serialize_field("hit_ratio", &self.hit_ratio())?;
+        s.end()
     }
 }
 
@@ -249,7 +361,7 @@ mod tests {
 
     #[test]
     fn not_stored_counts_by_reason() {
-        let c = Counters::default();
+        let c = Counters::new("test");
         c.not_stored(NotStored::Private);
         c.not_stored(NotStored::Private);
         c.not_stored(NotStored::SetCookie);

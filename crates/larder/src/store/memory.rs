@@ -469,6 +469,16 @@ impl MemoryStore {
         self.cache.weight()
     }
 
+    /// With the `metrics` feature: `larder_memory_store_entries` and
+    /// `larder_memory_store_bytes`, after each write and delete.
+    fn report_size(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            metrics::gauge!("larder_memory_store_entries").set(self.len() as f64);
+            metrics::gauge!("larder_memory_store_bytes").set(self.weighted_size() as f64);
+        }
+    }
+
     /// Tag memberships held, across every tag index: one per entry per tag
     /// it carries, for the entries the store holds.
     ///
@@ -640,6 +650,7 @@ impl Store for MemoryStore {
             self.cache.insert(key.into(), value);
             self.changed(key);
             self.maybe_sweep(self.shared.now());
+            self.report_size();
             Ok(())
         })
     }
@@ -647,6 +658,7 @@ impl Store for MemoryStore {
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.remove(key);
+            self.report_size();
             Ok(())
         })
     }
