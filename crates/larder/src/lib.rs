@@ -83,6 +83,7 @@ With the tower layer, the rules are a [`Policy`] value:
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod clock;
+pub mod duration;
 mod engine;
 pub mod entry;
 mod layer;
@@ -99,6 +100,7 @@ pub use engine::{
 };
 #[cfg(feature = "macros")]
 pub use larder_macros::{cache, memoize};
+pub use duration::parse_duration;
 pub use layer::{CacheFuture, CacheLayer, CacheService, ExtensionLayer, ExtensionService};
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
 pub use registry::{init, InitError};
