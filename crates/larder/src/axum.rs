@@ -110,6 +110,7 @@ pub struct CachedRoute {
     policy: OnceLock<Arc<Policy>>,
     warned: AtomicBool,
     warned_read: AtomicBool,
+    warned_zero: AtomicBool,
 }
 
 impl std::fmt::Debug for CachedRoute {
@@ -148,6 +149,7 @@ impl CachedRoute {
             policy: OnceLock::new(),
             warned: AtomicBool::new(false),
             warned_read: AtomicBool::new(false),
+            warned_zero: AtomicBool::new(false),
         }
     }
 
@@ -174,6 +176,24 @@ impl CachedRoute {
             self.handler,
             parts.method,
         );
+    }
+
+    /// Whether the policy's `ttl` is zero, which caches nothing: a `ttl`
+    /// given as an expression (`ttl = TTL`) is only known at run time. The
+    /// handler then runs uncached, and one error per handler says why.
+    fn zero_ttl(&self) -> bool {
+        let policy = self.policy();
+        let zero = matches!(policy.mode(), crate::policy::Mode::RouteTtl(ttl) if ttl.is_zero())
+            && !policy.is_write();
+        if zero && !self.warned_zero.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                handler = self.handler,
+                "larder: #[larder::cache] handler `{}` runs uncached: {}",
+                self.handler,
+                crate::duration::ZERO_TTL,
+            );
+        }
+        zero
     }
 
     /// Says once per handler that it found no cache, and how to give it one.
@@ -203,8 +223,9 @@ impl CachedRoute {
 /// Runs a cached handler: answers from the cache, or awaits `handler` and
 /// gives its response to the cache. What `#[larder::cache]` expands to.
 ///
-/// Without a cache (none on the request, none set with [`crate::init`])
-/// the handler runs uncached and one error is logged for it.
+/// Without a cache (none on the request, none set with [`crate::init`]),
+/// or with a `ttl` of zero, the handler runs uncached and one error is
+/// logged for it.
 ///
 /// The handler's future is `Send + 'static` (axum handlers' futures are):
 /// when the client is answered from a stale entry, it runs in a spawned
@@ -215,6 +236,9 @@ where
     F::Output: IntoResponse,
 {
     let CacheRequest { parts, installed } = request;
+    if route.zero_ttl() {
+        return handler.await.into_response();
+    }
     let Some(cache) = registry::find(installed.as_ref(), route.cache) else {
         route.no_cache();
         return handler.await.into_response();
