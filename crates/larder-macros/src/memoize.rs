@@ -118,7 +118,10 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             None => format_ident!("__larder_arg{i}", span = a.span),
         })
         .collect();
-    let key_types: Vec<_> = keyed.iter().map(|a| rebase(a.ty.to_token_stream())).collect();
+    let key_types: Vec<_> = keyed
+        .iter()
+        .map(|a| rebase(a.ty.to_token_stream()))
+        .collect();
     let key_parts = key_names
         .iter()
         .zip(&keyed)
@@ -220,7 +223,9 @@ fn rebase(tokens: TokenStream) -> TokenStream {
     let mut after_colons = 0;
     for token in tokens {
         match &token {
-            TokenTree::Ident(ident) if after_colons < 2 && (ident == "self" || ident == "super") => {
+            TokenTree::Ident(ident)
+                if after_colons < 2 && (ident == "self" || ident == "super") =>
+            {
                 let span = ident.span();
                 out.push(TokenTree::Ident(Ident::new("super", span)));
                 if ident == "super" {
@@ -277,7 +282,10 @@ mod tests {
         assert_eq!(rebased("super::Id"), "super::super::Id");
         assert_eq!(rebased("&'a[super::Id]"), "&'a[super::super::Id]");
         assert_eq!(rebased("Vec<self::a::Id>"), "Vec<super::a::Id>");
-        assert_eq!(rebased("crate::a::self_made::Id"), "crate::a::self_made::Id");
+        assert_eq!(
+            rebased("crate::a::self_made::Id"),
+            "crate::a::self_made::Id"
+        );
         assert_eq!(rebased("Id"), "Id");
     }
 }

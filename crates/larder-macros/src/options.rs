@@ -288,8 +288,7 @@ fn duration_value(meta: &ParseNestedMeta<'_>) -> syn::Result<(DurationValue, Spa
     let expr: Expr = meta.value()?.parse()?;
     match &expr {
         Expr::Lit(lit) => {
-            let value =
-                duration::literal(&lit.lit).map_err(|m| Error::new(lit.lit.span(), m))?;
+            let value = duration::literal(&lit.lit).map_err(|m| Error::new(lit.lit.span(), m))?;
             Ok((DurationValue::Literal(value), lit.lit.span()))
         }
         // `60 * 5` would be "expected `Duration`, found integer": say how.
@@ -463,7 +462,10 @@ mod tests {
         assert!(matches!(o.ttl, Some(DurationValue::Expr(_))));
         assert!(matches!(o.stale_if_error, Some(DurationValue::Expr(_))));
         // A zero window is off, as if not given.
-        assert!(parse(r#"stale_if_error = "0s""#).unwrap().stale_if_error.is_none());
+        assert!(parse(r#"stale_if_error = "0s""#)
+            .unwrap()
+            .stale_if_error
+            .is_none());
     }
 
     #[test]
@@ -476,9 +478,18 @@ mod tests {
             ("ttl = \"0s\"", "zero caches nothing"),
             ("ttl = 15m", "\"15m\""),
             ("ttl = 60 * 5", "Duration::from_secs(60 * 5)"),
-            ("ttl = \"15 parsecs\"", "is not a duration: unknown time unit"),
-            ("cache_control = \"x\"", "`cache_control` is now `client_cache_control`"),
-            ("expire = 60", "did you mean `ttl`?): `expire` is fastapi-cache's word"),
+            (
+                "ttl = \"15 parsecs\"",
+                "is not a duration: unknown time unit",
+            ),
+            (
+                "cache_control = \"x\"",
+                "`cache_control` is now `client_cache_control`",
+            ),
+            (
+                "expire = 60",
+                "did you mean `ttl`?): `expire` is fastapi-cache's word",
+            ),
             ("timeout = 60", "`timeout` is Django's word"),
             ("vary = [\"bad name\"]", "not a header name"),
             ("statuses = [42]", "from 100 to 999"),

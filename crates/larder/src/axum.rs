@@ -1,8 +1,9 @@
 //! The axum adapter behind `#[larder::cache]`.
 //!
-//! The attribute turns a handler into one that takes a hidden
-//! [`CacheRequest`] extractor first and hands it, with the handler's own
-//! future, to [`run`]. `run` does what the tower layer does: ask the engine,
+//! The attribute turns a handler into one that also takes a
+//! [`CacheRequest`] extractor (in a tuple with the handler's first one, so
+//! that it takes as many arguments as the handler) and hands it, with the
+//! handler's own future, to [`run`]. `run` does what the tower layer does: ask the engine,
 //! answer from the cache or call the handler, and give the engine the
 //! response. Nothing here decides anything about caching.
 //!
@@ -55,8 +56,11 @@ use crate::{Cache, CacheBody, Lookup, Policy};
 
 /// The extractor `#[larder::cache]` adds to a handler: what the cache needs
 /// of the request (method, URI, version, header fields, whether a cache
-/// layer further out is filling it) and the caches the request carries. It takes nothing from the request, so it may stand
-/// before any other extractor, a body extractor included.
+/// layer further out is filling it) and the caches the request carries.
+/// It takes nothing from the request, so it may stand before any other
+/// extractor, a body extractor included. The attribute pairs it with the
+/// handler's first extractor: in axum's errors about the handler's type,
+/// `(CacheRequest, T)` is that first argument `T`.
 ///
 /// ```
 /// use axum::response::Response;

@@ -93,6 +93,7 @@ pub mod policy;
 mod registry;
 pub mod store;
 
+pub use duration::parse_duration;
 pub use engine::{
     Cache, CacheBody, CacheBuilder, Failure, Fill, Lookup, PurgeError, Stats,
     DEFAULT_HOT_TIER_BYTES, DEFAULT_IN_FLIGHT_BYTES, DEFAULT_L1_TTL, DEFAULT_MAX_BODY_BYTES,
@@ -100,7 +101,6 @@ pub use engine::{
 };
 #[cfg(feature = "macros")]
 pub use larder_macros::{cache, memoize};
-pub use duration::parse_duration;
 pub use layer::{CacheFuture, CacheLayer, CacheService, ExtensionLayer, ExtensionService};
 pub use policy::{ClientCacheControl, Heuristic, NotStored, Policy};
 pub use registry::{init, InitError};

@@ -444,12 +444,7 @@ async fn stored_entry(w: &World, namespace: &str, path: &str) -> larder::entry::
         None,
     )
     .unwrap();
-    let stored = w
-        .store
-        .get(&key.store_key)
-        .await
-        .unwrap()
-        .expect("stored");
+    let stored = w.store.get(&key.store_key).await.unwrap().expect("stored");
     let Record::Entry(entry) = Record::decode(stored, usize::MAX).unwrap() else {
         panic!("expected an entry")
     };
@@ -492,7 +487,11 @@ async fn durations_are_expressions_or_humantime_text_to_the_millisecond() {
         w.counter(),
     );
     let first = get_reply(&app, "/report").await;
-    assert!(first.cache_status().contains("ttl=900"), "{}", first.cache_status());
+    assert!(
+        first.cache_status().contains("ttl=900"),
+        "{}",
+        first.cache_status()
+    );
     let entry = stored_entry(&w, "default", "/report").await;
     assert_eq!(entry.lifetime, REPORT_TTL);
     assert_eq!(entry.stale_while_revalidate, Duration::from_secs(45));
@@ -511,7 +510,11 @@ async fn durations_are_expressions_or_humantime_text_to_the_millisecond() {
     // Past 1.5 s: stale, served while a refresh runs.
     w.clock.advance(Duration::from_millis(200));
     let stale = get_reply(&app, "/quick").await;
-    assert!(stale.cache_status().contains("ttl=-"), "{}", stale.cache_status());
+    assert!(
+        stale.cache_status().contains("ttl=-"),
+        "{}",
+        stale.cache_status()
+    );
 }
 
 const NO_TIME: Duration = Duration::ZERO;

@@ -31,7 +31,7 @@ pub enum Expires {
 }
 
 /// Reads `Expires`: several field lines are treated as invalid. `now`
-/// places two-digit years ([`date::parse`](super::date::parse)).
+/// places two-digit years ([`date::parse`]).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -59,7 +59,7 @@ pub fn expires(headers: &HeaderMap, now: SystemTime) -> Expires {
 
 /// Reads an HTTP-date field (`Date`, `Last-Modified`); `None` when absent,
 /// repeated or invalid. All three HTTP-date formats are accepted, as a
-/// cache should read them ([`date::parse`](super::date::parse): any case,
+/// cache should read them ([`date::parse`]: any case,
 /// whatever the weekday says, two-digit years placed relative to `now`).
 ///
 /// ```
