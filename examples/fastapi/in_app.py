@@ -33,7 +33,7 @@ async def list_items():
 
 
 @app.get("/items/{item_id}")
-@larder.cache(ttl="5m", namespace="items", tags=["items"], cache_control="no-cache")
+@larder.cache(ttl="5m", namespace="items", tags=["items"], client_cache_control="no-cache")
 async def item(item_id: int):
     # Shared for 5 minutes here; browsers revalidate every time.
     return {"id": item_id, "name": ITEMS.get(item_id)}

@@ -7,14 +7,19 @@
 //! becomes
 //! ```text
 //! async fn list_items(
-//!     __larder_request: ::larder::axum::CacheRequest,
-//!     __larder_arg0: State<Db>,
+//!     (__larder_request, __larder_arg0): (::larder::axum::CacheRequest, State<Db>),
 //! ) -> ::larder::__private::Response {
 //!     async fn list_items(State(db): State<Db>) -> Json<Vec<Item>> { .. }
 //!     static __LARDER_ROUTE: ::larder::axum::CachedRoute = /* name, cache, policy */;
 //!     ::larder::axum::run(__larder_request, &__LARDER_ROUTE, list_items(__larder_arg0)).await
 //! }
 //! ```
+//!
+//! The cache's extractor rides in a tuple with the handler's first one
+//! (axum extracts tuples of extractors), so the wrapper takes as many
+//! arguments as the handler: `#[axum::debug_handler]` above the attribute
+//! checks a call with the handler's own arity. Below it, it is moved onto
+//! the handler itself.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -31,13 +36,13 @@ pub const ATTRIBUTE: Attribute = Attribute {
         "vary",
         "tags",
         "statuses",
-        "cache_control",
+        "client_cache_control",
         "stale_while_revalidate",
         "stale_if_error",
         "early_refresh",
-        "key",
+        "key_extra",
         "cache",
-        "honor_request_cache_control",
+        "honor_request_directives",
         "allow_authorization",
         "origin_headers",
         "invalidates",
@@ -50,17 +55,17 @@ const ENTRY_OPTIONS: &[&str] = &[
     "vary",
     "tags",
     "statuses",
-    "cache_control",
+    "client_cache_control",
     "stale_while_revalidate",
     "stale_if_error",
     "early_refresh",
-    "honor_request_cache_control",
+    "honor_request_directives",
     "allow_authorization",
 ];
 
-/// axum implements `Handler` for functions of up to 16 extractors, and the
-/// attribute adds one.
-const MAX_ARGUMENTS: usize = 15;
+/// axum implements `Handler` for functions of up to 16 extractors (the
+/// cache's shares a tuple with the first, so it adds none).
+const MAX_ARGUMENTS: usize = 16;
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let function: ItemFn = syn::parse2(item)?;
@@ -80,8 +85,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         return Err(Error::new_spanned(
             &sig.inputs,
             format!(
-                "#[larder::cache] adds an extractor, and axum handlers take at most 16: \
-                 this one can take at most {MAX_ARGUMENTS}; group some into a struct that implements FromRequestParts"
+                "axum handlers take at most {MAX_ARGUMENTS} extractors; group some into a struct \
+                 that implements FromRequestParts"
             ),
         ));
     }
@@ -97,23 +102,44 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         None => quote!(::core::option::Option::None),
     };
     let idents: Vec<_> = arguments.iter().map(|a| &a.ident).collect();
-    let types = arguments.iter().map(|a| &a.ty);
-    // The wrapper has one argument more than the user wrote: do not lint
-    // the user for it.
-    let allow = (arguments.len() == 7).then(|| quote!(#[allow(clippy::too_many_arguments)]));
+    // The cache's extractor shares a tuple with the first argument.
+    let params = match arguments.split_first() {
+        None => quote!(__larder_request: ::larder::axum::CacheRequest),
+        Some((first, rest)) => {
+            let (ident, ty) = (&first.ident, &first.ty);
+            let rest = rest.iter().map(|a| {
+                let (ident, ty) = (&a.ident, &a.ty);
+                quote!(#ident: #ty)
+            });
+            quote! {
+                (__larder_request, #ident): (::larder::axum::CacheRequest, #ty),
+                #(#rest),*
+            }
+        }
+    };
+    // `#[axum::debug_handler]` under the attribute checks the handler as
+    // written, not the wrapper.
+    let (inner_attrs, outer_attrs): (Vec<_>, Vec<_>) =
+        attrs.iter().partition(|a| is_debug_handler(a));
     Ok(quote! {
-        #(#attrs)*
-        #allow
-        #vis async fn #name(
-            __larder_request: ::larder::axum::CacheRequest,
-            #(#idents: #types),*
-        ) -> ::larder::__private::Response {
+        #(#outer_attrs)*
+        #[allow(clippy::too_many_arguments)]
+        #vis async fn #name(#params) -> ::larder::__private::Response {
+            #(#inner_attrs)*
             #sig #block
             static __LARDER_ROUTE: ::larder::axum::CachedRoute =
                 ::larder::axum::CachedRoute::new(#name_text, #cache, || #policy);
             ::larder::axum::run(__larder_request, &__LARDER_ROUTE, #name(#(#idents),*)).await
         }
     })
+}
+
+/// `#[debug_handler]`, `#[axum::debug_handler]`, `#[axum_macros::debug_handler]`.
+fn is_debug_handler(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "debug_handler")
 }
 
 fn generic(name: &syn::Ident, at: impl quote::ToTokens) -> Error {
@@ -135,14 +161,12 @@ fn generic(name: &syn::Ident, at: impl quote::ToTokens) -> Error {
 /// so a `ttl` is never refused: on a POST it is ignored, as every write
 /// stores nothing, and on a GET it caches.
 fn policy(o: &Options) -> syn::Result<TokenStream> {
-    let mut policy = match (o.ttl, o.origin_headers) {
+    let mut policy = match (&o.ttl, o.origin_headers) {
         (Some(_), Some(span)) => return Err(Error::new(
             span,
             "`origin_headers` takes freshness from the response; it cannot be combined with `ttl`",
         )),
-        (Some(seconds), None) => {
-            quote!(::larder::Policy::ttl(::core::time::Duration::from_secs(#seconds)))
-        }
+        (Some(ttl), None) => quote!(::larder::Policy::ttl(#ttl)),
         (None, Some(_)) => quote!(::larder::Policy::origin_headers()),
         (None, None) => {
             if let Some((name, span)) = ENTRY_OPTIONS
@@ -181,30 +205,30 @@ fn policy(o: &Options) -> syn::Result<TokenStream> {
             }
         ),*])));
     }
-    if let Some(value) = &o.cache_control {
+    if let Some(value) = &o.client_cache_control {
         policy.extend(
             quote!(.client_cache_control(::larder::ClientCacheControl::Fixed(
                 ::larder::__private::HeaderValue::from_static(#value)
             ))),
         );
     }
-    if let Some(seconds) = o.stale_while_revalidate {
-        policy.extend(quote!(.stale_while_revalidate(::core::time::Duration::from_secs(#seconds))));
+    if let Some(window) = &o.stale_while_revalidate {
+        policy.extend(quote!(.stale_while_revalidate(#window)));
     }
-    if let Some(seconds) = o.early_refresh {
-        policy.extend(quote!(.early_refresh(::core::time::Duration::from_secs(#seconds))));
+    if let Some(delta) = &o.early_refresh {
+        policy.extend(quote!(.early_refresh(#delta)));
     }
-    if let Some(seconds) = o.stale_if_error {
-        policy.extend(quote!(.stale_if_error(::core::time::Duration::from_secs(#seconds))));
+    if let Some(window) = &o.stale_if_error {
+        policy.extend(quote!(.stale_if_error(#window)));
     }
-    if let Some(key) = &o.key {
+    if let Some(key) = &o.key_extra {
         policy.extend(quote!(.key_extra(#key)));
     }
     if !o.invalidates.is_empty() {
         let namespaces = &o.invalidates;
         policy.extend(quote!(.invalidates([#(#namespaces),*])));
     }
-    if let Some(honor) = o.honor_request_cache_control {
+    if let Some(honor) = o.honor_request_directives {
         policy.extend(quote!(.honor_request_directives(#honor)));
     }
     if let Some(allow) = o.allow_authorization {

@@ -50,25 +50,59 @@ use proc_macro::TokenStream;
 ///
 /// # Options
 ///
-/// Each option is one call on [`Policy`](../larder/struct.Policy.html); the
-/// attribute holds no caching rule of its own. Mistakes are compile errors.
+/// Each option is one call on [`Policy`](../larder/policy/route/struct.Policy.html), under the same name (the
+/// proxy's TOML uses it too); the attribute holds no caching rule of its
+/// own. Mistakes are compile errors.
 ///
 /// | option | meaning | `Policy` call |
 /// | --- | --- | --- |
-/// | `ttl = "15m"` | fresh for this long: `"90s"`, `"1h30m"`, `"2d"`, or seconds such as `900`; leave it out on a write handler | `Policy::ttl` (without it: `Policy::write`) |
+/// | `ttl = "15m"` | fresh for this long (see *Durations*); leave it out on a write handler | `Policy::ttl` (without it: `Policy::write`) |
 /// | `origin_headers` | instead of `ttl`: freshness from the response's own headers (RFC 9111) | `Policy::origin_headers` |
 /// | `namespace = "items"` | a group of routes purged together | `namespace` |
 /// | `invalidates = ["items"]` | more namespaces a successful write invalidates its URI in, besides its own | `invalidates` |
 /// | `vary = ["accept-language"]` | request headers that select different entries | `vary` |
 /// | `tags = ["items"]` | tags stored with each entry | `tags` |
 /// | `statuses = [200, 404]` | the statuses that may be stored (default 200) | `statuses` |
-/// | `cache_control = "public, max-age=60"` | the `Cache-Control` clients get | `client_cache_control` |
-/// | `stale_while_revalidate = "30s"`, `stale_if_error = "5m"` | stale windows when the response gives none | `stale_while_revalidate`, `stale_if_error` |
-/// | `early_refresh = "2s"` | refresh shortly before expiry, in the background, with a probability that grows as expiry nears; about how long the handler takes (off by default) | `early_refresh` |
-/// | `key = path::to::tenant` | a `fn(&http::request::Parts) -> String` whose result is part of the key | `key_extra` |
-/// | `honor_request_cache_control = false` | ignore the client's `Cache-Control: no-cache` and friends | `honor_request_directives` |
+/// | `client_cache_control = "public, max-age=60"` | the `Cache-Control` clients get | `client_cache_control` |
+/// | `stale_while_revalidate = "30s"`, `stale_if_error = "5m"` | stale windows when the response gives none; zero is off | `stale_while_revalidate`, `stale_if_error` |
+/// | `early_refresh = "2s"` | refresh shortly before expiry, in the background, with a probability that grows as expiry nears; about how long the handler takes (off by default; zero is off) | `early_refresh` |
+/// | `key_extra = path::to::tenant` | a `fn(&http::request::Parts) -> String` whose result is part of the key | `key_extra` |
+/// | `honor_request_directives = false` | ignore the client's `Cache-Control: no-cache` and friends | `honor_request_directives` |
 /// | `allow_authorization = true` | share responses to requests that carry `Authorization` | `allow_authorization` |
 /// | `cache = "sessions"` | use the cache of that name, when an app has several | |
+///
+/// The old spellings `cache_control`, `key` and
+/// `honor_request_cache_control` are errors that name the new ones, and
+/// `expire` (fastapi-cache's word) and `timeout` (Django's) ask "did you
+/// mean `ttl`?".
+///
+/// # Durations
+///
+/// `ttl`, the stale windows and `early_refresh` take text in
+/// [humantime](https://docs.rs/humantime)'s grammar, as every face of
+/// larder does ([`larder::parse_duration`](../larder/duration/fn.parse_duration.html)): `"250ms"`, `"90s"`, `"15m"`,
+/// `"1h30m"`, `"1h 30m"`, `"2d"` (`"1m1m"` is two minutes); or an integer
+/// of seconds such as `900`. They are kept to the millisecond, at most 68
+/// years. A `ttl` of zero is an error; a zero window or `early_refresh` is
+/// off.
+///
+/// Any other expression of type `std::time::Duration` is taken as it is,
+/// and evaluated when the handler first runs:
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// const TTL: Duration = Duration::from_secs(15 * 60);
+///
+/// #[larder::cache(ttl = TTL, stale_if_error = Duration::from_secs(60 * 5))]
+/// async fn report() -> &'static str {
+///     "report"
+/// }
+/// ```
+///
+/// Literals are checked at compile time. An expression cannot be: a `ttl`
+/// that comes to zero leaves the route uncached, and one error naming the
+/// handler is logged when it first runs.
 ///
 /// # Where the cache comes from
 ///
@@ -80,17 +114,38 @@ use proc_macro::TokenStream;
 ///
 /// # What the handler sees
 ///
-/// The generated handler takes a hidden extractor first (it reads the
-/// method, URI and header fields, and takes nothing, so a body extractor may
-/// still come last), then the handler's own extractors: `State`, `Path`,
-/// `Query`, `Json`, headers, your own. They run before the cache is asked,
-/// on the request as the client sent it, so a header extractor sees a
-/// `HEAD` or an `If-None-Match` the cache will answer itself from the full
-/// response the handler gives. The handler may return anything that
-/// implements `IntoResponse`, `Result`s included; only what the policy
-/// allows (by default a 200 without `Set-Cookie`, `private` or `no-store`)
-/// is stored. The handler keeps its attributes, docs and visibility; it
-/// must not be generic.
+/// The handler's own extractors: `State`, `Path`, `Query`, `Json`,
+/// headers, your own. They run before the cache is asked, on the request
+/// as the client sent it, so a header extractor sees a `HEAD` or an
+/// `If-None-Match` the cache will answer itself from the full response
+/// the handler gives. The handler may return anything that implements
+/// `IntoResponse`, `Result`s included; only what the policy allows (by
+/// default a 200 without `Set-Cookie`, `private` or `no-store`) is
+/// stored. The handler keeps its attributes, docs and visibility; it must
+/// not be generic. Up to 16 extractors, as axum allows.
+///
+/// The function the attribute makes, the one the router calls, also takes
+/// `larder::axum::CacheRequest`, an extractor that copies the method, URI
+/// and header fields for the cache and takes nothing, so a body extractor
+/// may still come last. It rides in a tuple with the handler's first
+/// argument, so the function takes as many arguments as the handler, and
+/// axum's errors about a handler that is not a `Handler` show it as
+/// `fn((CacheRequest, T), ..)`: `T` is the handler's first argument.
+/// `#[axum::debug_handler]` works above or below the attribute; below it
+/// checks the handler as written, so its errors name your arguments:
+///
+/// ```no_run
+/// use axum::extract::{Path, State};
+///
+/// #[derive(Clone)]
+/// struct Db;
+///
+/// #[larder::cache(ttl = "15m")]
+/// #[axum::debug_handler]
+/// async fn item(State(_db): State<Db>, Path(id): Path<u32>) -> String {
+///     format!("item {id}")
+/// }
+/// ```
 ///
 /// # Write handlers
 ///
@@ -99,10 +154,10 @@ use proc_macro::TokenStream;
 /// that of a same-origin `Location` or `Content-Location` (RFC 9111 §4.4),
 /// in the handler's namespace and in each one `invalidates` names. A write
 /// handler needs no `ttl`: without one (and without `origin_headers`) it is
-/// a write handler ([`Policy::write`](../larder/struct.Policy.html#method.write)),
-/// and options that shape stored responses (`vary`, `tags`, `statuses`,
-/// `cache_control`, the stale windows, `early_refresh`,
-/// `honor_request_cache_control`, `allow_authorization`) are compile errors
+/// a write handler ([`Policy::write`](../larder/policy/route/struct.Policy.html#method.write)), and options that shape stored
+/// responses (`vary`, `tags`, `statuses`, `client_cache_control`, the
+/// stale windows, `early_refresh`, `honor_request_directives`,
+/// `allow_authorization`) are compile errors
 /// there. The attribute cannot see which methods the router sends the
 /// handler, so a `ttl` is not refused: a write ignores it (it stores
 /// nothing), and a GET sent to the same handler is cached with it. A GET
@@ -159,19 +214,25 @@ pub fn cache(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     let first = profile(&pool, 7).await.unwrap(); // runs the query
 ///     let again = profile(&pool, 7).await.unwrap(); // from the cache
 ///     assert_eq!(first.name, again.name);
+///     profile::forget(7).await; // forgets user 7's profile: the key's arguments
 ///     profile::purge().await; // forgets every stored profile
 /// }
 /// ```
 ///
 /// # Options
 ///
-/// - `ttl = "5m"` (required): how long a result is kept; `"90s"`, `"1h30m"`,
-///   `"2d"`, or seconds such as `300`.
+/// - `ttl = "5m"` (required): how long a result is kept, as
+///   `#[larder::cache]` takes it (`"250ms"`, `"90s"`, `"1h30m"`, seconds
+///   such as `300`), or a constant expression of type `Duration` such as
+///   `TTL` or `Duration::from_secs(60 * 5)` (it sets up a `static`); a
+///   zero one, literal or constant, fails to compile.
 /// - `namespace = "profiles"`: keys' namespace. Default `"default"`.
 /// - `skip(pool, ..)`: arguments left out of the key, such as a pool or a
 ///   client. Every other argument must implement `serde::Serialize`; equal
 ///   arguments must serialize equally (a `HashMap`'s order does not).
 /// - `cache = "name"`: the cache set up with `larder::init` under that name.
+/// - `module = profile_cache`: the name of the module below, when an item
+///   of the function's name is already there.
 ///
 /// # Behaviour
 ///
@@ -183,9 +244,16 @@ pub fn cache(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// and when the store fails, the function runs uncached (an error is
 /// logged, never returned).
 ///
-/// The attribute also makes a module of the function's name with
-/// `purge()`, which forgets every result the function stored. It goes on
-/// free, non-generic `async fn`s.
+/// The attribute also makes a module of the function's name (or the one
+/// `module` gives) beside it, with `forget(args)`, which forgets the result
+/// stored for those arguments (the key's: `skip(..)` ones are not taken),
+/// and `purge()`, which forgets every result the function stored. A module
+/// needs the name in the type namespace: beside a `mod profile` or a
+/// `struct profile`, the compiler says "the name `profile` is defined
+/// multiple times"; `module = ..` is the way out. The module sees what the
+/// function's module sees (`use super::*`, for the argument types and the
+/// `ttl`), so declare the function at module level, not in a function
+/// body. The attribute goes on free, non-generic `async fn`s.
 #[proc_macro_attribute]
 pub fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
     or_error(memoize::expand(attr.into(), item.clone().into()), item)

@@ -2,9 +2,13 @@
 //! mistake is a compile error on the offending token that says what to
 //! write instead.
 
+use std::time::Duration;
+
 use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
+use syn::spanned::Spanned;
 use syn::{Error, Expr, Ident, Lit, LitStr, Path};
 
 use crate::duration;
@@ -15,25 +19,82 @@ pub struct Attribute {
     pub options: &'static [&'static str],
 }
 
+/// Options renamed to the name `Policy` and the proxy's TOML use: the old
+/// spelling is an error that names the new one.
+const RENAMED: &[(&str, &str)] = &[
+    ("cache_control", "client_cache_control"),
+    ("honor_request_cache_control", "honor_request_directives"),
+    ("key", "key_extra"),
+];
+
+/// Other caches' words for `ttl`.
+const TTL_ELSEWHERE: &[(&str, &str)] = &[("expire", "fastapi-cache"), ("timeout", "Django")];
+
+/// A duration option's value.
+pub enum DurationValue {
+    /// A literal, checked here.
+    Literal(Duration),
+    /// Any other expression: a `core::time::Duration`, checked by the
+    /// compiler (its type) and at run time (a zero `ttl`).
+    Expr(Expr),
+}
+
+impl DurationValue {
+    /// A zero literal: the option is off (a stale window, early refresh).
+    pub fn is_zero_literal(&self) -> bool {
+        matches!(self, DurationValue::Literal(d) if d.is_zero())
+    }
+
+    /// The literal, in whole milliseconds (all larder keeps).
+    #[cfg(test)]
+    pub fn millis(&self) -> Option<u64> {
+        match self {
+            DurationValue::Literal(d) => Some(d.as_millis() as u64),
+            DurationValue::Expr(_) => None,
+        }
+    }
+}
+
+impl ToTokens for DurationValue {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(match self {
+            DurationValue::Literal(d) => {
+                let millis = d.as_millis() as u64;
+                quote!(::core::time::Duration::from_millis(#millis))
+            }
+            // The type on the binding makes a mistake "expected `Duration`"
+            // at the expression.
+            DurationValue::Expr(expr) => quote_spanned! {expr.span()=>
+                {
+                    let duration: ::core::time::Duration = #expr;
+                    duration
+                }
+            },
+        });
+    }
+}
+
 /// The options given, as the attribute will use them.
 #[derive(Default)]
 pub struct Options {
-    pub ttl: Option<u64>,
+    pub ttl: Option<DurationValue>,
     pub namespace: Option<LitStr>,
     pub vary: Vec<LitStr>,
     pub tags: Vec<LitStr>,
     pub statuses: Vec<u16>,
-    pub cache_control: Option<LitStr>,
-    pub stale_while_revalidate: Option<u64>,
-    pub stale_if_error: Option<u64>,
-    pub early_refresh: Option<u64>,
-    pub key: Option<Path>,
+    pub client_cache_control: Option<LitStr>,
+    pub stale_while_revalidate: Option<DurationValue>,
+    pub stale_if_error: Option<DurationValue>,
+    pub early_refresh: Option<DurationValue>,
+    pub key_extra: Option<Path>,
     pub cache: Option<LitStr>,
-    pub honor_request_cache_control: Option<bool>,
+    pub honor_request_directives: Option<bool>,
     pub allow_authorization: Option<bool>,
     pub origin_headers: Option<Span>,
     pub invalidates: Vec<LitStr>,
     pub skip: Vec<Ident>,
+    /// `#[larder::memoize(module = name)]`: the companion module's name.
+    pub module: Option<Ident>,
     /// Each option given, where it was written.
     seen: Vec<(String, Span)>,
 }
@@ -62,20 +123,18 @@ impl Options {
         self.seen.push((name.clone(), span));
         match name.as_str() {
             "ttl" => {
-                let (seconds, span) = duration_value(&meta)?;
-                if seconds == 0 {
-                    return Err(Error::new(
-                        span,
-                        "a `ttl` of zero caches nothing: give a positive duration such as \"15m\"",
-                    ));
+                let (value, span) = duration_value(&meta)?;
+                if value.is_zero_literal() {
+                    return Err(Error::new(span, duration::ZERO_TTL));
                 }
-                self.ttl = Some(seconds);
+                self.ttl = Some(value);
             }
+            // Zero is off, as if the option were not given.
             "stale_while_revalidate" => {
-                self.stale_while_revalidate = Some(duration_value(&meta)?.0)
+                self.stale_while_revalidate = duration_value(&meta)?.0.nonzero()
             }
-            "stale_if_error" => self.stale_if_error = Some(duration_value(&meta)?.0),
-            "early_refresh" => self.early_refresh = Some(duration_value(&meta)?.0),
+            "stale_if_error" => self.stale_if_error = duration_value(&meta)?.0.nonzero(),
+            "early_refresh" => self.early_refresh = duration_value(&meta)?.0.nonzero(),
             "namespace" => self.namespace = Some(string(&meta, "a namespace such as \"items\"")?),
             "cache" => {
                 let name = string(&meta, "a cache's name such as \"sessions\"")?;
@@ -84,7 +143,7 @@ impl Options {
                 }
                 self.cache = Some(name);
             }
-            "cache_control" => {
+            "client_cache_control" => {
                 let value = string(&meta, "a header value such as \"public, max-age=60\"")?;
                 if !value
                     .value()
@@ -96,7 +155,7 @@ impl Options {
                         "a Cache-Control value holds visible ASCII only, such as \"public, max-age=60\"",
                     ));
                 }
-                self.cache_control = Some(value);
+                self.client_cache_control = Some(value);
             }
             "vary" => {
                 for name in strings(&meta, "header names such as [\"accept-language\"]")? {
@@ -115,8 +174,8 @@ impl Options {
                 self.invalidates = namespaces;
             }
             "statuses" => self.statuses = statuses(&meta)?,
-            "key" => self.key = Some(key_fn(&meta)?),
-            "honor_request_cache_control" => self.honor_request_cache_control = Some(flag(&meta)?),
+            "key_extra" => self.key_extra = Some(key_fn(&meta)?),
+            "honor_request_directives" => self.honor_request_directives = Some(flag(&meta)?),
             "allow_authorization" => self.allow_authorization = Some(flag(&meta)?),
             "origin_headers" => {
                 if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
@@ -129,6 +188,20 @@ impl Options {
                         .get_ident()
                         .map_or_else(Span::call_site, Ident::span),
                 );
+            }
+            "module" => {
+                let expr: Expr = meta.value()?.parse()?;
+                match &expr {
+                    Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                        self.module = p.path.get_ident().cloned();
+                    }
+                    _ => {
+                        return Err(Error::new_spanned(
+                            expr,
+                            "`module` takes a name for the module of `purge` and `forget`, such as module = profile_cache",
+                        ))
+                    }
+                }
             }
             "skip" => meta.parse_nested_meta(|arg| {
                 match arg.path.get_ident() {
@@ -149,6 +222,20 @@ impl Options {
 }
 
 fn unknown(attribute: &Attribute, name: &str) -> String {
+    if let Some((_, new)) = RENAMED
+        .iter()
+        .find(|(old, new)| *old == name && attribute.options.contains(new))
+    {
+        return format!(
+            "`{name}` is now `{new}`, the name `Policy` and the proxy's TOML use: write {new} = .."
+        );
+    }
+    if let Some((_, whose)) = TTL_ELSEWHERE.iter().find(|(word, _)| *word == name) {
+        return format!(
+            "unknown option `{name}` for #[larder::{}] (did you mean `ttl`?): `{name}` is {whose}'s word for how long a result is kept; larder's is `ttl`, such as ttl = \"15m\"",
+            attribute.name
+        );
+    }
     let closest = attribute
         .options
         .iter()
@@ -184,21 +271,53 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn duration_value(meta: &ParseNestedMeta<'_>) -> syn::Result<(u64, Span)> {
+impl DurationValue {
+    fn nonzero(self) -> Option<Self> {
+        (!self.is_zero_literal()).then_some(self)
+    }
+}
+
+/// A duration: a literal checked here, or any expression of type
+/// `Duration` (a const, `Duration::from_secs(60 * 5)`).
+fn duration_value(meta: &ParseNestedMeta<'_>) -> syn::Result<(DurationValue, Span)> {
     let name = meta
         .path
         .get_ident()
         .map(Ident::to_string)
         .unwrap_or_default();
     let expr: Expr = meta.value()?.parse()?;
-    let Expr::Lit(lit) = &expr else {
-        return Err(Error::new_spanned(
-            &expr,
-            format!("`{name}` takes a duration literal: {}", duration::HOW),
-        ));
-    };
-    let seconds = duration::seconds(&lit.lit).map_err(|m| Error::new(lit.lit.span(), m))?;
-    Ok((seconds, lit.lit.span()))
+    match &expr {
+        Expr::Lit(lit) => {
+            let value = duration::literal(&lit.lit).map_err(|m| Error::new(lit.lit.span(), m))?;
+            Ok((DurationValue::Literal(value), lit.lit.span()))
+        }
+        // `60 * 5` would be "expected `Duration`, found integer": say how.
+        arithmetic if integer_arithmetic(arithmetic) => Err(Error::new_spanned(
+            arithmetic,
+            format!(
+                "`{name}` takes a duration; an integer expression needs its unit: write \
+                 Duration::from_secs({})",
+                quote!(#arithmetic)
+            ),
+        )),
+        _ => {
+            let span = expr.span();
+            Ok((DurationValue::Expr(expr), span))
+        }
+    }
+}
+
+/// Integer literals and arithmetic on them: `60 * 5`, `-1`, `(2 + 3)`.
+fn integer_arithmetic(expr: &Expr) -> bool {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.suffix().is_empty(),
+        Expr::Binary(b) => integer_arithmetic(&b.left) && integer_arithmetic(&b.right),
+        Expr::Unary(u) => integer_arithmetic(&u.expr),
+        Expr::Paren(p) => integer_arithmetic(&p.expr),
+        _ => false,
+    }
 }
 
 fn string(meta: &ParseNestedMeta<'_>, what: &str) -> syn::Result<LitStr> {
@@ -283,13 +402,13 @@ fn key_fn(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
         }) => Err(Error::new(
             s.span(),
             format!(
-                "write the function's path without quotes: key = {}",
+                "write the function's path without quotes: key_extra = {}",
                 s.value()
             ),
         )),
         other => Err(Error::new_spanned(
             other,
-            "`key` takes the path of a `fn(&http::request::Parts) -> String`, such as key = tenant",
+            "`key_extra` takes the path of a `fn(&http::request::Parts) -> String`, such as key_extra = tenant",
         )),
     }
 }
@@ -317,6 +436,8 @@ mod tests {
             "statuses",
             "skip",
             "origin_headers",
+            "client_cache_control",
+            "stale_if_error",
         ],
     };
 
@@ -327,12 +448,24 @@ mod tests {
     #[test]
     fn options_are_read() {
         let o = parse(r#"ttl = "1h30m", namespace = "items", vary = ["Accept-Language"], statuses = [200, 404], skip(pool, db)"#).unwrap();
-        assert_eq!(o.ttl, Some(5_400));
+        assert_eq!(o.ttl.unwrap().millis(), Some(5_400_000));
         assert_eq!(o.namespace.unwrap().value(), "items");
         assert_eq!(o.vary[0].value(), "accept-language");
         assert_eq!(o.statuses, [200, 404]);
         assert_eq!(o.skip.len(), 2);
         assert!(parse("origin_headers").unwrap().origin_headers.is_some());
+        assert_eq!(
+            parse(r#"ttl = "250ms""#).unwrap().ttl.unwrap().millis(),
+            Some(250)
+        );
+        let o = parse("ttl = TTL, stale_if_error = Duration::from_secs(60 * 5)").unwrap();
+        assert!(matches!(o.ttl, Some(DurationValue::Expr(_))));
+        assert!(matches!(o.stale_if_error, Some(DurationValue::Expr(_))));
+        // A zero window is off, as if not given.
+        assert!(parse(r#"stale_if_error = "0s""#)
+            .unwrap()
+            .stale_if_error
+            .is_none());
     }
 
     #[test]
@@ -342,8 +475,22 @@ mod tests {
             ("colour = 1", "it takes: ttl, namespace"),
             ("ttl = 1, ttl = 2", "given twice"),
             ("ttl = 0", "zero caches nothing"),
+            ("ttl = \"0s\"", "zero caches nothing"),
             ("ttl = 15m", "\"15m\""),
-            ("ttl = MINUTE", "takes a duration literal"),
+            ("ttl = 60 * 5", "Duration::from_secs(60 * 5)"),
+            (
+                "ttl = \"15 parsecs\"",
+                "is not a duration: unknown time unit",
+            ),
+            (
+                "cache_control = \"x\"",
+                "`cache_control` is now `client_cache_control`",
+            ),
+            (
+                "expire = 60",
+                "did you mean `ttl`?): `expire` is fastapi-cache's word",
+            ),
+            ("timeout = 60", "`timeout` is Django's word"),
             ("vary = [\"bad name\"]", "not a header name"),
             ("statuses = [42]", "from 100 to 999"),
             ("namespace = items", "in quotes"),

@@ -92,18 +92,14 @@ impl PyCache {
         if let Some(hosts) = allowed_hosts {
             builder = builder.allowed_hosts(hosts);
         }
-        let durations: [(_, _, SetDuration); 4] = [
+        // A wait, a lease and an interval have no "off": zero is refused.
+        let durations: [(_, _, SetDuration); 3] = [
             (
                 coalesce_wait,
                 "coalesce_wait",
                 larder::CacheBuilder::coalesce_wait,
             ),
             (lease_ttl, "lease_ttl", larder::CacheBuilder::lease_ttl),
-            (
-                hit_for_miss,
-                "hit_for_miss",
-                larder::CacheBuilder::hit_for_miss,
-            ),
             (
                 namespace_refresh,
                 "namespace_refresh",
@@ -112,8 +108,12 @@ impl PyCache {
         ];
         for (value, option, set) in durations {
             if let Some(value) = value {
-                builder = set(builder, duration::extract(value, option)?);
+                builder = set(builder, duration::positive(value, option)?);
             }
+        }
+        // Zero turns hit-for-miss off.
+        if let Some(value) = hit_for_miss {
+            builder = builder.hit_for_miss(duration::extract(value, "hit_for_miss")?);
         }
         Ok(PyCache {
             inner: builder.build(),

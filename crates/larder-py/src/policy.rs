@@ -1,6 +1,8 @@
 //! `larder.Policy`: one route's rules, with the option names of the Rust
-//! attribute `#[larder::cache(..)]`. Each option is one call on
-//! `larder::Policy`; nothing here decides anything about caching.
+//! attribute `#[larder::cache(..)]` and `larder::Policy`'s methods. Each
+//! option is one call on `larder::Policy`; nothing here decides anything
+//! about caching. Old spellings, and other caches' words for `ttl`, are a
+//! `TypeError` that names larder's.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use larder::ClientCacheControl;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyDict, PyString};
 
 use crate::duration;
 
@@ -57,14 +59,15 @@ impl PyPolicy {
         vary = None,
         tags = None,
         statuses = None,
-        cache_control = None,
+        client_cache_control = None,
         stale_while_revalidate = None,
         stale_if_error = None,
         early_refresh = None,
-        key = None,
+        key_extra = None,
         cache = None,
-        honor_request_cache_control = true,
+        honor_request_directives = true,
         allow_authorization = false,
+        **renamed,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -74,25 +77,29 @@ impl PyPolicy {
         vary: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
         statuses: Option<Vec<u16>>,
-        cache_control: Option<String>,
+        client_cache_control: Option<String>,
         stale_while_revalidate: Option<&Bound<'_, PyAny>>,
         stale_if_error: Option<&Bound<'_, PyAny>>,
         early_refresh: Option<&Bound<'_, PyAny>>,
-        key: Option<Bound<'_, PyAny>>,
+        key_extra: Option<Bound<'_, PyAny>>,
         cache: Option<String>,
-        honor_request_cache_control: bool,
+        honor_request_directives: bool,
         allow_authorization: bool,
+        renamed: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let ttl = ttl.map(|t| duration::extract(t, "ttl")).transpose()?;
+        if let Some(renamed) = renamed {
+            if let Some((name, _)) = renamed.iter().next() {
+                return Err(PyTypeError::new_err(unknown_keyword(
+                    &name.str()?.to_cow()?,
+                )));
+            }
+        }
+        let key = key_extra;
+        let ttl = ttl.map(duration::ttl).transpose()?;
         let mut policy = match (ttl, origin_headers) {
             (Some(_), true) => {
                 return Err(PyValueError::new_err(
                     "give `ttl` or `origin_headers=True`, not both: `ttl` caches for that long whatever the view says, `origin_headers` follows its Cache-Control",
-                ))
-            }
-            (Some(ttl), false) if ttl.is_zero() => {
-                return Err(PyValueError::new_err(
-                    "a `ttl` of zero caches nothing: give a positive duration such as \"15m\"",
                 ))
             }
             (Some(ttl), false) => larder::Policy::ttl(ttl),
@@ -130,7 +137,7 @@ impl PyPolicy {
                 .collect::<PyResult<Vec<_>>>()?;
             policy = policy.statuses(statuses);
         }
-        if let Some(value) = &cache_control {
+        if let Some(value) = &client_cache_control {
             let visible = value
                 .bytes()
                 .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
@@ -141,19 +148,26 @@ impl PyPolicy {
             })?;
             policy = policy.client_cache_control(ClientCacheControl::Fixed(header));
         }
+        // A zero window is off, as if not given.
         if let Some(w) = stale_while_revalidate {
-            policy = policy.stale_while_revalidate(duration::extract(w, "stale_while_revalidate")?);
+            if let Some(w) = duration::window(w, "stale_while_revalidate")? {
+                policy = policy.stale_while_revalidate(w);
+            }
         }
         if let Some(w) = stale_if_error {
-            policy = policy.stale_if_error(duration::extract(w, "stale_if_error")?);
+            if let Some(w) = duration::window(w, "stale_if_error")? {
+                policy = policy.stale_if_error(w);
+            }
         }
         if let Some(d) = early_refresh {
-            policy = policy.early_refresh(duration::extract(d, "early_refresh")?);
+            if let Some(d) = duration::window(d, "early_refresh")? {
+                policy = policy.early_refresh(d);
+            }
         }
         if let Some(key) = &key {
             if !key.is_callable() {
                 return Err(PyTypeError::new_err(
-                    "`key` takes a function of the request that returns a str, such as key=lambda request: request.headers.get(\"x-tenant\", \"\")",
+                    "`key_extra` takes a function of the request that returns a str, such as key_extra=lambda request: request.headers.get(\"x-tenant\", \"\")",
                 ));
             }
             policy = policy.key_extra(python_key);
@@ -164,7 +178,7 @@ impl PyPolicy {
             }
         }
         policy = policy
-            .honor_request_directives(honor_request_cache_control)
+            .honor_request_directives(honor_request_directives)
             .allow_authorization(allow_authorization);
         let repr = match (ttl, origin_headers) {
             (Some(ttl), _) => format!(
@@ -212,6 +226,34 @@ impl PyPolicy {
 
     fn __repr__(&self) -> &str {
         &self.repr
+    }
+}
+
+/// Options renamed to `larder::Policy`'s names (those of the attribute and
+/// the proxy's TOML): the old spelling names the new one.
+const RENAMED: &[(&str, &str)] = &[
+    ("cache_control", "client_cache_control"),
+    ("honor_request_cache_control", "honor_request_directives"),
+    ("key", "key_extra"),
+];
+
+/// The `TypeError` for a keyword `Policy` does not take.
+pub(crate) fn unknown_keyword(name: &str) -> String {
+    if let Some((_, new)) = RENAMED.iter().find(|(old, _)| *old == name) {
+        return format!(
+            "`{name}` is now `{new}`, the name larder's Rust Policy and the proxy's TOML use: write {new}=..."
+        );
+    }
+    let whose = match name {
+        "expire" => Some("fastapi-cache"),
+        "timeout" => Some("Django"),
+        _ => None,
+    };
+    match whose {
+        Some(whose) => format!(
+            "unexpected keyword argument `{name}` (did you mean `ttl`?): `{name}` is {whose}'s word for how long a response is kept; larder's is `ttl`, such as ttl=\"15m\""
+        ),
+        None => format!("Policy() got an unexpected keyword argument `{name}`"),
     }
 }
 

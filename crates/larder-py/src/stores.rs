@@ -66,10 +66,10 @@ impl PyRedisStore {
     ) -> PyResult<Self> {
         let mut builder = RedisStore::builder(url.clone());
         if let Some(t) = command_timeout {
-            builder = builder.command_timeout(duration::extract(t, "command_timeout")?);
+            builder = builder.command_timeout(duration::positive(t, "command_timeout")?);
         }
         if let Some(t) = connect_timeout {
-            builder = builder.connect_timeout(duration::extract(t, "connect_timeout")?);
+            builder = builder.connect_timeout(duration::positive(t, "connect_timeout")?);
         }
         if let Some(max) = max_value_bytes {
             builder = builder.max_value_bytes(max);

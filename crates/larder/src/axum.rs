@@ -1,8 +1,9 @@
 //! The axum adapter behind `#[larder::cache]`.
 //!
-//! The attribute turns a handler into one that takes a hidden
-//! [`CacheRequest`] extractor first and hands it, with the handler's own
-//! future, to [`run`]. `run` does what the tower layer does: ask the engine,
+//! The attribute turns a handler into one that also takes a
+//! [`CacheRequest`] extractor (in a tuple with the handler's first one, so
+//! that it takes as many arguments as the handler) and hands it, with the
+//! handler's own future, to [`run`]. `run` does what the tower layer does: ask the engine,
 //! answer from the cache or call the handler, and give the engine the
 //! response. Nothing here decides anything about caching.
 //!
@@ -55,8 +56,11 @@ use crate::{Cache, CacheBody, Lookup, Policy};
 
 /// The extractor `#[larder::cache]` adds to a handler: what the cache needs
 /// of the request (method, URI, version, header fields, whether a cache
-/// layer further out is filling it) and the caches the request carries. It takes nothing from the request, so it may stand
-/// before any other extractor, a body extractor included.
+/// layer further out is filling it) and the caches the request carries.
+/// It takes nothing from the request, so it may stand before any other
+/// extractor, a body extractor included. The attribute pairs it with the
+/// handler's first extractor: in axum's errors about the handler's type,
+/// `(CacheRequest, T)` is that first argument `T`.
 ///
 /// ```
 /// use axum::response::Response;
@@ -110,6 +114,7 @@ pub struct CachedRoute {
     policy: OnceLock<Arc<Policy>>,
     warned: AtomicBool,
     warned_read: AtomicBool,
+    warned_zero: AtomicBool,
 }
 
 impl std::fmt::Debug for CachedRoute {
@@ -148,6 +153,7 @@ impl CachedRoute {
             policy: OnceLock::new(),
             warned: AtomicBool::new(false),
             warned_read: AtomicBool::new(false),
+            warned_zero: AtomicBool::new(false),
         }
     }
 
@@ -174,6 +180,24 @@ impl CachedRoute {
             self.handler,
             parts.method,
         );
+    }
+
+    /// Whether the policy's `ttl` is zero, which caches nothing: a `ttl`
+    /// given as an expression (`ttl = TTL`) is only known at run time. The
+    /// handler then runs uncached, and one error per handler says why.
+    fn zero_ttl(&self) -> bool {
+        let policy = self.policy();
+        let zero = matches!(policy.mode(), crate::policy::Mode::RouteTtl(ttl) if ttl.is_zero())
+            && !policy.is_write();
+        if zero && !self.warned_zero.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                handler = self.handler,
+                "larder: #[larder::cache] handler `{}` runs uncached: {}",
+                self.handler,
+                crate::duration::ZERO_TTL,
+            );
+        }
+        zero
     }
 
     /// Says once per handler that it found no cache, and how to give it one.
@@ -203,8 +227,9 @@ impl CachedRoute {
 /// Runs a cached handler: answers from the cache, or awaits `handler` and
 /// gives its response to the cache. What `#[larder::cache]` expands to.
 ///
-/// Without a cache (none on the request, none set with [`crate::init`])
-/// the handler runs uncached and one error is logged for it.
+/// Without a cache (none on the request, none set with [`crate::init`]),
+/// or with a `ttl` of zero, the handler runs uncached and one error is
+/// logged for it.
 ///
 /// The handler's future is `Send + 'static` (axum handlers' futures are):
 /// when the client is answered from a stale entry, it runs in a spawned
@@ -215,6 +240,9 @@ where
     F::Output: IntoResponse,
 {
     let CacheRequest { parts, installed } = request;
+    if route.zero_ttl() {
+        return handler.await.into_response();
+    }
     let Some(cache) = registry::find(installed.as_ref(), route.cache) else {
         route.no_cache();
         return handler.await.into_response();

@@ -83,6 +83,7 @@ With the tower layer, the rules are a [`Policy`] value:
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod clock;
+pub mod duration;
 mod engine;
 pub mod entry;
 mod layer;
@@ -92,6 +93,7 @@ pub mod policy;
 mod registry;
 pub mod store;
 
+pub use duration::parse_duration;
 pub use engine::{
     Cache, CacheBody, CacheBuilder, Failure, Fill, Lookup, PurgeError, Stats,
     DEFAULT_HOT_TIER_BYTES, DEFAULT_IN_FLIGHT_BYTES, DEFAULT_L1_TTL, DEFAULT_MAX_BODY_BYTES,

@@ -40,6 +40,7 @@ pub struct Memoized {
     cache: Option<&'static str>,
     no_cache_logged: AtomicBool,
     bad_key_logged: AtomicBool,
+    zero_ttl_logged: AtomicBool,
 }
 
 impl Memoized {
@@ -59,16 +60,29 @@ impl Memoized {
             cache,
             no_cache_logged: AtomicBool::new(false),
             bad_key_logged: AtomicBool::new(false),
+            zero_ttl_logged: AtomicBool::new(false),
         }
     }
 
     /// Runs `compute` unless a result for `key` is stored; stores its `Ok`
-    /// value. Without a cache it runs uncached, and one error is logged.
+    /// value. Without a cache, or with a `ttl` of zero (which the attribute
+    /// refuses at compile time), it runs uncached, and one error is logged.
     pub async fn call<T, E, F>(&self, key: Key, compute: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: Future<Output = Result<T, E>>,
     {
+        if self.ttl.is_zero() {
+            if !self.zero_ttl_logged.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    function = self.function,
+                    "larder: #[larder::memoize] function `{}` runs uncached: {}",
+                    self.function,
+                    crate::duration::ZERO_TTL,
+                );
+            }
+            return compute.await;
+        }
         let Some(cache) = self.cache() else {
             return compute.await;
         };
@@ -95,6 +109,31 @@ impl Memoized {
     pub async fn purge(&self) {
         if let Some(cache) = self.cache() {
             cache.purge_memoized(self.namespace, self.function).await;
+        }
+    }
+
+    /// Forgets the stored result for one key (`name::forget(args)`).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// use larder::memo::{Key, Memoized};
+    ///
+    /// static NOW: Memoized = Memoized::new("app::now", "default", Duration::from_secs(60), None);
+    /// larder::init(larder::Cache::builder().build()).unwrap();
+    ///
+    /// let call = |n: u64| NOW.call(Key::new().arg("clock"), async move { Ok::<_, ()>(n) });
+    /// assert_eq!(call(1).await, Ok(1));
+    /// assert_eq!(call(2).await, Ok(1)); // stored
+    /// NOW.forget(Key::new().arg("clock")).await;
+    /// assert_eq!(call(3).await, Ok(3));
+    /// # });
+    /// ```
+    pub async fn forget(&self, key: Key) {
+        if let (Some(cache), None) = (self.cache(), &key.error) {
+            cache
+                .forget_memoized(self.namespace, self.function, &key.json)
+                .await;
         }
     }
 

@@ -162,12 +162,12 @@ fn tenant_key(parts: &Parts) -> String {
     tenant.unwrap_or("none").to_owned()
 }
 
-#[larder::cache(ttl = "1m", key = tenant_key)]
+#[larder::cache(ttl = "1m", key_extra = tenant_key)]
 async fn dashboard(State(calls): State<Calls>, tenant: Tenant) -> String {
     format!("{} v{}", tenant.0, bump(&calls))
 }
 
-#[larder::cache(ttl = "1m", key = tenant_key)]
+#[larder::cache(ttl = "1m", key_extra = tenant_key)]
 async fn reset_dashboard() -> StatusCode {
     StatusCode::NO_CONTENT
 }
@@ -427,6 +427,127 @@ async fn a_get_that_reaches_a_write_handler_runs_uncached_and_one_warning_says_w
         warnings[0].contains("`forgot_the_ttl` has no `ttl`"),
         "{}",
         warnings[0]
+    );
+}
+
+/// The stored entry of `path` in `namespace`.
+async fn stored_entry(w: &World, namespace: &str, path: &str) -> larder::entry::Entry {
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", http::HeaderValue::from_static(HOST));
+    let key = key::primary(
+        "larder",
+        namespace,
+        0,
+        &http::Method::GET,
+        &path.parse().unwrap(),
+        &headers,
+        None,
+    )
+    .unwrap();
+    let stored = w.store.get(&key.store_key).await.unwrap().expect("stored");
+    let Record::Entry(entry) = Record::decode(stored, usize::MAX).unwrap() else {
+        panic!("expected an entry")
+    };
+    entry
+}
+
+const REPORT_TTL: Duration = Duration::from_secs(15 * 60);
+
+fn report_window() -> Duration {
+    Duration::from_secs(45)
+}
+
+/// A const, and any `Duration` expression (evaluated when the handler
+/// first runs).
+#[larder::cache(ttl = REPORT_TTL, stale_while_revalidate = report_window())]
+async fn report(State(calls): State<Calls>) -> String {
+    format!("report v{}", bump(&calls))
+}
+
+#[larder::cache(ttl = Duration::from_secs(60 * 5), namespace = "computed")]
+async fn computed() -> &'static str {
+    "computed"
+}
+
+/// humantime's grammar: milliseconds, repeated units; a zero window is off.
+#[larder::cache(ttl = "1500ms", stale_while_revalidate = "1m1m", stale_if_error = "0s")]
+async fn quick(State(calls): State<Calls>) -> String {
+    format!("quick v{}", bump(&calls))
+}
+
+#[tokio::test]
+async fn durations_are_expressions_or_humantime_text_to_the_millisecond() {
+    let w = World::new();
+    let app = w.app(
+        Mount::Attribute,
+        Router::new()
+            .route("/report", get(report))
+            .route("/computed", get(computed))
+            .route("/quick", get(quick)),
+        w.counter(),
+    );
+    let first = get_reply(&app, "/report").await;
+    assert!(
+        first.cache_status().contains("ttl=900"),
+        "{}",
+        first.cache_status()
+    );
+    let entry = stored_entry(&w, "default", "/report").await;
+    assert_eq!(entry.lifetime, REPORT_TTL);
+    assert_eq!(entry.stale_while_revalidate, Duration::from_secs(45));
+    get_reply(&app, "/computed").await;
+    let entry = stored_entry(&w, "computed", "/computed").await;
+    assert_eq!(entry.lifetime, Duration::from_secs(300));
+
+    assert_eq!(get_reply(&app, "/quick").await.text(), "quick v2");
+    let entry = stored_entry(&w, "default", "/quick").await;
+    assert_eq!(entry.lifetime, Duration::from_millis(1_500));
+    assert_eq!(entry.stale_while_revalidate, Duration::from_secs(120));
+    assert_eq!(entry.stale_if_error, Duration::ZERO);
+    w.clock.advance(Duration::from_millis(1_400));
+    assert!(get_reply(&app, "/quick").await.is_hit());
+    assert_eq!(w.calls(), 2);
+    // Past 1.5 s: stale, served while a refresh runs.
+    w.clock.advance(Duration::from_millis(200));
+    let stale = get_reply(&app, "/quick").await;
+    assert!(
+        stale.cache_status().contains("ttl=-"),
+        "{}",
+        stale.cache_status()
+    );
+}
+
+const NO_TIME: Duration = Duration::ZERO;
+
+/// A `ttl` expression that comes to zero: only known at run time.
+#[larder::cache(ttl = NO_TIME)]
+async fn never_kept(State(calls): State<Calls>) -> String {
+    format!("never kept v{}", bump(&calls))
+}
+
+#[tokio::test]
+async fn a_ttl_expression_of_zero_leaves_the_route_uncached_and_one_error_says_why() {
+    let errors = Errors::default();
+    let _guard = tracing::subscriber::set_default(errors.clone());
+    let w = World::new();
+    let app = w.app(
+        Mount::Attribute,
+        Router::new().route("/never", get(never_kept)),
+        w.counter(),
+    );
+    for i in 1..=3 {
+        let reply = get_reply(&app, "/never").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), format!("never kept v{i}"));
+        assert_eq!(reply.header("cache-status"), None);
+    }
+    assert_eq!(w.cache.stats().stores, 0);
+    let errors = errors.0.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("`never_kept` runs uncached: a ttl of zero caches nothing"),
+        "{}",
+        errors[0]
     );
 }
 

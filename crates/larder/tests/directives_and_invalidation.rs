@@ -37,7 +37,7 @@ async fn cached_version(calls: State<Calls>) -> String {
     version(calls).await
 }
 
-#[larder::cache(ttl = "60s", honor_request_cache_control = false)]
+#[larder::cache(ttl = "60s", honor_request_directives = false)]
 async fn cached_version_ignoring_requests(calls: State<Calls>) -> String {
     version(calls).await
 }

@@ -242,3 +242,74 @@ async fn arguments_that_cannot_be_serialized_run_uncached() {
     assert_eq!(count(&MAP_CALLS), 2);
     assert_eq!(w.cache.stats().misses, 0, "the cache was never asked");
 }
+
+static PROFILE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// The ttl as a constant: any `Duration` expression the compiler can
+/// evaluate (it sets up a `static`).
+const PROFILE_TTL: Duration = Duration::from_secs(60 * 5);
+
+#[larder::memoize(ttl = PROFILE_TTL, cache = "memo-forget", skip(pool))]
+async fn profile(pool: &Pool, id: u64, name: &str) -> String {
+    bump(&PROFILE_CALLS);
+    format!("{id} {name} via pool {}", pool.0)
+}
+
+#[tokio::test]
+async fn forget_forgets_one_key_and_keeps_the_others() {
+    let w = world("memo-forget");
+    let pool = Pool(1);
+    profile(&pool, 1, "ann").await;
+    profile(&pool, 2, "bob").await;
+    profile(&pool, 1, "ann").await;
+    assert_eq!(count(&PROFILE_CALLS), 2);
+
+    // The key's arguments only: the pool is skipped.
+    profile::forget(1, "ann").await;
+    assert_eq!(profile(&pool, 1, "ann").await, "1 ann via pool 1");
+    assert_eq!(count(&PROFILE_CALLS), 3, "ann's result was forgotten");
+    profile(&pool, 2, "bob").await;
+    assert_eq!(count(&PROFILE_CALLS), 3, "bob's result was kept");
+    // Forgetting arguments never stored is no error.
+    profile::forget(3, "cy").await;
+
+    // The constant's five minutes, on the cache's clock.
+    w.clock.advance(Duration::from_secs(299));
+    profile(&pool, 2, "bob").await;
+    assert_eq!(count(&PROFILE_CALLS), 3);
+    w.clock.advance(Duration::from_secs(2));
+    profile(&pool, 2, "bob").await;
+    assert_eq!(count(&PROFILE_CALLS), 4);
+}
+
+static SETTINGS_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// An item already has the function's name in the type namespace.
+mod settings {}
+
+#[larder::memoize(ttl = "250ms", cache = "memo-module", module = settings_memo)]
+async fn settings(user: u32) -> u32 {
+    bump(&SETTINGS_CALLS);
+    user
+}
+
+#[tokio::test]
+async fn module_names_the_companion_module_and_milliseconds_are_kept() {
+    let w = world("memo-module");
+    settings(1).await;
+    settings(1).await;
+    assert_eq!(count(&SETTINGS_CALLS), 1);
+    settings_memo::forget(1).await;
+    settings(1).await;
+    assert_eq!(count(&SETTINGS_CALLS), 2);
+    settings_memo::purge().await;
+    settings(1).await;
+    assert_eq!(count(&SETTINGS_CALLS), 3);
+    // "250ms" is 250 milliseconds, not a whole second.
+    w.clock.advance(Duration::from_millis(249));
+    settings(1).await;
+    assert_eq!(count(&SETTINGS_CALLS), 3);
+    w.clock.advance(Duration::from_millis(2));
+    settings(1).await;
+    assert_eq!(count(&SETTINGS_CALLS), 4);
+}

@@ -43,7 +43,7 @@ async fn cached_own_cache_control() -> impl axum::response::IntoResponse {
     own_cache_control().await
 }
 
-#[larder::cache(ttl = "1m", cache_control = "no-cache")]
+#[larder::cache(ttl = "1m", client_cache_control = "no-cache")]
 async fn cached_fixed() -> &'static str {
     "x"
 }

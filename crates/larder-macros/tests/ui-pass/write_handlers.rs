@@ -14,7 +14,7 @@ async fn bare() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-#[larder::cache(namespace = "admin", invalidates = ["items", "search"], key = tenant)]
+#[larder::cache(namespace = "admin", invalidates = ["items", "search"], key_extra = tenant)]
 async fn admin(body: String) -> (StatusCode, String) {
     (StatusCode::CREATED, body)
 }

@@ -8,7 +8,7 @@ async fn b() -> &'static str {
     "b"
 }
 
-#[larder::cache(ttl = "1m", key = "tenant")]
+#[larder::cache(ttl = "1m", key_extra = "tenant")]
 async fn c() -> &'static str {
     "c"
 }

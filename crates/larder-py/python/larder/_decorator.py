@@ -37,30 +37,36 @@ def cache(
     vary: list[str] | str | None = None,
     tags: list[str] | str | None = None,
     statuses: list[int] | None = None,
-    cache_control: str | None = None,
+    client_cache_control: str | None = None,
     stale_while_revalidate: Duration | None = None,
     stale_if_error: Duration | None = None,
     early_refresh: Duration | None = None,
-    key: Callable[[Request], str] | None = None,
+    key_extra: Callable[[Request], str] | None = None,
     cache: str | None = None,
-    honor_request_cache_control: bool = True,
+    honor_request_directives: bool = True,
     allow_authorization: bool = False,
+    **renamed: Any,
 ) -> Callable[[View], View]:
     """Caches a FastAPI view's responses; put it under ``@app.get(...)``.
 
-    The options are those of the Rust attribute ``#[larder::cache(..)]``:
-    ``ttl`` (``"90s"``, ``"15m"``, ``"1h30m"``, seconds, or a timedelta) or
-    ``origin_headers=True`` (freshness from the response's own
-    ``Cache-Control``), ``namespace`` (purged together), ``vary`` (request
-    headers that select entries), ``tags`` (for ``purge_tag``), ``statuses``
-    (default ``[200]``), ``cache_control`` (what clients get; default
-    ``max-age`` = the remaining TTL), ``stale_while_revalidate``,
-    ``stale_if_error``, ``early_refresh``, ``key`` (a function of the
-    ``Request`` whose ``str`` is part of the key), ``cache`` (the name of
-    a cache set up with ``larder.init``), ``honor_request_cache_control``
-    (a client's ``Cache-Control: no-cache`` refetches; default on) and
+    The options are those of the Rust attribute ``#[larder::cache(..)]``
+    and of ``larder::Policy``: ``ttl`` (``"250ms"``, ``"90s"``, ``"15m"``,
+    ``"1h30m"`` in humantime's grammar, a number of seconds, or a
+    timedelta; zero is an error) or ``origin_headers=True`` (freshness from
+    the response's own ``Cache-Control``), ``namespace`` (purged together),
+    ``vary`` (request headers that select entries), ``tags`` (for
+    ``purge_tag``), ``statuses`` (default ``[200]``),
+    ``client_cache_control`` (what clients get; default ``max-age`` = the
+    remaining TTL), ``stale_while_revalidate``, ``stale_if_error``,
+    ``early_refresh`` (zero is off), ``key_extra`` (a function of the
+    ``Request`` whose ``str`` is part of the key), ``cache`` (the name of a
+    cache set up with ``larder.init``), ``honor_request_directives`` (a
+    client's ``Cache-Control: no-cache`` refetches; default on) and
     ``allow_authorization`` (share answers to requests with
-    ``Authorization``; default off).
+    ``Authorization``; default off). The old spellings ``cache_control``,
+    ``key`` and ``honor_request_cache_control``, and other caches' words
+    for ``ttl`` (``expire``, ``timeout``), raise a ``TypeError`` that names
+    larder's.
 
     The view declares nothing it does not use: the decorator adds the
     ``Request`` and the ``Response`` FastAPI injects to the signature FastAPI
@@ -79,14 +85,15 @@ def cache(
         vary=vary,
         tags=tags,
         statuses=statuses,
-        cache_control=cache_control,
+        client_cache_control=client_cache_control,
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
         early_refresh=early_refresh,
-        key=key,
+        key_extra=key_extra,
         cache=cache,
-        honor_request_cache_control=honor_request_cache_control,
+        honor_request_directives=honor_request_directives,
         allow_authorization=allow_authorization,
+        **renamed,  # a TypeError that names the option's name
     )
 
     def decorate(view: View) -> View:

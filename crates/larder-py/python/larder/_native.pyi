@@ -37,13 +37,13 @@ class Policy:
         vary: Sequence[str] | str | None = None,
         tags: Sequence[str] | str | None = None,
         statuses: Sequence[int] | None = None,
-        cache_control: str | None = None,
+        client_cache_control: str | None = None,
         stale_while_revalidate: Duration | None = None,
         stale_if_error: Duration | None = None,
         early_refresh: Duration | None = None,
-        key: Callable[[Any], str] | None = None,
+        key_extra: Callable[[Any], str] | None = None,
         cache: str | None = None,
-        honor_request_cache_control: bool = True,
+        honor_request_directives: bool = True,
         allow_authorization: bool = False,
     ) -> None: ...
     @property

@@ -4,6 +4,7 @@ memory store. Every test uses its own ``t`` query value: its own entries."""
 
 from __future__ import annotations
 
+import datetime
 import inspect
 from pathlib import Path
 from typing import AsyncIterator
@@ -338,25 +339,76 @@ def test_the_view_declares_nothing_it_does_not_use() -> None:
 
 def test_options_are_checked_when_decorating() -> None:
     for options, says in [
-        ({"ttl": "15 m"}, "needs a unit"),
-        ({"ttl": "15min"}, "unknown unit"),
-        ({"ttl": "30m1h"}, "largest to the smallest"),
+        ({"ttl": "15"}, "time unit needed"),
+        ({"ttl": "15 parsecs"}, 'unknown time unit "parsecs"'),
+        ({"ttl": "1500us"}, "finer than a millisecond"),
+        ({"ttl": "69y"}, "longer than 68 years"),
+        ({"ttl": -1}, "negative"),
         ({"ttl": 0}, "zero caches nothing"),
+        ({"ttl": "0s"}, "zero caches nothing"),
         ({"ttl": True}, "not a bool"),
         ({"ttl": "1m", "origin_headers": True}, "not both"),
         ({"ttl": "1m", "vary": ["bad name"]}, "not a header name"),
         ({"ttl": "1m", "statuses": [42]}, "from 100 to 999"),
-        ({"ttl": "1m", "cache_control": "max-age=\n60"}, "visible ASCII"),
-        ({"ttl": "1m", "key": "tenant"}, "function of the request"),
+        ({"ttl": "1m", "client_cache_control": "max-age=\n60"}, "visible ASCII"),
+        ({"ttl": "1m", "key_extra": "tenant"}, "function of the request"),
         ({"ttl": "1m", "namespace": ""}, "cannot be empty"),
     ]:
         with pytest.raises((ValueError, TypeError), match=says):
             larder.cache(**options)
-    with pytest.raises(TypeError):
-        larder.cache(tll="1m")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument `tll`"):
+        larder.cache(tll="1m")
 
     with pytest.raises(TypeError, match="generator"):
 
         @larder.cache(ttl="1m")
         async def streams():
             yield b"x"
+
+
+def test_durations_are_humantime_text_seconds_or_timedeltas() -> None:
+    # The grammar of the Rust attribute and the proxy's TOML.
+    for ttl in ["250ms", "1m1m", "1h 30m", "1h30m", "2d", "1.5s", 90, 0.25, datetime.timedelta(minutes=15)]:
+        assert larder.Policy(ttl=ttl).reads
+    assert repr(larder.Policy(ttl="250ms")) == 'Policy(ttl=0.25s, namespace="default")'
+    assert repr(larder.Policy(ttl="1m1m")) == 'Policy(ttl=120s, namespace="default")'
+    # Zero is off for a stale window or early refresh, an error for a ttl.
+    larder.Policy(ttl="1m", stale_while_revalidate="0s", stale_if_error=0, early_refresh="0ms")
+    with pytest.raises(ValueError) as error:
+        larder.Policy(ttl="0s")
+    assert str(error.value) == (
+        'a ttl of zero caches nothing: give a positive duration such as "15m", or leave this route uncached'
+    )
+    # The words are larder::parse_duration's, after the option's name.
+    with pytest.raises(ValueError) as error:
+        larder.Policy(ttl="1m", stale_if_error="15")
+    assert str(error.value) == (
+        '`stale_if_error`: "15" is not a duration: time unit needed, for example 15sec or 15ms; '
+        'write one such as "90s", "15m", "1h30m" or "250ms"'
+    )
+
+
+def test_a_zero_timeout_or_interval_is_an_error_naming_it() -> None:
+    for option in ["coalesce_wait", "lease_ttl", "namespace_refresh"]:
+        with pytest.raises(ValueError, match=f"`{option}` cannot be zero"):
+            larder.Cache(**{option: "0s"})
+    for option in ["command_timeout", "connect_timeout"]:
+        with pytest.raises(ValueError, match=f"`{option}` cannot be zero"):
+            larder.RedisStore("redis://127.0.0.1:1", **{option: 0})
+    # hit_for_miss has an "off": zero.
+    larder.Cache(hit_for_miss=0, coalesce_wait="250ms", namespace_refresh="1m1m")
+
+
+def test_old_spellings_and_other_caches_words_name_larders() -> None:
+    for old, new in [
+        ("cache_control", "client_cache_control"),
+        ("honor_request_cache_control", "honor_request_directives"),
+        ("key", "key_extra"),
+    ]:
+        for make in (larder.cache, larder.Policy):
+            with pytest.raises(TypeError, match=f"`{old}` is now `{new}`"):
+                make(ttl="1m", **{old: None})
+    for word, whose in [("expire", "fastapi-cache"), ("timeout", "Django")]:
+        for make in (larder.cache, larder.Policy):
+            with pytest.raises(TypeError, match=rf"`{word}` \(did you mean `ttl`\?\): `{word}` is {whose}'s word"):
+                make(**{word: 60})

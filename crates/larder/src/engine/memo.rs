@@ -148,6 +148,30 @@ impl Cache {
         }
     }
 
+    /// Forgets the result stored for one call of `function`: its next call
+    /// with `args` computes again. Other calls' results stay.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let cache = larder::Cache::builder().build();
+    /// let ttl = Duration::from_secs(60);
+    /// let v = |s: &'static str| async move { Ok::<_, ()>(s.to_owned()) };
+    /// cache.memoize("default", "app::name", b"[1]", ttl, v("one")).await.unwrap();
+    /// cache.forget_memoized("default", "app::name", b"[1]").await;
+    /// let now = cache.memoize("default", "app::name", b"[1]", ttl, v("uno")).await;
+    /// assert_eq!(now.as_deref(), Ok("uno"));
+    /// # });
+    /// ```
+    pub async fn forget_memoized(&self, namespace: &str, function: &str, args: &[u8]) {
+        let key = key::memo(&self.inner.prefix, namespace, function, args);
+        match self.inner.store.delete(&key.call_key).await {
+            Ok(()) => Counters::bump(&self.inner.counters.invalidations),
+            Err(e) => self.store_error("delete", e),
+        }
+    }
+
     /// Reads the function's index and the call's result in one round trip.
     async fn find_memo<T: DeserializeOwned>(&self, key: &MemoKey) -> Found<T> {
         let keys = [key.function.store_key.clone(), key.call_key.clone()];

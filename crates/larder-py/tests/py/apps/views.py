@@ -95,7 +95,7 @@ def make_app(calls: str, redis: str | None = None, prefix: str = "larder") -> Fa
         return JSONResponse({"mine": t}, headers={"Cache-Control": "private, max-age=60"})
 
     @app.get("/fixed-cc")
-    @larder.cache(ttl="15m", cache_control="public, max-age=60")
+    @larder.cache(ttl="15m", client_cache_control="public, max-age=60")
     async def fixed_cc(t: str = ""):
         called("fixed-cc", t)
         return {"fixed": True}
@@ -156,7 +156,7 @@ def make_app(calls: str, redis: str | None = None, prefix: str = "larder") -> Fa
         return {"slow": t}
 
     @app.get("/tenant")
-    @larder.cache(ttl="15m", key=lambda request: request.headers.get("x-tenant", "public"))
+    @larder.cache(ttl="15m", key_extra=lambda request: request.headers.get("x-tenant", "public"))
     async def tenant(request: Request, t: str = ""):
         called("tenant", t)
         return {"tenant": request.headers.get("x-tenant", "public")}
