@@ -429,9 +429,8 @@ const DURATION_EXAMPLES: &str = r#""90s", "15m", "1h30m" or "250ms""#;
 /// assert!(err.ends_with(r#"write one such as "90s", "15m", "1h30m" or "250ms""#), "{err}");
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| {
-        format!("{text:?} is not a duration: {e}; write one such as {DURATION_EXAMPLES}")
-    })
+    // The grammar, limits and words every face of larder shares.
+    larder::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// A size in bytes: an integer, or a string with a unit (`"256MiB"`,

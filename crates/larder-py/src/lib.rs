@@ -3,8 +3,8 @@
 //! `larder.ASGIMiddleware`).
 //!
 //! The Python layer only translates: an ASGI scope becomes the engine's
-//! `http::request::Parts` ([`request`]), a Starlette response its
-//! `http::Response` ([`response`]), and back. Every caching rule is the
+//! `http::request::Parts` (`request.rs`), a Starlette response its
+//! `http::Response` (`response.rs`), and back. Every caching rule is the
 //! engine's, exactly as the Rust adapters run it; the entries and keys in
 //! a shared Redis are the same.
 
