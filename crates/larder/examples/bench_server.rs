@@ -13,7 +13,9 @@
 //!   every hit is a Redis round trip and a decode (a cold L1: what the
 //!   first read of a key on an instance costs).
 //! - `/larder-attribute`: a `#[larder::cache]` handler returning the same
-//!   bytes, on the memory store (the cache comes from `Cache::extension`).
+//!   bytes, on the memory store (the cache comes from `larder::init`, the
+//!   setup the quickstart uses; `Cache::extension` on the router costs a hit
+//!   a router layer more: see BENCHMARKS.md, instructions per hit).
 //! - `/origin`: the `/plain` bytes with `Cache-Control: public, max-age=3600`,
 //!   counting its requests: the origin that `bench/run` puts the `larder`
 //!   proxy and nginx's `proxy_cache` in front of.
@@ -167,9 +169,9 @@ async fn main() {
     };
     let (stats_redis, stats_memory) = (redis_cache.clone(), memory_cache.clone());
     let (stats_cold, stats_attribute) = (cold_cache.clone(), attribute_cache.clone());
+    larder::init(attribute_cache.clone()).expect("the bench server's one process-wide cache");
     let attributed = Router::new()
         .route("/larder-attribute", get(attributed))
-        .layer(attribute_cache.extension())
         .with_state(body.clone());
     let app = Router::new()
         .route("/plain", get(plain.clone()))

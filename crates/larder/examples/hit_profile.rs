@@ -11,7 +11,9 @@
 //! The first argument picks what is measured: `engine` (`Cache::lookup`
 //! on a warm key), `router` (an axum route behind the layer, body
 //! collected), `plain` (the same route without the cache), `store` (the
-//! engine with the hot tier off). The second is the number of requests.
+//! engine with the hot tier off), `attribute` (the route's handler under
+//! `#[larder::cache]`, built with `--features macros`, the router carrying
+//! `cache.extension()`; `attribute-global`: found through `larder::init`). The second is the number of requests.
 //! With `info` as a third, a tracing subscriber logs at info level, as in
 //! production: the hit path's debug span must cost nothing then either.
 //! With `prometheus` (and `--features metrics`), a Prometheus recorder
@@ -37,6 +39,12 @@ async fn handler() -> ([(http::HeaderName, &'static str); 1], Bytes) {
         [(CONTENT_TYPE, "application/octet-stream")],
         Bytes::from_static(&BODY),
     )
+}
+
+#[cfg(feature = "macros")]
+#[larder::cache(ttl = "1h")]
+async fn attributed() -> ([(http::HeaderName, &'static str); 1], Bytes) {
+    handler().await
 }
 
 fn request() -> Request<Body> {
@@ -87,6 +95,23 @@ fn main() {
         let cached: Router =
             Router::new().route("/items", get(handler).layer(cache.layer(policy.clone())));
         let plain: Router = Router::new().route("/items", get(handler));
+        #[cfg(feature = "macros")]
+        let attribute: Router = Router::new()
+            .route("/items", get(attributed))
+            .layer(cache.extension());
+        // The same handler finding the cache given to `larder::init`: no
+        // layer on the router at all.
+        #[cfg(feature = "macros")]
+        let global: Router = Router::new().route("/items", get(attributed));
+        #[cfg(feature = "macros")]
+        if subject == "attribute-global" {
+            larder::init(cache.clone()).expect("set once");
+        }
+        #[cfg(feature = "macros")]
+        if subject.starts_with("attribute") {
+            send(&attribute).await;
+            send(&attribute).await;
+        }
         // The miss, then the read that makes the hot copy.
         send(&cached).await;
         send(&cached).await;
@@ -97,6 +122,10 @@ fn main() {
             total += match subject.as_str() {
                 "plain" => send(&plain).await,
                 "router" => send(&cached).await,
+                #[cfg(feature = "macros")]
+                "attribute" => send(&attribute).await,
+                #[cfg(feature = "macros")]
+                "attribute-global" => send(&global).await,
                 _ => match cache.lookup(&parts, &policy).await {
                     Lookup::Respond(r) => r.body().len(),
                     _ => panic!("a miss"),

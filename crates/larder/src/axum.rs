@@ -256,7 +256,13 @@ where
     F: Future + Send + 'static,
     F::Output: IntoResponse,
 {
-    match cache.lookup(parts, policy).await {
+    // A hot hit answers here, synchronously; the long way is boxed so that
+    // the handler's future (which axum moves and boxes on every request)
+    // does not carry its state.
+    if let Some(response) = cache.try_hit(parts, policy) {
+        return CacheBody::<Body>::for_response(response).map(Body::new);
+    }
+    match Box::pin(cache.lookup_past_hot(parts, policy)).await {
         Lookup::Respond(response) => CacheBody::<Body>::for_response(response).map(Body::new),
         Lookup::Refresh(response, fill) => {
             // The extractors have run; the handler's future owns what they

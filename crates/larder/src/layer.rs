@@ -98,7 +98,7 @@ impl<S> Layer<S> for ExtensionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ExtensionService {
             inner,
-            cache: self.cache.clone(),
+            installed: Installed::of(&self.cache),
         }
     }
 }
@@ -107,7 +107,7 @@ impl<S> Layer<S> for ExtensionLayer {
 #[derive(Clone, Debug)]
 pub struct ExtensionService<S> {
     inner: S,
-    cache: Cache,
+    installed: Installed,
 }
 
 impl<S, B> Service<Request<B>> for ExtensionService<S>
@@ -123,7 +123,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        Installed::add(request.extensions_mut(), &self.cache);
+        Installed::add_alone(request.extensions_mut(), &self.installed);
         self.inner.call(request)
     }
 }
@@ -207,7 +207,7 @@ where
                     NotStored::RequestBody,
                 )))
             } else {
-                cache.lookup(&parts, &policy).await
+                cache.lookup_past_hot(&parts, &policy).await
             };
             match lookup {
                 Lookup::Respond(response) => Ok(CacheBody::for_response(response)),

@@ -7,21 +7,38 @@
 //! by position: the one installed closest to the handler, else the first
 //! one given to [`init`].
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::Cache;
 
-/// The caches a request carries, innermost last. A request extension.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Installed(Vec<Cache>);
+/// The caches a request carries, innermost last. A request extension,
+/// shared: an extension layer inserts the one it built when it was made
+/// (a reference count, no allocation per request), and a handler's
+/// extractor copies it the same way.
+#[derive(Clone, Debug)]
+pub(crate) struct Installed(Arc<[Cache]>);
 
 impl Installed {
+    /// `cache` alone.
+    pub fn of(cache: &Cache) -> Self {
+        Installed(Arc::from([cache.clone()]))
+    }
+
     /// Adds `cache` to the request's caches.
     pub fn add(extensions: &mut http::Extensions, cache: &Cache) {
+        Installed::add_alone(extensions, &Installed::of(cache));
+    }
+
+    /// Adds the one cache `alone` holds (made with [`Installed::of`]).
+    pub fn add_alone(extensions: &mut http::Extensions, alone: &Installed) {
         match extensions.get_mut::<Installed>() {
-            Some(installed) => installed.0.push(cache.clone()),
+            Some(installed) => {
+                let mut caches = installed.0.to_vec();
+                caches.extend(alone.0.iter().cloned());
+                installed.0 = caches.into();
+            }
             None => {
-                extensions.insert(Installed(vec![cache.clone()]));
+                extensions.insert(alone.clone());
             }
         }
     }

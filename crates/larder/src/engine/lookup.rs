@@ -106,6 +106,17 @@ impl Cache {
         if let Some(response) = self.try_hit(parts, policy) {
             return Lookup::Respond(response);
         }
+        self.lookup_past_hot(parts, policy).await
+    }
+
+    /// [`Cache::lookup`] once [`Cache::try_hit`] has declined: adapters
+    /// that try the hot tier themselves box this future, so that theirs
+    /// stays small (a hit then moves no long-path state around).
+    pub(crate) async fn lookup_past_hot(
+        &self,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+    ) -> Lookup {
         // Built only when a subscriber wants it: off, this is a level check.
         let span = tracing::debug_span!(
             target: "larder",
