@@ -474,8 +474,18 @@ impl MemoryStore {
     fn report_size(&self) {
         #[cfg(feature = "metrics")]
         {
-            metrics::gauge!("larder_memory_store_entries").set(self.len() as f64);
-            metrics::gauge!("larder_memory_store_bytes").set(self.weighted_size() as f64);
+            // Taken on the first write, as the engine takes its handles
+            // when the cache is built: after the recorder is installed.
+            static GAUGES: std::sync::OnceLock<(metrics::Gauge, metrics::Gauge)> =
+                std::sync::OnceLock::new();
+            let (entries, bytes) = GAUGES.get_or_init(|| {
+                (
+                    metrics::gauge!("larder_memory_store_entries"),
+                    metrics::gauge!("larder_memory_store_bytes"),
+                )
+            });
+            entries.set(self.len() as f64);
+            bytes.set(self.weighted_size() as f64);
         }
     }
 
