@@ -37,7 +37,8 @@ status 200, exactly the payload, a hit (``cache-status`` or
 ``--spin SUBJECT`` runs hits for ``--seconds`` and prints its pid first,
 for a sampling profiler that sees native frames too::
 
-    py-spy record --native -r 1000 -o hits.svg -- bench/.venv/bin/python bench/python/hit_cost.py --spin decorator --seconds 20
+    py-spy record --native -r 500 -o hits.svg -- \
+        bench/.venv/bin/python bench/python/hit_cost.py --spin decorator --seconds 20
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ REQUEST = b"GET /cached HTTP/1.1\r\nHost: " + HOST + b"\r\n\r\n"
 
 # id -> (module file, environment, label)
 SUBJECTS = {
-    "fastapi-cache": ("app.py", {"LARDER_BENCH_FASTAPI_BACKEND": "memory"}, "FastAPI + fastapi-cache, InMemoryBackend"),
+    "fastapi-cache": (
+        "app.py",
+        {"LARDER_BENCH_FASTAPI_BACKEND": "memory"},
+        "FastAPI + fastapi-cache, InMemoryBackend",
+    ),
     "decorator": ("larder_app.py", {"LARDER_BENCH_LARDER_MODE": "decorator"}, "FastAPI + @larder.cache, memory"),
     "middleware": ("larder_app.py", {"LARDER_BENCH_LARDER_MODE": "middleware"}, "FastAPI + larder.ASGIMiddleware, memory"),
     "plain": ("larder_app.py", {"LARDER_BENCH_LARDER_MODE": "plain"}, "FastAPI, plain view (no cache)"),
@@ -168,6 +173,11 @@ class UvicornDriver:
         config = Config(app, http="httptools", lifespan="off", access_log=False, log_level="warning")
         config.load()  # wraps the app as uvicorn does (proxy headers)
         self.state = ServerState()
+        # What uvicorn's Server puts in front of every response's header
+        # fields (refreshed each second there; fixed here).
+        from email.utils import formatdate
+
+        self.state.default_headers = [(b"date", formatdate(usegmt=True).encode())] + config.encoded_headers
         self.transport = Transport()
         self.protocol = HttpToolsProtocol(config=config, server_state=self.state, app_state={})
         self.protocol.connection_made(self.transport)
@@ -263,8 +273,8 @@ async def measure(args) -> None:
 def report(args, per_hit: dict[str, list[float]]) -> None:
     print(f"\n{args.hits} hits x {args.rounds} rounds (ABBA), {args.bytes} B, through {args.through}, "
           f"Python {sys.version.split()[0]}")
-    print(f"| subject | µs CPU per hit (median) | per round |")
-    print(f"|---|---:|---|")
+    print("| subject | µs CPU per hit (median) | per round |")
+    print("|---|---:|---|")
     med = {s: statistics.median(v) for s, v in per_hit.items()}
     for s, v in per_hit.items():
         print(f"| {SUBJECTS[s][2]} | {med[s]:.1f} | {' / '.join(f'{x:.1f}' for x in v)} |")

@@ -27,7 +27,7 @@ log = logging.getLogger("larder")
 # does not declare them itself.
 _REQUEST = "_larder_request"
 _RESPONSE = "_larder_response"
-# Set in the scope by a route's fast path (see `_install_fast_path`): what
+# Set in the scope by a route's fast path (see `_FastPath`): what
 # the engine decided for the request, for the view's wrapper to go on with.
 _LOOKED_UP = "larder.looked_up"
 _NOT_LOOKED_UP = object()
@@ -75,10 +75,13 @@ def cache(
     The view declares nothing it does not use: the decorator adds the
     ``Request`` and the ``Response`` FastAPI injects to the signature FastAPI
     sees, and calls the view with exactly its own arguments. Its
-    dependencies run on every request, hits included. It may be ``async
-    def`` or ``def``, return a dict, a pydantic model or anything FastAPI
-    serialises (serialised once, as FastAPI would), or a ``Response``
-    (status and header fields kept). On a POST, PUT, PATCH or DELETE view it
+    dependencies run on every request, hits included. A view with no
+    dependencies whose parameters all come from the URL (path and query)
+    has its hits answered before FastAPI's request handler runs (nothing
+    there could change them, and it was most of a hit's CPU time). It may
+    be ``async def`` or ``def``, return a dict, a pydantic model or
+    anything FastAPI serialises (serialised once, as FastAPI would), or a
+    ``Response`` (status and header fields kept). On a POST, PUT, PATCH or DELETE view it
     stores nothing: a successful answer invalidates the URI's cached GET in
     the namespace (no ``ttl`` needed there).
     """
