@@ -123,10 +123,11 @@ class AsgiDriver:
         else:
             self.body += message.get("body", b"")
 
-    async def hits(self, n: int) -> None:
+    async def hits(self, n: int) -> int:
         app, receive, send, path = self.app, self.receive, self.send, self.path
         for _ in range(n):
             await app(scope(path), receive, send)
+        return n
 
     def answer(self) -> tuple[int, dict, bytes]:
         return self.status, {k.decode().lower(): v.decode() for k, v in self.headers}, self.body
@@ -162,10 +163,16 @@ class Transport:
 
 
 class UvicornDriver:
-    """Feeds REQUEST to uvicorn's HttpToolsProtocol on one keep-alive
-    connection, as wrk does, and waits for each answer."""
+    """Feeds REQUEST to uvicorn's HttpToolsProtocol on ``connections``
+    keep-alive connections, as wrk does: one request on each, then every
+    answer awaited (so that requests interleave on the event loop as they
+    do in a server), and again."""
+
+    connections = 1
 
     def __init__(self, app, path: str = "/cached") -> None:
+        from email.utils import formatdate
+
         from uvicorn.config import Config
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
         from uvicorn.server import ServerState
@@ -175,25 +182,30 @@ class UvicornDriver:
         self.state = ServerState()
         # What uvicorn's Server puts in front of every response's header
         # fields (refreshed each second there; fixed here).
-        from email.utils import formatdate
-
         self.state.default_headers = [(b"date", formatdate(usegmt=True).encode())] + config.encoded_headers
-        self.transport = Transport()
-        self.protocol = HttpToolsProtocol(config=config, server_state=self.state, app_state={})
-        self.protocol.connection_made(self.transport)
+        self.transports = [Transport() for _ in range(self.connections)]
+        self.protocols = []
+        for transport in self.transports:
+            protocol = HttpToolsProtocol(config=config, server_state=self.state, app_state={})
+            protocol.connection_made(transport)
+            self.protocols.append(protocol)
         self.request = REQUEST.replace(b"/cached", path.encode(), 1)
 
-    async def hits(self, n: int) -> None:
-        protocol, tasks, written, request = self.protocol, self.state.tasks, self.transport.written, self.request
-        for _ in range(n):
-            written.clear()
-            protocol.data_received(request)
+    async def hits(self, n: int) -> int:
+        pairs = list(zip(self.protocols, self.transports))
+        tasks, request = self.state.tasks, self.request
+        rounds = max(1, n // len(pairs))
+        for _ in range(rounds):
+            for protocol, transport in pairs:
+                transport.written.clear()
+                protocol.data_received(request)
             while tasks:
                 await next(iter(tasks))
                 await asyncio.sleep(0)  # the done callbacks run
+        return rounds * len(pairs)
 
     def answer(self) -> tuple[int, dict, bytes]:
-        raw = b"".join(self.transport.written)
+        raw = b"".join(self.transports[-1].written)
         head, _, body = raw.partition(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
         headers = {}
@@ -258,8 +270,8 @@ async def measure(args) -> None:
             for s in order:
                 driver, _ = drivers[s]
                 start = time.process_time()
-                await driver.hits(args.hits)
-                per_hit[s].append((time.process_time() - start) / args.hits * 1e6)
+                done = await driver.hits(args.hits)
+                per_hit[s].append((time.process_time() - start) / done * 1e6)
         payload = load_payload(args.bytes)
         for s, (driver, calls_file) in drivers.items():
             check(s, driver, payload)
@@ -271,7 +283,8 @@ async def measure(args) -> None:
 
 
 def report(args, per_hit: dict[str, list[float]]) -> None:
-    print(f"\n{args.hits} hits x {args.rounds} rounds (ABBA), {args.bytes} B, through {args.through}, "
+    through = args.through + (f" ({args.connections} connection(s))" if args.through == "uvicorn" else "")
+    print(f"\n{args.hits} hits x {args.rounds} rounds (ABBA), {args.bytes} B, through {through}, "
           f"Python {sys.version.split()[0]}")
     print("| subject | µs CPU per hit (median) | per round |")
     print("|---|---:|---|")
@@ -320,12 +333,15 @@ def main() -> None:
     parser.add_argument("--hits", type=int, default=10000, help="hits per subject and round (10000)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds, ABBA (6)")
     parser.add_argument("--bytes", type=int, default=1024, help="payload size (1024)")
+    parser.add_argument("--connections", type=int, default=16,
+                        help="--through uvicorn: connections, one request in flight on each (16: bench/run's 32 over 2 workers)")
     parser.add_argument("--subjects", nargs="+", choices=list(SUBJECTS), default=list(SUBJECTS))
     parser.add_argument("--profile", choices=list(SUBJECTS), help="cProfile N hits of one subject")
     parser.add_argument("--top", type=int, default=35, help="functions --profile prints (35)")
     parser.add_argument("--spin", choices=list(SUBJECTS), help="hits of one subject for --seconds")
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
+    UvicornDriver.connections = max(1, args.connections)
     try:
         import uvloop
 
