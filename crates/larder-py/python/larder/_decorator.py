@@ -27,6 +27,10 @@ log = logging.getLogger("larder")
 # does not declare them itself.
 _REQUEST = "_larder_request"
 _RESPONSE = "_larder_response"
+# Set in the scope by a route's fast path (see `_FastPath`): what
+# the engine decided for the request, for the view's wrapper to go on with.
+_LOOKED_UP = "larder.looked_up"
+_NOT_LOOKED_UP = object()
 
 
 def cache(
@@ -71,10 +75,13 @@ def cache(
     The view declares nothing it does not use: the decorator adds the
     ``Request`` and the ``Response`` FastAPI injects to the signature FastAPI
     sees, and calls the view with exactly its own arguments. Its
-    dependencies run on every request, hits included. It may be ``async
-    def`` or ``def``, return a dict, a pydantic model or anything FastAPI
-    serialises (serialised once, as FastAPI would), or a ``Response``
-    (status and header fields kept). On a POST, PUT, PATCH or DELETE view it
+    dependencies run on every request, hits included. A view with no
+    dependencies whose parameters all come from the URL (path and query)
+    has its hits answered before FastAPI's request handler runs (nothing
+    there could change them, and it was most of a hit's CPU time). It may
+    be ``async def`` or ``def``, return a dict, a pydantic model or
+    anything FastAPI serialises (serialised once, as FastAPI would), or a
+    ``Response`` (status and header fields kept). On a POST, PUT, PATCH or DELETE view it
     stores nothing: a successful answer invalidates the URI's cached GET in
     the namespace (no ``ttl`` needed there).
     """
@@ -123,10 +130,13 @@ def _wrap(view: Callable[..., Any], policy: Policy) -> Any:
             return await view(*args, **kwargs)
         return await run_in_threadpool(view, *args, **kwargs)
 
+    fast = _FastPath(policy)
+
     @functools.wraps(view)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.pop(_REQUEST) if request_name is None else kwargs[request_name]
         sub_response = kwargs.pop(_RESPONSE) if response_name is None else kwargs[response_name]
+        fast.install(request.scope, wrapper)
         return await _respond(policy, view, run, args, kwargs, request, sub_response)
 
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
@@ -159,13 +169,15 @@ async def _respond(
     if HANDLED in scope:
         # larder.ASGIMiddleware already handles this request's caching.
         return await run(args, kwargs)
-    chosen = get_cache(policy.cache)
-    if chosen is None:
-        _no_cache(view, policy)
-        return await run(args, kwargs)
-    out = chosen.lookup(policy, scope)
-    if not is_ready(out):
-        out = await out
+    out = scope.pop(_LOOKED_UP, _NOT_LOOKED_UP)
+    if out is _NOT_LOOKED_UP:
+        chosen = get_cache(policy.cache)
+        if chosen is None:
+            _no_cache(view, policy)
+            return await run(args, kwargs)
+        out = chosen.lookup(policy, scope)
+        if not is_ready(out):
+            out = await out
     if out is None:
         return await run(args, kwargs)
     if type(out) is tuple:
@@ -198,6 +210,91 @@ async def _respond(
             # Releases the requests waiting on this one at once, whatever
             # keeps the exception (and this frame) alive.
             fill.abandon()
+
+
+class _FastPath:
+    """Hits of a view that nothing but its URL feeds, answered before
+    FastAPI's request handler.
+
+    FastAPI's handler (a ``Request``, the dependency solver, exit stacks,
+    the ``Response`` object) costs most of a hit. When the view's route
+    has no dependencies (its own, its router's or the app's) and takes no
+    header, cookie or body parameters, nothing on a hit needs it: the
+    dependencies that must run on hits do not exist, and the path and query
+    parameters FastAPI validates are decided by the URL, which is the key
+    of any entry (an entry exists only for a URL the view answered). So on
+    the route's first request, the wrapper puts this in front of the
+    route's ASGI app: it asks the engine, sends a hit's bytes itself, and
+    hands anything else (a miss, a refresh, a pass) to FastAPI's handler
+    and the wrapper, through the scope, without asking twice.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        # The routes (and router inclusions) seen: ids, for the slow path
+        # to skip at once.
+        self.seen: set[int] = set()
+
+    def install(self, scope: Any, wrapper: Callable[..., Any]) -> None:
+        """Puts the fast path in front of what serves this request, once
+        (the route, or FastAPI's context for the router inclusion the
+        request came through), if nothing but the URL feeds the view."""
+        route = scope.get("route")
+        if _fastapi.APIRoute is None or not isinstance(route, _fastapi.APIRoute):
+            return
+        target: Any = route
+        context = _fastapi.effective_route(scope) if _fastapi.effective_route else None
+        if context is not None and getattr(context, "original_route", None) is route:
+            target = context
+        if id(target) in self.seen:
+            return
+        self.seen.add(id(target))
+        app = getattr(target, "app", None)
+        if app is None or getattr(target, "endpoint", None) is not wrapper or not _only_the_url_feeds(target):
+            return
+        if not getattr(app, "_larder_fast_path", False):
+            target.app = self.wrap(app)
+
+    def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        policy = self.policy
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            chosen = None if HANDLED in scope else get_cache(policy.cache)
+            if chosen is None:
+                # The wrapper decides (uncached, and says why once).
+                await handler(scope, receive, send)
+                return
+            out = chosen.lookup(policy, scope)
+            if type(out) is not tuple and not is_ready(out):
+                out = await out
+            if type(out) is tuple:
+                await send({"type": "http.response.start", "status": out[0], "headers": out[1]})
+                await send({"type": "http.response.body", "body": out[2]})
+                return
+            scope[_LOOKED_UP] = out
+            try:
+                await handler(scope, receive, send)
+            finally:
+                # FastAPI answered before the view ran (a 422): release
+                # the requests waiting on this one now.
+                if scope.pop(_LOOKED_UP, None) is not None:
+                    out.abandon()
+
+        app._larder_fast_path = True  # type: ignore[attr-defined]
+        return app
+
+
+def _only_the_url_feeds(route: Any) -> bool:
+    """Whether the route's view takes nothing but path and query
+    parameters (and the ``Request``, ``Response`` and ``BackgroundTasks``
+    FastAPI injects), with no dependencies."""
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or getattr(route, "dependencies", None):
+        return False
+    for name in ("dependencies", "header_params", "cookie_params", "body_params"):
+        if getattr(dependant, name, True):
+            return False
+    return getattr(route, "body_field", None) is None
 
 
 def _hit(out: tuple, sub_response: Response) -> Answer:

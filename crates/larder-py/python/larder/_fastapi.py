@@ -24,6 +24,10 @@ try:  # FastAPI's own pieces; older releases lack some of them.
 except ImportError:  # pragma: no cover
     APIRoute = None  # type: ignore[assignment,misc]
     serialize_response = None  # type: ignore[assignment]
+try:  # FastAPI >= 0.165 serves an included router's routes through a context of its own.
+    from fastapi.routing import _get_scope_effective_route_context as effective_route
+except ImportError:  # pragma: no cover
+    effective_route = None  # type: ignore[assignment]
 try:
     from fastapi.datastructures import DefaultPlaceholder
 except ImportError:  # pragma: no cover

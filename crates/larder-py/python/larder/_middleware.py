@@ -77,6 +77,10 @@ class ASGIMiddleware:
             await self.app(scope, receive, send)
             return
         out = cache.lookup_routed(self.routes, scope)
+        if type(out) is tuple:  # a hit, ready at once (the memory store)
+            await send({"type": "http.response.start", "status": out[0], "headers": out[1]})
+            await send({"type": "http.response.body", "body": out[2]})
+            return
         if not is_ready(out):
             out = await out
         if out is None:

@@ -11,6 +11,8 @@ Duration = Union[str, int, float, datetime.timedelta]
 
 # Name -> cache, in the order they were set up: the first is the default.
 _caches: dict[str, Cache] = {}
+# The first of them (looked up on every request).
+_default: Cache | None = None
 
 
 def init(
@@ -54,14 +56,16 @@ def init(
     if max_body_bytes is not None:
         options["max_body_bytes"] = max_body_bytes
     built = Cache(store, **options)
+    global _default
     _caches[name] = built
+    _default = next(iter(_caches.values()))
     return built
 
 
 def get_cache(name: str | None = None) -> Cache | None:
     """The cache set up with ``init`` under ``name``, or the default one."""
     if name is None:
-        return next(iter(_caches.values()), None)
+        return _default
     return _caches.get(name)
 
 

@@ -412,3 +412,108 @@ def test_old_spellings_and_other_caches_words_name_larders() -> None:
         for make in (larder.cache, larder.Policy):
             with pytest.raises(TypeError, match=rf"`{word}` \(did you mean `ttl`\?\): `{word}` is {whose}'s word"):
                 make(**{word: 60})
+
+
+class EnteredHandler:
+    """An ASGI middleware that notes whether each request reached FastAPI's
+    request handler (which puts its exit stack in the scope)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.entered: bool | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            self.entered = "fastapi_inner_astack" in scope
+
+
+async def test_hits_of_views_only_the_url_feeds_skip_fastapis_request_handler(tmp_path: Path) -> None:
+    import asyncio
+
+    from fastapi import APIRouter, Depends, FastAPI, Header
+
+    larder.init()
+    app = FastAPI()
+    runs: list[str] = []
+    deps: list[str] = []
+
+    def dependency() -> None:
+        deps.append("ran")
+
+    @app.get("/items/{item_id}")
+    @larder.cache(ttl="15m")
+    async def item(item_id: int, q: str = ""):
+        runs.append(f"item:{item_id}")
+        await asyncio.sleep(0.2)  # a query, so that concurrent misses overlap
+        return {"id": item_id, "q": q}
+
+    @app.get("/guarded", dependencies=[Depends(dependency)])
+    @larder.cache(ttl="15m")
+    async def guarded():
+        runs.append("guarded")
+        return {"guarded": True}
+
+    @app.get("/agent")
+    @larder.cache(ttl="15m", vary=["user-agent"])
+    async def agent(user_agent: str = Header("")):
+        runs.append("agent")
+        return {"agent": user_agent}
+
+    router = APIRouter()
+
+    @router.get("/inner/{n}")
+    @larder.cache(ttl="15m")
+    async def inner(n: int):
+        runs.append(f"inner:{n}")
+        return {"n": n}
+
+    app.include_router(router, prefix="/open")
+    # The same view again, where the inclusion adds a dependency.
+    app.include_router(router, prefix="/closed", dependencies=[Depends(dependency)])
+
+    front = EnteredHandler(app)
+    transport = httpx.ASGITransport(app=front)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+
+        async def get(path: str, **kwargs) -> tuple[httpx.Response, bool | None]:
+            got = await client.get(path, **kwargs)
+            return got, front.entered
+
+        # Fed by the URL only: a miss runs FastAPI's handler and the view,
+        # a hit is the same answer without either.
+        miss, entered = await get("/items/1?q=a")
+        assert entered and miss.json() == {"id": 1, "q": "a"}
+        hit, entered = await get("/items/1?q=a")
+        assert not entered and status_of(hit).startswith("larder; hit")
+        assert hit.content == miss.content and hit.headers["content-type"] == miss.headers["content-type"]
+        # What FastAPI rejects before the view stays rejected, and is not cached.
+        for _ in range(2):
+            bad, entered = await get("/items/nope")
+            assert bad.status_code == 422 and entered
+        # Misses after the first still run the view once, concurrent ones too.
+        both = await asyncio.gather(client.get("/items/2"), client.get("/items/2"))
+        assert [r.json() for r in both] == [{"id": 2, "q": ""}] * 2
+        assert runs.count("item:2") == 1
+        assert status_of((await get("/items/2"))[0]).startswith("larder; hit")
+        assert runs.count("item:1") == 1
+
+        # A dependency (the route's or the inclusion's) or a header
+        # parameter: every hit goes through FastAPI's handler, and the
+        # dependency runs on each.
+        for path in ("/guarded", "/closed/inner/1"):
+            before = len(deps)
+            await get(path)
+            hit, entered = await get(path)
+            assert entered and status_of(hit).startswith("larder; hit"), path
+            assert len(deps) == before + 2, path
+        await get("/agent", headers={"User-Agent": "a"})
+        hit, entered = await get("/agent", headers={"User-Agent": "a"})
+        assert entered and hit.json() == {"agent": "a"} and status_of(hit).startswith("larder; hit")
+
+        # An included router without dependencies: the fast path too.
+        await get("/open/inner/1")
+        hit, entered = await get("/open/inner/1")
+        assert not entered and hit.json() == {"n": 1} and status_of(hit).startswith("larder; hit")
+    assert runs.count("guarded") == 1 and runs.count("agent") == 1
+    assert runs.count("inner:1") == 2  # one entry per URL: /open/... and /closed/...
