@@ -112,6 +112,12 @@ pub struct CachedRoute {
     cache: Option<&'static str>,
     make_policy: fn() -> Policy,
     policy: OnceLock<Arc<Policy>>,
+    /// The process-wide cache this handler found, once found: [`init`]
+    /// never replaces a cache it was given, so the lookup (a lock shared by
+    /// every request) is made until it succeeds, then never again.
+    ///
+    /// [`init`]: crate::init
+    global: OnceLock<Cache>,
     warned: AtomicBool,
     warned_read: AtomicBool,
     warned_zero: AtomicBool,
@@ -151,6 +157,7 @@ impl CachedRoute {
             cache,
             make_policy: policy,
             policy: OnceLock::new(),
+            global: OnceLock::new(),
             warned: AtomicBool::new(false),
             warned_read: AtomicBool::new(false),
             warned_zero: AtomicBool::new(false),
@@ -200,6 +207,16 @@ impl CachedRoute {
         zero
     }
 
+    /// The process-wide cache this handler uses, if [`crate::init`] was
+    /// given it.
+    fn global_cache(&self) -> Option<&Cache> {
+        if let Some(cache) = self.global.get() {
+            return Some(cache);
+        }
+        let found = registry::lookup(self.cache)?;
+        Some(self.global.get_or_init(|| found))
+    }
+
     /// Says once per handler that it found no cache, and how to give it one.
     fn no_cache(&self) {
         if self.warned.swap(true, Ordering::Relaxed) {
@@ -243,12 +260,13 @@ where
     if route.zero_ttl() {
         return handler.await.into_response();
     }
-    let Some(cache) = registry::find(installed.as_ref(), route.cache) else {
+    let Some(cache) = registry::find(installed.as_ref(), route.cache, || route.global_cache())
+    else {
         route.no_cache();
         return handler.await.into_response();
     };
     route.read_on_write(&parts);
-    respond(&cache, &parts, route.policy(), handler).await
+    respond(cache, &parts, route.policy(), handler).await
 }
 
 async fn respond<F>(cache: &Cache, parts: &Parts, policy: &Arc<Policy>, handler: F) -> Response

@@ -128,12 +128,15 @@ pub(crate) fn lookup(name: Option<&str>) -> Option<Cache> {
     }
 }
 
-/// The cache an adapter should use: the request's, else the process-wide one.
+/// The cache an adapter should use: the request's, else the process-wide
+/// one `global` gives (the attribute remembers it per handler).
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) fn find(installed: Option<&Installed>, name: Option<&str>) -> Option<Cache> {
-    installed
-        .and_then(|i| i.find(name).cloned())
-        .or_else(|| lookup(name))
+pub(crate) fn find<'a>(
+    installed: Option<&'a Installed>,
+    name: Option<&str>,
+    global: impl FnOnce() -> Option<&'a Cache>,
+) -> Option<&'a Cache> {
+    installed.and_then(|i| i.find(name)).or_else(global)
 }
 
 #[cfg(test)]
@@ -163,12 +166,13 @@ mod tests {
         let mut ext = http::Extensions::new();
         Installed::add(&mut ext, &named("registry-test-global"));
         let installed = ext.get::<Installed>();
-        let on_request = find(installed, Some("registry-test-global")).unwrap();
         let global = lookup(Some("registry-test-global")).unwrap();
+        let on_request = find(installed, Some("registry-test-global"), || Some(&global)).unwrap();
         assert!(!std::sync::Arc::ptr_eq(&on_request.inner, &global.inner));
         let installed_ptr = &installed.unwrap().find(None).unwrap().inner;
         assert!(std::sync::Arc::ptr_eq(&on_request.inner, installed_ptr));
-        assert!(find(None, Some("registry-test-global")).is_some());
-        assert!(find(None, Some("registry-test-nowhere")).is_none());
+        let found = find(None, Some("registry-test-global"), || Some(&global)).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&found.inner, &global.inner));
+        assert!(lookup(Some("registry-test-nowhere")).is_none());
     }
 }
