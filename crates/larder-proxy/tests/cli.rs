@@ -6,23 +6,13 @@
 mod common;
 
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
+use common::binary::{free_port, serve, Serving, ENV_FLAGS};
 
 fn larder() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_larder"));
     // Nothing from the developer's environment leaks into a test.
-    for var in [
-        "LARDER_UPSTREAM",
-        "LARDER_LISTEN",
-        "LARDER_REDIS",
-        "LARDER_CONFIG",
-        "LARDER_ADMIN_LISTEN",
-        "LARDER_ADMIN",
-        "LARDER_LOG_FORMAT",
-    ] {
+    for var in ENV_FLAGS {
         command.env_remove(var);
     }
     command
@@ -43,83 +33,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `larder serve` child whose stderr is collected line by line.
-pub struct Serving {
-    child: tokio::process::Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serving {
-    pub fn spawn(command: &mut tokio::process::Command) -> Serving {
-        let mut child = command
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Serving { child, log }
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) until the log has `count` lines containing `text`.
-    pub async fn wait_for(&self, text: &str, count: usize) -> String {
-        for _ in 0..1500 {
-            let log = self.log();
-            if log.lines().filter(|l| l.contains(text)).count() >= count {
-                return log;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("no {text:?} in the log within the guard:\n{}", self.log());
-    }
-
-    pub fn pid(&self) -> String {
-        self.child.id().unwrap().to_string()
-    }
-
-    pub async fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid()]).status();
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
-    }
-}
-
-fn serve() -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"));
-    for var in [
-        "LARDER_UPSTREAM",
-        "LARDER_LISTEN",
-        "LARDER_REDIS",
-        "LARDER_CONFIG",
-        "LARDER_ADMIN_LISTEN",
-        "LARDER_ADMIN",
-        "LARDER_LOG_FORMAT",
-    ] {
-        command.env_remove(var);
-    }
-    command.env("RUST_LOG", "info");
-    command
 }
 
 #[test]
@@ -333,7 +246,6 @@ async fn listen_takes_a_host_name() {
     let up = common::Upstream::start().await;
     let port = free_port();
     let serving = Serving::spawn(serve().args([
-        "serve",
         "--upstream",
         &up.url(),
         "--listen",
@@ -352,7 +264,6 @@ async fn json_logs_are_one_object_a_line() {
     for from_env in [false, true] {
         let mut command = serve();
         command.args([
-            "serve",
             "--upstream",
             &up.url(),
             "--listen",

@@ -6,92 +6,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncBufReadExt;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `larder serve --config <path>`, its stderr collected.
-struct Serving {
-    child: tokio::process::Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serving {
-    fn spawn(path: &std::path::Path) -> Serving {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-            .args(["serve", "--config"])
-            .arg(path)
-            .env_remove("LARDER_UPSTREAM")
-            .env_remove("LARDER_LISTEN")
-            .env_remove("LARDER_LOG_FORMAT")
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Serving { child, log }
-    }
-
-    /// Waits (bounded) for the `count`th log line containing `text`.
-    async fn wait_for(&self, text: &str, count: usize) -> String {
-        for _ in 0..1500 {
-            let log = self.log.lock().unwrap().clone();
-            if log.lines().filter(|l| l.contains(text)).count() >= count {
-                return log;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "no {text:?} in the log within the guard:\n{}",
-            self.log.lock().unwrap()
-        );
-    }
-
-    fn hangup(&self) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    async fn stop(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("stops within the guard")
-            .unwrap();
-        assert!(status.success(), "{status:?}");
-        let log = self.log.lock().unwrap().clone();
-        log
-    }
-}
+use common::binary::{free_port, serve, Serving};
 
 /// One client connection kept open: every request goes over it.
 async fn connect(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
@@ -136,7 +57,7 @@ async fn sighup_reloads_routes_ttls_and_the_upstream_without_dropping_connection
         format!("[server]\nupstream = \"{upstream}\"\nlisten = \"127.0.0.1:{listen}\"\n")
     };
     std::fs::write(&path, server(&first.url(), port)).unwrap();
-    let serving = Serving::spawn(&path);
+    let serving = Serving::spawn(serve().arg("--config").arg(&path));
     serving.wait_for("larder proxy listening", 1).await;
 
     let mut conn = connect(addr).await;
@@ -222,6 +143,7 @@ async fn sighup_reloads_routes_ttls_and_the_upstream_without_dropping_connection
     let (status, _, _) = get(&mut conn, "/plain").await;
     assert_eq!(status, 200);
     drop(conn);
-    let log = serving.stop().await;
+    let (status, log) = serving.stop().await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
     assert!(!log.contains("panicked"), "{log}");
 }

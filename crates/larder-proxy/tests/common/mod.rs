@@ -3,6 +3,8 @@
 //! hyper client that talks real HTTP to it.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
