@@ -91,17 +91,12 @@ const OUTCOMES: [&str; 13] = [
 /// `fwd=stale`, ...), or `none` (an answer the cache never saw, such
 /// as a 400 for a bad request target).
 pub(crate) fn outcome(headers: &HeaderMap) -> &'static str {
-    let Some(member) = headers
-        .get_all("cache-status")
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.rsplit(',').next().unwrap_or(v))
-    else {
+    let params = larder::policy::cache_status::last_member_params(headers);
+    if params.is_empty() {
         return "none";
-    };
+    }
     let (mut hit, mut stale, mut collapsed, mut fwd) = (false, false, false, None);
-    for param in member.split(';').skip(1).map(str::trim) {
+    for param in params.split(';').map(str::trim) {
         match param {
             "hit" => hit = true,
             "collapsed" => collapsed = true,

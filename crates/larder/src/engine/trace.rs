@@ -12,23 +12,9 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use super::respond::CACHE_STATUS;
-
-/// The parameters of the last `Cache-Status` member (this cache's): `hit;
-/// ttl=59` of `larder; hit; ttl=59`.
+/// The parameters of this cache's `Cache-Status` member (the last one).
 pub(crate) fn outcome(headers: &HeaderMap) -> &str {
-    let Some(value) = headers
-        .get_all(&CACHE_STATUS)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-    else {
-        return "";
-    };
-    let member = value.rsplit(',').next().unwrap_or(value).trim();
-    member
-        .split_once(';')
-        .map_or("", |(_, params)| params.trim())
+    crate::policy::cache_status::last_member_params(headers)
 }
 
 /// The first 12 hex digits of a store key's hash: enough to tell keys apart
@@ -66,6 +52,7 @@ pub(crate) fn millis(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::respond::CACHE_STATUS;
 
     #[test]
     fn outcome_is_this_caches_member_parameters() {

@@ -284,6 +284,35 @@ pub fn is_sf_token(name: &str) -> bool {
         && bytes.all(|b| is_tchar(b) || b == b':' || b == b'/')
 }
 
+/// The parameters of the last `Cache-Status` member in `headers`: the
+/// nearest cache's (RFC 9211 §2: each cache appends its own), such as
+/// `hit; ttl=59` of `origin; fwd=miss, larder; hit; ttl=59`. Empty when
+/// there is none.
+///
+/// ```
+/// use larder::policy::cache_status::last_member_params;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.append("cache-status", "origin; hit".parse().unwrap());
+/// headers.append("cache-status", "edge; fwd=miss, larder; hit; ttl=59".parse().unwrap());
+/// assert_eq!(last_member_params(&headers), "hit; ttl=59");
+/// assert_eq!(last_member_params(&http::HeaderMap::new()), "");
+/// ```
+pub fn last_member_params(headers: &http::HeaderMap) -> &str {
+    let Some(value) = headers
+        .get_all("cache-status")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+    else {
+        return "";
+    };
+    let member = value.rsplit(',').next().unwrap_or(value).trim();
+    member
+        .split_once(';')
+        .map_or("", |(_, params)| params.trim())
+}
+
 /// `tchar` (RFC 9110 §5.6.2).
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
