@@ -30,7 +30,7 @@
 //! breaks the epoch moves: every copy made before is retired at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use http::header::{self, HeaderValue};
 use http::HeaderMap;
@@ -67,6 +67,21 @@ pub(crate) struct Hot {
 /// The copies of one URI's variants (usually one).
 pub(crate) type Slot = Arc<[Arc<Copy>]>;
 
+/// The copy [`Hot::get`] found, in the slot the map gave out (no second
+/// reference count to move on a hit).
+pub(crate) struct Found {
+    slot: Slot,
+    at: usize,
+}
+
+impl std::ops::Deref for Found {
+    type Target = Copy;
+
+    fn deref(&self) -> &Copy {
+        &self.slot[self.at]
+    }
+}
+
 /// A ready-to-send copy of a stored entry.
 pub(crate) struct Copy {
     pub entry: Entry,
@@ -87,7 +102,7 @@ pub(crate) struct Copy {
     pub control_slot: bool,
     /// The whole header map the hits of the last second served, for the
     /// route form they were made for: within that second a hit clones it.
-    pub stamps: Mutex<Option<Arc<Stamps>>>,
+    pub stamps: RwLock<Option<Stamps>>,
     /// The change counters of the store keys it was read from, as they
     /// were before the read: the primary key's and, for a variant, the
     /// variant's.
@@ -272,19 +287,18 @@ impl Hot {
 
     /// The copy of the request's variant, if one is held and still
     /// current: same key material, same Vary values, nothing changed.
-    pub fn get(&self, key: &HotKey, request: &HeaderMap, now_ms: u64) -> Option<Arc<Copy>> {
+    pub fn get(&self, key: &HotKey, request: &HeaderMap, now_ms: u64) -> Option<Found> {
         self.flush_if_lost();
         let slot = self.map.get(&key.hash)?;
         let epoch = self.coherence.epoch.load(Ordering::Acquire);
-        slot.iter()
-            .find(|c| {
-                c.epoch == epoch
-                    && now_ms < c.until_ms
-                    && self.coherence.current(&c.seen)
-                    && *c.material == *key.material()
-                    && key::vary_matches(&c.entry.vary, request)
-            })
-            .cloned()
+        let at = slot.iter().position(|c| {
+            c.epoch == epoch
+                && now_ms < c.until_ms
+                && self.coherence.current(&c.seen)
+                && *c.material == *key.material()
+                && key::vary_matches(&c.entry.vary, request)
+        })?;
+        Some(Found { slot, at })
     }
 
     /// Keeps a copy of `entry`, read as `seen` says; `control_slot`: the
@@ -315,7 +329,7 @@ impl Hot {
             prepared,
             upstream_status,
             control_slot,
-            stamps: Mutex::new(None),
+            stamps: RwLock::new(None),
             seen: seen.keys,
             epoch: seen.epoch,
             until_ms,

@@ -1,7 +1,6 @@
 //! Building the responses the cache sends: from an entry, and the few it
 //! makes up itself (304, 412, 504).
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -177,22 +176,23 @@ pub(crate) fn from_copy(
 /// hit is writing it.
 fn stamped(cache: &Cache, policy: &Policy, copy: &Copy, age: Duration) -> HeaderMap {
     let age_secs = age.as_secs();
-    let held = copy.stamps.try_lock().ok().and_then(|held| {
-        held.as_ref()
+    // Read-locked: hits on other cores clone it at the same time, and a
+    // hit never waits (one that finds it being written makes its own).
+    if let Ok(held) = copy.stamps.try_read() {
+        if let Some(stamps) = held
+            .as_ref()
             .filter(|s| s.age_secs == age_secs && s.control.is(&policy.client_cache_control))
-            .cloned()
-    });
-    // Cloned outside the lock: other cores' hits only wait for the `Arc`.
-    if let Some(stamps) = held {
-        return stamps.headers.clone();
+        {
+            return stamps.headers.clone();
+        }
     }
     let headers = stamp_copy(cache, policy, copy, age);
-    if let Ok(mut held) = copy.stamps.try_lock() {
-        *held = Some(Arc::new(Stamps {
+    if let Ok(mut held) = copy.stamps.try_write() {
+        *held = Some(Stamps {
             age_secs,
             control: ControlForm::of(&policy.client_cache_control),
             headers: headers.clone(),
-        }));
+        });
     }
     headers
 }
