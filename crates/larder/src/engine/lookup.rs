@@ -106,7 +106,11 @@ impl Cache {
         if let Some(response) = self.try_hit(parts, policy) {
             return Lookup::Respond(response);
         }
-        self.lookup_past_hot(parts, policy).await
+        // Boxed: the long way's state (store reads, coalescing, leases) is
+        // many kilobytes, and inline it would make every caller's future
+        // that large, to be moved on every request, hits included (the
+        // proxy's server copied it four times a request).
+        Box::pin(self.lookup_past_hot(parts, policy)).await
     }
 
     /// [`Cache::lookup`] once [`Cache::try_hit`] has declined: adapters

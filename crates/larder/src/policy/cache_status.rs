@@ -299,8 +299,10 @@ pub fn is_sf_token(name: &str) -> bool {
 /// assert_eq!(last_member_params(&http::HeaderMap::new()), "");
 /// ```
 pub fn last_member_params(headers: &http::HeaderMap) -> &str {
+    // The name as a constant: a `&str` would be parsed on every call.
+    const NAME: http::HeaderName = http::HeaderName::from_static("cache-status");
     let Some(value) = headers
-        .get_all("cache-status")
+        .get_all(NAME)
         .iter()
         .next_back()
         .and_then(|v| v.to_str().ok())

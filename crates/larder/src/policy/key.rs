@@ -161,6 +161,9 @@ const INVALID_HOST: &str = "<invalid>";
 /// assert_eq!(authority(b"", "http"), Err(InvalidHost::Empty));
 /// ```
 pub fn authority<'a>(raw: &'a [u8], scheme: &str) -> Result<Cow<'a, str>, InvalidHost> {
+    if let Some(plain) = plain_authority(raw, scheme) {
+        return Ok(Cow::Borrowed(plain));
+    }
     let (host, port) = split_authority(raw, scheme)?;
     Ok(normalized(raw, host, port))
 }
@@ -207,6 +210,13 @@ fn plain_host<'a>(uri: &Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     if lines.next().is_some() {
         return None;
     }
+    plain_authority(raw, scheme(uri))
+}
+
+/// [`authority`]'s shortcut: lowercase letters, digits, `-` and `.`, and
+/// at most a short port that is not `scheme`'s default, are valid and
+/// already in the key's form.
+fn plain_authority<'a>(raw: &'a [u8], scheme: &str) -> Option<&'a str> {
     let (host, port) = match raw.iter().position(|&b| b == b':') {
         Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
         None => (raw, None),
@@ -216,7 +226,7 @@ fn plain_host<'a>(uri: &Uri, headers: &'a HeaderMap) -> Option<&'a str> {
         return None;
     }
     if let Some(port) = port {
-        let default: &[u8] = match scheme(uri) {
+        let default: &[u8] = match scheme {
             "http" => b"80",
             "https" => b"443",
             _ => return None,
@@ -1013,6 +1023,21 @@ mod tests {
         }
         let uri: Uri = "/items".parse().unwrap();
         assert!(plain_host(&uri, &one_host(b"example.com:3000")).is_some());
+        // `authority` takes the same shortcut: what it gives must be what
+        // the full parse gives.
+        for scheme in ["http", "https", "ftp"] {
+            for host in hosts {
+                let raw = host.as_bytes();
+                let full = split_authority(raw, scheme).map(|(h, p)| normalized(raw, h, p));
+                if let Some(plain) = plain_authority(raw, scheme) {
+                    assert_eq!(full.as_deref(), Ok(plain), "{host:?} over {scheme}");
+                }
+            }
+        }
+        assert_eq!(
+            plain_authority(b"example.com:3000", "https"),
+            Some("example.com:3000")
+        );
     }
 
     #[test]
