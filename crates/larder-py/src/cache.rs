@@ -174,7 +174,9 @@ impl PyCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cache = self.inner.clone();
         now_or_later(py, async move {
-            match cache.purge_url(&namespace, &url).await {
+            let purged = cache.purge_url(&namespace, &url).await;
+            crate::reuse::forget_all();
+            match purged {
                 // Whether anything was stored is the admin API's to say.
                 Ok(_) => Outcome::Done,
                 Err(e) => Outcome::Failed(e.to_string()),
@@ -186,7 +188,9 @@ impl PyCache {
     fn purge_tag<'py>(&self, py: Python<'py>, tag: String) -> PyResult<Bound<'py, PyAny>> {
         let cache = self.inner.clone();
         now_or_later(py, async move {
-            match cache.purge_tag(&tag).await {
+            let purged = cache.purge_tag(&tag).await;
+            crate::reuse::forget_all();
+            match purged {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e.to_string()),
             }
@@ -202,7 +206,9 @@ impl PyCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cache = self.inner.clone();
         now_or_later(py, async move {
-            match cache.purge_namespace(&namespace).await {
+            let purged = cache.purge_namespace(&namespace).await;
+            crate::reuse::forget_all();
+            match purged {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e.to_string()),
             }

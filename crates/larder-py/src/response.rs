@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use larder::CacheBody;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::PyTuple;
 
 /// A response's body as Python hands it to the engine.
 pub(crate) enum PyBody {
@@ -68,6 +68,9 @@ pub(crate) struct Answer {
     pub headers: HeaderMap,
     /// `None`: send Python's own (streamed) body.
     pub body: Option<Bytes>,
+    /// Answered from the cache: the body is an entry's, whose Python
+    /// objects later hits may reuse ([`crate::reuse`]).
+    pub from_cache: bool,
 }
 
 impl Answer {
@@ -78,6 +81,7 @@ impl Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: Some(body),
+            from_cache: true,
         }
     }
 
@@ -89,15 +93,19 @@ impl Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: collect_ready(body),
+            from_cache: false,
         }
     }
 
     /// `(status, [(name, value), ...], body or None)`.
     pub fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        let headers = crate::request::header_list(py, &self.headers)?;
-        let body = match &self.body {
-            Some(b) => PyBytes::new(py, b).into_any(),
-            None => py.None().into_bound(py),
+        let (headers, body) = match &self.body {
+            Some(b) if self.from_cache => crate::reuse::hit(py, &self.headers, b)?,
+            Some(b) => crate::reuse::fresh(py, &self.headers, b)?,
+            None => (
+                crate::request::header_list(py, &self.headers)?,
+                py.None().into_bound(py),
+            ),
         };
         Ok(PyTuple::new(
             py,
