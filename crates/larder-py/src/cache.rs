@@ -157,7 +157,7 @@ impl PyCache {
         let Some(path) = request::route_path(scope)? else {
             return Ok(py.None().into_bound(py));
         };
-        match routes.get().find(py, &path) {
+        match routes.get().find(py, path.as_str()?) {
             Some(policy) => self.decide(&policy, scope),
             None => Ok(py.None().into_bound(py)),
         }
@@ -294,7 +294,10 @@ impl PyPolicy {
         if self.warned.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
-        let path = request::route_path(scope)?.unwrap_or_default();
+        let path = match request::route_path(scope)? {
+            Some(path) => path.as_str()?.to_owned(),
+            None => String::new(),
+        };
         crate::log::warn(
             scope.py(),
             &format!(
