@@ -29,6 +29,8 @@ pub(crate) struct PyCache {
     inner: larder::Cache,
     max_body: usize,
     store_repr: String,
+    /// The ASGI server stamps `Date` on every response itself.
+    server_date: bool,
 }
 
 #[pymethods]
@@ -47,6 +49,7 @@ impl PyCache {
         lease_ttl = None,
         hit_for_miss = None,
         namespace_refresh = None,
+        server_date = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -61,6 +64,7 @@ impl PyCache {
         lease_ttl: Option<&Bound<'_, PyAny>>,
         hit_for_miss: Option<&Bound<'_, PyAny>>,
         namespace_refresh: Option<&Bound<'_, PyAny>>,
+        server_date: bool,
     ) -> PyResult<Self> {
         let mut builder = larder::Cache::builder()
             .name(name)
@@ -119,6 +123,7 @@ impl PyCache {
             inner: builder.build(),
             max_body: max_body_bytes,
             store_repr,
+            server_date,
         })
     }
 
@@ -132,6 +137,13 @@ impl PyCache {
     #[getter]
     fn max_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    /// Whether the ASGI server stamps `Date` itself, so that the cache's
+    /// responses leave it to the server (see `larder.init`).
+    #[getter]
+    fn server_date(&self) -> bool {
+        self.server_date
     }
 
     /// What the engine decided for the ASGI `scope` under `policy`: `None`
@@ -276,13 +288,14 @@ impl PyCache {
             let fill = self
                 .inner
                 .forward_uncached(&parts, &rules.inner, NotStored::Rule);
-            return Fill::wrap(py, Box::new(fill), parts, None);
+            return Fill::wrap(py, Box::new(fill), parts, self.server_date, None);
         }
         let cache = self.inner.clone();
         let policy = rules.inner.clone();
+        let server_date = self.server_date;
         now_or_later(py, async move {
             let lookup = cache.lookup(&parts, &policy).await;
-            Outcome::Lookup(Box::new(lookup), Box::new(parts))
+            Outcome::Lookup(Box::new(lookup), Box::new(parts), server_date)
         })
     }
 }

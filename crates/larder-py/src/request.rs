@@ -195,13 +195,18 @@ pub(crate) fn route_path<'py>(scope: &Bound<'py, PyDict>) -> PyResult<Option<Rou
     Ok(Some(RoutePath { path, start }))
 }
 
-/// `headers` as an ASGI header list: `[(name, value), ...]` of bytes.
+/// `headers` as an ASGI header list: `[(name, value), ...]` of bytes,
+/// without the fields named `skip`.
 pub(crate) fn header_list<'py>(
     py: Python<'py>,
     headers: &HeaderMap,
+    skip: Option<&HeaderName>,
 ) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for (name, value) in headers {
+        if skip == Some(name) {
+            continue;
+        }
         let pair = PyTuple::new(
             py,
             [

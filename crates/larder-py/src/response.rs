@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
+use http::header::DATE;
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use larder::CacheBody;
@@ -71,39 +72,45 @@ pub(crate) struct Answer {
     /// Answered from the cache: the body is an entry's, whose Python
     /// objects later hits may reuse ([`crate::reuse`]).
     pub from_cache: bool,
+    /// The ASGI server stamps `Date` itself: the engine's is not handed
+    /// to it, so the client gets one `Date` field, not two.
+    pub server_date: bool,
 }
 
 impl Answer {
     /// A response the engine answered from the cache (or built itself).
-    pub fn from_cache(response: Response<Bytes>) -> Self {
+    pub fn from_cache(response: Response<Bytes>, server_date: bool) -> Self {
         let (parts, body) = response.into_parts();
         Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: Some(body),
             from_cache: true,
+            server_date,
         }
     }
 
     /// What `Fill::complete` returned. Its body is either bytes the
     /// engine holds or Python's own, untouched: both are ready at once.
-    pub fn from_fill(response: Response<CacheBody<PyBody>>) -> Self {
+    pub fn from_fill(response: Response<CacheBody<PyBody>>, server_date: bool) -> Self {
         let (parts, body) = response.into_parts();
         Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: collect_ready(body),
             from_cache: false,
+            server_date,
         }
     }
 
     /// `(status, [(name, value), ...], body or None)`.
     pub fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        let skip = self.server_date.then_some(&DATE);
         let (headers, body) = match &self.body {
-            Some(b) if self.from_cache => crate::reuse::hit(py, &self.headers, b)?,
-            Some(b) => crate::reuse::fresh(py, &self.headers, b)?,
+            Some(b) if self.from_cache => crate::reuse::hit(py, &self.headers, skip, b)?,
+            Some(b) => crate::reuse::fresh(py, &self.headers, skip, b)?,
             None => (
-                crate::request::header_list(py, &self.headers)?,
+                crate::request::header_list(py, &self.headers, skip)?,
                 py.None().into_bound(py),
             ),
         };

@@ -75,11 +75,12 @@ fn key(body: &Bytes) -> (usize, usize) {
 }
 
 /// `headers` and `body` of a hit as Python objects: the ASGI header list
-/// (a new list) and `bytes`, reusing the objects of earlier hits of the
+/// (a new list, without the fields named `skip`) and `bytes`, reusing the objects of earlier hits of the
 /// same entry.
 pub(crate) fn hit<'py>(
     py: Python<'py>,
     headers: &HeaderMap,
+    skip: Option<&HeaderName>,
     body: &Bytes,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
     // Only what the engine keeps (a body someone else holds too) is worth
@@ -87,10 +88,10 @@ pub(crate) fn hit<'py>(
     // conversion never waits, and one made while another runs (a garbage
     // collection's finalizer, another thread) just makes its own objects.
     if body.is_empty() || body.is_unique() {
-        return fresh(py, headers, body);
+        return fresh(py, headers, skip, body);
     }
     let Ok(mut guard) = SLOTS.try_lock() else {
-        return fresh(py, headers, body);
+        return fresh(py, headers, skip, body);
     };
     let epoch = EPOCH.load(Ordering::Acquire);
     if guard.as_ref().is_some_and(|s| s.epoch != epoch) {
@@ -108,7 +109,7 @@ pub(crate) fn hit<'py>(
     if !slots.by_body.contains_key(&k) {
         if body.len() > MAX_BYTES {
             drop(guard);
-            return fresh(py, headers, body);
+            return fresh(py, headers, skip, body);
         }
         slots.make_room(body.len());
         let slot = Slot {
@@ -122,7 +123,7 @@ pub(crate) fn hit<'py>(
     }
     let Some(slot) = slots.by_body.get_mut(&k) else {
         drop(guard);
-        return fresh(py, headers, body);
+        return fresh(py, headers, skip, body);
     };
     let list = PyList::empty(py);
     for (i, (name, value)) in headers.iter().enumerate() {
@@ -138,7 +139,9 @@ pub(crate) fn hit<'py>(
                 slot.fields.push(field);
             }
         }
-        list.append(slot.fields[i].2.bind(py))?;
+        if skip != Some(name) {
+            list.append(slot.fields[i].2.bind(py))?;
+        }
     }
     slot.fields.truncate(headers.len());
     Ok((list, slot.py_body.bind(py).clone().into_any()))
@@ -148,9 +151,10 @@ pub(crate) fn hit<'py>(
 pub(crate) fn fresh<'py>(
     py: Python<'py>,
     headers: &HeaderMap,
+    skip: Option<&HeaderName>,
     body: &Bytes,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
-    let list = crate::request::header_list(py, headers)?;
+    let list = crate::request::header_list(py, headers, skip)?;
     Ok((list, PyBytes::new(py, body).into_any()))
 }
 
