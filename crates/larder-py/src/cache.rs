@@ -16,6 +16,7 @@ use crate::fill::Fill;
 use crate::outcome::Outcome;
 use crate::policy::{KeyPart, PyPolicy};
 use crate::request;
+use crate::response::Answer;
 use crate::routes::PyRoutes;
 use crate::runtime::now_or_later;
 use crate::stores::{PyMemoryStore, PyRedisStore};
@@ -290,11 +291,22 @@ impl PyCache {
                 .forward_uncached(&parts, &rules.inner, NotStored::Rule);
             return Fill::wrap(py, Box::new(fill), parts, self.server_date, None);
         }
+        let server_date = self.server_date;
+        // A hot hit is answered here, without the lookup's future: that
+        // future is sized for the long way (about 5 KB), and boxing it
+        // per request cost a hit more than the rest of this function.
+        let hot = {
+            let _context = crate::runtime::runtime().enter();
+            larder::__adapter::try_hit(&self.inner, &parts, &rules.inner)
+        };
+        crate::log::flush(py);
+        if let Some(hit) = hot {
+            return Answer::from_cache(hit, server_date).into_python(py);
+        }
         let cache = self.inner.clone();
         let policy = rules.inner.clone();
-        let server_date = self.server_date;
         now_or_later(py, async move {
-            let lookup = cache.lookup(&parts, &policy).await;
+            let lookup = larder::__adapter::lookup_past_hot(&cache, &parts, &policy).await;
             Outcome::Lookup(Box::new(lookup), Box::new(parts), server_date)
         })
     }
