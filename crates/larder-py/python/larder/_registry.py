@@ -48,9 +48,8 @@ def init(
     responses leave the field to it (one ``Date``, not two; a hit's time in
     the cache is in its ``Age``). ``False`` hands the server the engine's
     ``Date`` (a hit's is the stored response's, as from the Rust crates and
-    the proxy), for a server that adds one only when the app sent none
-    (granian, daphne) or runs without its own (``uvicorn
-    --no-date-header``).
+    the proxy), for a server that adds one only when the app sent none or
+    runs without its own (``uvicorn --no-date-header``).
     """
     options = {
         "name": name,
