@@ -6,14 +6,24 @@
 //! ```
 //! becomes
 //! ```text
+//! static __larder_static_list_items: ::larder::axum::CachedRoute = /* name, cache, policy */;
+//! struct __larder_route_list_items; // `KnownRoute`: the static
 //! async fn list_items(
-//!     (__larder_request, __larder_arg0): (::larder::axum::CacheRequest, State<Db>),
+//!     (__larder_request, __larder_arg0): (
+//!         ::larder::axum::CacheRequest<__larder_route_list_items>,
+//!         State<Db>,
+//!     ),
 //! ) -> ::larder::__private::Response {
 //!     async fn list_items(State(db): State<Db>) -> Json<Vec<Item>> { .. }
-//!     static __LARDER_ROUTE: ::larder::axum::CachedRoute = /* name, cache, policy */;
-//!     ::larder::axum::run(__larder_request, &__LARDER_ROUTE, list_items(__larder_arg0)).await
+//!     ::larder::axum::run(__larder_request, &__larder_static_list_items, list_items(__larder_arg0)).await
 //! }
 //! ```
+//!
+//! The route is a type so that the extractor, knowing the policy, answers
+//! a hot-tier hit without copying the request (`run` sends it, after the
+//! other extractors ran). The two items beside the handler make the
+//! attribute a module-level one: it cannot go on a function in an `impl`
+//! block.
 //!
 //! The cache's extractor rides in a tuple with the handler's first one
 //! (axum extracts tuples of extractors), so the wrapper takes as many
@@ -103,8 +113,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     };
     let idents: Vec<_> = arguments.iter().map(|a| &a.ident).collect();
     // The cache's extractor shares a tuple with the first argument.
+    // The route as a type, so that the extractor can answer a hot hit
+    // without copying the request.
+    let marker = quote::format_ident!("__larder_route_{}", name);
+    let route = quote::format_ident!("__larder_static_{}", name);
+    let request = quote!(::larder::axum::CacheRequest<#marker>);
     let params = match arguments.split_first() {
-        None => quote!(__larder_request: ::larder::axum::CacheRequest),
+        None => quote!(__larder_request: #request),
         Some((first, rest)) => {
             let (ident, ty) = (&first.ident, &first.ty);
             let rest = rest.iter().map(|a| {
@@ -112,7 +127,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 quote!(#ident: #ty)
             });
             quote! {
-                (__larder_request, #ident): (::larder::axum::CacheRequest, #ty),
+                (__larder_request, #ident): (#request, #ty),
                 #(#rest),*
             }
         }
@@ -122,14 +137,23 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let (inner_attrs, outer_attrs): (Vec<_>, Vec<_>) =
         attrs.iter().partition(|a| is_debug_handler(a));
     Ok(quote! {
+        #[allow(non_upper_case_globals)]
+        static #route: ::larder::axum::CachedRoute =
+            ::larder::axum::CachedRoute::new(#name_text, #cache, || #policy);
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #marker;
+        impl ::larder::axum::KnownRoute for #marker {
+            fn route() -> ::core::option::Option<&'static ::larder::axum::CachedRoute> {
+                ::core::option::Option::Some(&#route)
+            }
+        }
         #(#outer_attrs)*
         #[allow(clippy::too_many_arguments)]
         #vis async fn #name(#params) -> ::larder::__private::Response {
             #(#inner_attrs)*
             #sig #block
-            static __LARDER_ROUTE: ::larder::axum::CachedRoute =
-                ::larder::axum::CachedRoute::new(#name_text, #cache, || #policy);
-            ::larder::axum::run(__larder_request, &__LARDER_ROUTE, #name(#(#idents),*)).await
+            ::larder::axum::run(__larder_request, &#route, #name(#(#idents),*)).await
         }
     })
 }

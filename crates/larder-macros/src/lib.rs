@@ -125,12 +125,17 @@ use proc_macro::TokenStream;
 /// not be generic. Up to 16 extractors, as axum allows.
 ///
 /// The function the attribute makes, the one the router calls, also takes
-/// `larder::axum::CacheRequest`, an extractor that copies the method, URI
-/// and header fields for the cache and takes nothing, so a body extractor
-/// may still come last. It rides in a tuple with the handler's first
-/// argument, so the function takes as many arguments as the handler, and
-/// axum's errors about a handler that is not a `Handler` show it as
-/// `fn((CacheRequest, T), ..)`: `T` is the handler's first argument.
+/// `larder::axum::CacheRequest`, an extractor that answers a hot-tier hit
+/// or copies the method, URI and header fields for the cache, and takes
+/// nothing, so a body extractor may still come last (a hit is sent only
+/// after every extractor ran, so one that refuses the request still does).
+/// It rides in a tuple with the handler's first argument, so the function
+/// takes as many arguments as the handler, and axum's errors about a
+/// handler that is not a `Handler` show it as
+/// `fn((CacheRequest<__larder_route_name>, T), ..)`: `T` is the handler's
+/// first argument. The attribute adds two hidden items beside the handler
+/// (its route, and a type naming it), so it goes on a free function, not
+/// one in an `impl` block.
 /// `#[axum::debug_handler]` works above or below the attribute; below it
 /// checks the handler as written, so its errors name your arguments:
 ///

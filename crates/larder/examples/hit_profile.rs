@@ -92,17 +92,24 @@ fn main() {
         };
         let cache = Cache::builder().hot_tier_bytes(hot).build();
         let policy = Policy::ttl(Duration::from_secs(3600));
-        let cached: Router =
-            Router::new().route("/items", get(handler).layer(cache.layer(policy.clone())));
-        let plain: Router = Router::new().route("/items", get(handler));
+        // `with_state(())` turns the routes into services once, as
+        // `axum::serve` does; without it axum rebuilds (and re-layers) each
+        // route on every request, which no server pays.
+        let cached: Router = Router::new()
+            .route("/items", get(handler).layer(cache.layer(policy.clone())))
+            .with_state(());
+        let plain: Router = Router::new().route("/items", get(handler)).with_state(());
         #[cfg(feature = "macros")]
         let attribute: Router = Router::new()
             .route("/items", get(attributed))
-            .layer(cache.extension());
+            .layer(cache.extension())
+            .with_state(());
         // The same handler finding the cache given to `larder::init`: no
         // layer on the router at all.
         #[cfg(feature = "macros")]
-        let global: Router = Router::new().route("/items", get(attributed));
+        let global: Router = Router::new()
+            .route("/items", get(attributed))
+            .with_state(());
         #[cfg(feature = "macros")]
         if subject == "attribute-global" {
             larder::init(cache.clone()).expect("set once");

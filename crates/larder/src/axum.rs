@@ -41,6 +41,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -60,7 +61,7 @@ use crate::{Cache, CacheBody, Lookup, Policy};
 /// It takes nothing from the request, so it may stand before any other
 /// extractor, a body extractor included. The attribute pairs it with the
 /// handler's first extractor: in axum's errors about the handler's type,
-/// `(CacheRequest, T)` is that first argument `T`.
+/// `(CacheRequest<__larder_route_name>, T)` is that first argument `T`.
 ///
 /// ```
 /// use axum::response::Response;
@@ -76,16 +77,91 @@ use crate::{Cache, CacheBody, Lookup, Policy};
 /// }
 /// let app: axum::Router = axum::Router::new().route("/echo", axum::routing::post(echo));
 /// ```
-#[derive(Debug)]
-pub struct CacheRequest {
-    parts: Parts,
-    installed: Option<Installed>,
+///
+/// `#[larder::cache]` names its handler's route in the type
+/// (`CacheRequest<R>`, see [`KnownRoute`]): the extractor then looks for a
+/// hot-tier hit itself, on the request in place, and copies nothing when
+/// it finds one. The hit is only sent from [`run`], after every other
+/// extractor has run, so they still refuse a request as they would
+/// without the cache.
+pub struct CacheRequest<R: KnownRoute = ()> {
+    taken: Taken,
+    route: PhantomData<fn() -> R>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for CacheRequest {
+enum Taken {
+    /// What the engine reads of the request.
+    Parts {
+        parts: Parts,
+        installed: Option<Installed>,
+    },
+    /// The hot tier's answer, found at extraction.
+    Hit(http::Response<bytes::Bytes>),
+}
+
+impl<R: KnownRoute> std::fmt::Debug for CacheRequest<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.taken {
+            Taken::Parts { parts, installed } => f
+                .debug_struct("CacheRequest")
+                .field("parts", parts)
+                .field("installed", installed)
+                .finish(),
+            Taken::Hit(response) => f
+                .debug_struct("CacheRequest")
+                .field("hit", &response.status())
+                .finish(),
+        }
+    }
+}
+
+/// The route a [`CacheRequest`] is extracted for, when its type says:
+/// `#[larder::cache]` implements it for a type it makes per handler. `()`,
+/// the default, knows no route (the extractor copies the request for
+/// [`run`], which is given the route).
+///
+/// ```
+/// use std::time::Duration;
+/// use larder::axum::{CachedRoute, KnownRoute};
+///
+/// struct Items;
+/// impl KnownRoute for Items {
+///     fn route() -> Option<&'static CachedRoute> {
+///         static ROUTE: CachedRoute = CachedRoute::new("items", None, || {
+///             larder::Policy::ttl(Duration::from_secs(60))
+///         });
+///         Some(&ROUTE)
+///     }
+/// }
+/// assert!(Items::route().is_some());
+/// assert!(<() as KnownRoute>::route().is_none());
+/// ```
+pub trait KnownRoute: 'static {
+    /// The route, if known.
+    fn route() -> Option<&'static CachedRoute>;
+}
+
+impl KnownRoute for () {
+    fn route() -> Option<&'static CachedRoute> {
+        None
+    }
+}
+
+impl<S: Send + Sync, R: KnownRoute> FromRequestParts<S> for CacheRequest<R> {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let installed = parts.extensions.get::<Installed>();
+        if let Some(route) = R::route().filter(|r| !r.zero_ttl()) {
+            let cache = registry::find(installed, route.cache, || route.global_cache());
+            if let Some(response) = cache.and_then(|c| c.try_hit(parts, route.policy())) {
+                return Ok(CacheRequest {
+                    taken: Taken::Hit(response),
+                    route: PhantomData,
+                });
+            }
+        }
+        let installed = installed.cloned();
         // Extensions stay behind: they are the other extractors' to take,
         // and the engine has no use for them.
         let (mut copy, ()) = Request::new(()).into_parts();
@@ -98,8 +174,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CacheRequest {
         // for it.
         Filling::copy(&parts.extensions, &mut copy.extensions);
         Ok(CacheRequest {
-            parts: copy,
-            installed: parts.extensions.get::<Installed>().cloned(),
+            taken: Taken::Parts {
+                parts: copy,
+                installed,
+            },
+            route: PhantomData,
         })
     }
 }
@@ -251,12 +330,17 @@ impl CachedRoute {
 /// The handler's future is `Send + 'static` (axum handlers' futures are):
 /// when the client is answered from a stale entry, it runs in a spawned
 /// task to refresh it (stale-while-revalidate, early refresh).
-pub async fn run<F>(request: CacheRequest, route: &CachedRoute, handler: F) -> Response
+pub async fn run<F, R>(request: CacheRequest<R>, route: &CachedRoute, handler: F) -> Response
 where
     F: Future + Send + 'static,
     F::Output: IntoResponse,
+    R: KnownRoute,
 {
-    let CacheRequest { parts, installed } = request;
+    let (parts, installed) = match request.taken {
+        // Every extractor has run: the hit found at extraction is sent.
+        Taken::Hit(response) => return CacheBody::<Body>::for_response(response).map(Body::new),
+        Taken::Parts { parts, installed } => (parts, installed),
+    };
     if route.zero_ttl() {
         return handler.await.into_response();
     }

@@ -426,17 +426,68 @@ async fn a_host_a_client_shapes_never_reaches_a_warm_copy() {
         "other.example",
         "VICTIM.example:8080",
     ] {
-        let hot = cache.stats().hot_hits;
-        let reply = send(&app, with_host(shaped)).await;
-        assert!(!reply.is_hit(), "{shaped}: {}", reply.cache_status());
-        assert_eq!(
-            cache.stats().hot_hits,
-            hot,
-            "{shaped} was answered from the copy"
-        );
+        // Twice: the hot tier keys a Host as sent, and the first must
+        // not have left a copy the second finds.
+        for _ in 0..2 {
+            let hot = cache.stats().hot_hits;
+            let reply = send(&app, with_host(shaped)).await;
+            assert!(!reply.is_hit(), "{shaped}: {}", reply.cache_status());
+            assert_eq!(
+                cache.stats().hot_hits,
+                hot,
+                "{shaped} was answered from the copy"
+            );
+        }
     }
-    // The normal form of the same host still is.
+    // Two Host lines are refused however often they come.
+    for _ in 0..2 {
+        let mut twice = with_host("victim.example");
+        twice
+            .headers_mut()
+            .append("host", http::HeaderValue::from_static("victim.example"));
+        let hot = cache.stats().hot_hits;
+        assert!(!send(&app, twice).await.is_hit());
+        assert_eq!(cache.stats().hot_hits, hot, "two Host lines hit the copy");
+    }
+    // Another spelling of the same host is the same entry: the store's
+    // hit, which makes that spelling's own copy, then the copy's.
+    assert!(send(&app, with_host("Victim.Example:80")).await.is_hit());
     let hot = cache.stats().hot_hits;
     assert!(send(&app, with_host("Victim.Example:80")).await.is_hit());
     assert_eq!(cache.stats().hot_hits, hot + 1);
+}
+
+/// A hot hit reuses the header fields it made within one second of age,
+/// but only for the route form they were made for: two routes on one URI
+/// (one cache, one namespace, so one copy) each get their own
+/// `Cache-Control` toward clients, and a new second gets a new `Age`.
+#[tokio::test]
+async fn hot_hits_reuse_a_seconds_fields_only_for_the_same_route_form() {
+    let clock = larder::clock::ManualClock::new(epoch());
+    let cache = Cache::builder().clock(clock.clone()).build();
+    let route = |policy: Policy| -> Router {
+        Router::new().route("/items", get(|| async { "v1" }).layer(cache.layer(policy)))
+    };
+    let remaining = route(Policy::ttl(Duration::from_secs(600)));
+    let fixed = route(Policy::ttl(Duration::from_secs(600)).client_cache_control(
+        larder::ClientCacheControl::Fixed(http::HeaderValue::from_static("no-cache")),
+    ));
+    get_reply(&remaining, "/items").await;
+    get_reply(&remaining, "/items").await; // the read that copies
+    clock.advance(Duration::from_secs(5));
+    let hot = cache.stats().hot_hits;
+    for _ in 0..2 {
+        let a = get_reply(&remaining, "/items").await;
+        assert_eq!(a.header("cache-control"), Some("max-age=595"));
+        assert_eq!(a.header("age"), Some("5"));
+        let b = get_reply(&fixed, "/items").await;
+        assert_eq!(b.header("cache-control"), Some("no-cache"));
+        assert_eq!(b.header("age"), Some("5"));
+    }
+    clock.advance(Duration::from_secs(1));
+    let a = get_reply(&remaining, "/items").await;
+    assert_eq!(a.header("age"), Some("6"));
+    assert_eq!(a.header("cache-control"), Some("max-age=594"));
+    assert!(a.cache_status().contains("ttl=594"), "{}", a.cache_status());
+    assert_eq!(cache.stats().hot_hits, hot + 5, "all from the hot tier");
 }

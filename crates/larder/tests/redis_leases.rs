@@ -227,7 +227,9 @@ async fn a_leader_that_died_holding_the_lease_frees_the_key_when_it_expires() {
         return;
     };
     let dies = DiesHoldingLeases(redis(&server).await);
-    a_dropped_leader_frees_the_key(&server, dies, Duration::from_millis(500)).await;
+    // Long enough that B is surely still waiting on it when the test looks
+    // (100 ms in, on a loaded machine); short enough to expire in the test.
+    a_dropped_leader_frees_the_key(&server, dies, Duration::from_secs(3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

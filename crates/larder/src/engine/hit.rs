@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{request, Response};
 
 use super::coalesce::Filling;
-use super::hot::{self, Seen};
+use super::hot::{HotKey, HotPieces, Seen};
 use super::respond;
 use super::stats::Counters;
 use super::{trace, Cache};
@@ -57,29 +57,24 @@ impl Cache {
         if policy.bypass_cookies && seen.has(Fields::COOKIE) {
             return None;
         }
-        let host = key::request_host(&parts.uri, headers).ok()?;
-        if !self.host_allowed(&host) {
-            return None;
-        }
         let now = self.inner.clock.now();
-        let now_ms = millis_since_epoch(now);
-        let generation = self.inner.namespaces.now(
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now_ms = millis(since_epoch);
+        let generation = self.inner.namespaces.now_seen(
+            &policy.namespace_seen,
             &policy.namespace,
             now_ms,
             u64::try_from(self.inner.namespace_refresh.as_millis()).unwrap_or(u64::MAX),
             hot.coherence.is_watched(),
         )?;
         let extra = policy.key_extra.map(|extra| (extra.0)(parts));
-        let pieces = Pieces {
-            namespace: &policy.namespace,
-            class,
-            scheme: key::scheme(&parts.uri),
-            host: &host,
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            extra: extra.as_deref(),
-        };
-        let copy = hot.get(&hot::HotKey::new(&pieces, generation), headers, now_ms)?;
+        // The Host as sent: a copy exists only if the long way found it
+        // valid and allowed (see `HotKey`).
+        if seen.has(Fields::HOSTS) {
+            return None;
+        }
+        let pieces = HotPieces::of(parts, seen.host, &policy.namespace, class, extra.as_deref());
+        let copy = hot.get(&HotKey::new(&pieces, generation), headers, now_ms)?;
         let entry = &copy.entry;
         // As a store read requires: the route's declared fields are among
         // those the entry was selected by.
@@ -90,7 +85,13 @@ impl Cache {
         {
             return None;
         }
-        let age = freshness::current_age(entry.initial_age, entry.response_time, now);
+        // As `freshness::current_age`, from the epoch offsets.
+        let age = match copy.received {
+            Some(received) => entry
+                .initial_age
+                .saturating_add(since_epoch.saturating_sub(received)),
+            None => freshness::current_age(entry.initial_age, entry.response_time, now),
+        };
         if freshness::reuse(entry.lifetime, age, entry.forbids_stale, None) != Reuse::Fresh {
             return None;
         }
@@ -112,6 +113,7 @@ impl Cache {
             &parts.method,
             headers,
             seen.has(Fields::SPECIAL),
+            age,
             now,
         ))
     }
@@ -206,13 +208,19 @@ impl Cache {
         if !pieces.are(&entry.material) {
             return;
         }
+        let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+        let host = hosts.next().map(http::HeaderValue::as_bytes);
+        if hosts.next().is_some() {
+            return;
+        }
+        let hot_pieces = HotPieces::of(parts, host, &policy.namespace, class, extra);
         let now_ms = millis_since_epoch(self.inner.clock.now());
         let control = matches!(
             policy.client_cache_control,
             ClientCacheControl::RemainingTtl
         );
         hot.keep(
-            hot::hot_key(&pieces, generation),
+            &HotKey::new(&hot_pieces, generation),
             entry,
             seen,
             now_ms,
@@ -290,13 +298,18 @@ impl Cache {
     }
 }
 
-/// Which of the request fields the hot path cares about are present,
-/// found in one pass over the request's field names (most requests carry
-/// none, and one pass costs less than a lookup per name).
+/// Which of the request fields the hot path cares about are present, and
+/// the `Host` line, found in one pass over the request's fields (most
+/// requests carry none of the others, and one pass costs less than a
+/// lookup per name).
 #[derive(Clone, Copy)]
-struct Fields(u8);
+struct Fields<'a> {
+    bits: u8,
+    /// The first `Host` line.
+    host: Option<&'a [u8]>,
+}
 
-impl Fields {
+impl<'a> Fields<'a> {
     /// `Content-Length` or `Transfer-Encoding`: maybe a body.
     const BODY: u8 = 1;
     /// `Cache-Control` or `Pragma`.
@@ -305,12 +318,21 @@ impl Fields {
     const COOKIE: u8 = 8;
     /// Preconditions or `Range`: the long answer builder handles them.
     const SPECIAL: u8 = 16;
+    /// More than one `Host` line.
+    const HOSTS: u8 = 32;
 
-    fn of(headers: &http::HeaderMap) -> Self {
+    fn of(headers: &'a http::HeaderMap) -> Self {
         use http::header::*;
         let mut bits = 0;
-        for name in headers.keys() {
-            bits |= if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+        let mut host = None;
+        for (name, value) in headers {
+            bits |= if name == HOST {
+                if host.replace(value.as_bytes()).is_some() {
+                    Self::HOSTS
+                } else {
+                    0
+                }
+            } else if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
                 Self::BODY
             } else if name == CACHE_CONTROL || name == PRAGMA {
                 Self::DIRECTIVES
@@ -330,22 +352,41 @@ impl Fields {
                 0
             };
         }
-        Fields(bits)
+        Fields { bits, host }
     }
 
     fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
+        self.bits & bit != 0
     }
 }
 
 fn millis_since_epoch(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    millis(t.duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    // Seconds and millis apart: `as_millis` divides a u128 on every hit.
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 #[cfg(test)]
 mod tests {
     use http::header::*;
+
+    #[test]
+    fn the_field_scan_finds_the_host_line_and_a_second_one() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Fields::of(&headers).host, None);
+        headers.insert(HOST, HeaderValue::from_static("a.example"));
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        let seen = Fields::of(&headers);
+        assert_eq!(seen.host, Some(&b"a.example"[..]));
+        assert!(!seen.has(Fields::HOSTS));
+        headers.append(HOST, HeaderValue::from_static("b.example"));
+        assert!(Fields::of(&headers).has(Fields::HOSTS));
+    }
     use http::{HeaderMap, HeaderValue};
 
     use super::Fields;
@@ -375,6 +416,7 @@ mod tests {
             let mut headers = HeaderMap::new();
             headers.insert(name.clone(), HeaderValue::from_static("1"));
             let seen = Fields::of(&headers);
+            assert!(!seen.has(Fields::HOSTS), "{name}");
             let special = conditional::has_preconditions(&headers) || headers.contains_key(RANGE);
             assert_eq!(seen.has(Fields::SPECIAL), special, "{name}");
             if storable::request_has_body(&headers) {

@@ -30,7 +30,7 @@
 //! breaks the epoch moves: every copy made before is retired at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use http::header::{self, HeaderValue};
 use http::HeaderMap;
@@ -40,7 +40,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
 
 use super::namespaces::Namespaces;
 use crate::entry::Entry;
-use crate::policy::key::{self, Pieces};
+use crate::policy::key;
 use crate::store::Watcher;
 
 /// How many change counters store keys share. A change of one key retires
@@ -67,9 +67,29 @@ pub(crate) struct Hot {
 /// The copies of one URI's variants (usually one).
 pub(crate) type Slot = Arc<[Arc<Copy>]>;
 
+/// The copy [`Hot::get`] found, in the slot the map gave out (no second
+/// reference count to move on a hit).
+pub(crate) struct Found {
+    slot: Slot,
+    at: usize,
+}
+
+impl std::ops::Deref for Found {
+    type Target = Copy;
+
+    fn deref(&self) -> &Copy {
+        &self.slot[self.at]
+    }
+}
+
 /// A ready-to-send copy of a stored entry.
 pub(crate) struct Copy {
     pub entry: Entry,
+    /// The [`HotKey`] material of the request that made it.
+    material: Box<[u8]>,
+    /// The entry's response time after the epoch, so that a hit's age is
+    /// one subtraction from the time it already took (`None`: before it).
+    pub received: Option<std::time::Duration>,
     /// The entry's header fields as a hit sends them: with a slot each for
     /// `Age` and `Cache-Status` (and `Cache-Control` where the route adds
     /// one), so that filling them in never grows the map.
@@ -80,8 +100,9 @@ pub(crate) struct Copy {
     /// Whether `prepared` holds a `Cache-Control` slot the entry did not
     /// have (for a route that sends the remaining lifetime).
     pub control_slot: bool,
-    /// The per-hit values of the last second served, reused within it.
-    pub stamps: Mutex<Option<Stamps>>,
+    /// The whole header map the hits of the last second served, for the
+    /// route form they were made for: within that second a hit clones it.
+    pub stamps: RwLock<Option<Stamps>>,
     /// The change counters of the store keys it was read from, as they
     /// were before the read: the primary key's and, for a variant, the
     /// variant's.
@@ -93,13 +114,44 @@ pub(crate) struct Copy {
     weight: u64,
 }
 
-/// The header values a hit computes, for one whole second of age.
-#[derive(Clone)]
+/// A hit's header fields for one whole second of age and one form of the
+/// route's `Cache-Control` toward clients: `prepared` with `Age`,
+/// `Cache-Status` and `Cache-Control` filled in.
 pub(crate) struct Stamps {
     pub age_secs: u64,
-    pub age: HeaderValue,
-    pub cache_status: HeaderValue,
-    pub control: HeaderValue,
+    pub control: ControlForm,
+    pub headers: HeaderMap,
+}
+
+/// Which [`ClientCacheControl`](crate::policy::ClientCacheControl) a
+/// [`Stamps`] was made for: two routes on one URI may differ in it.
+#[derive(PartialEq)]
+pub(crate) enum ControlForm {
+    RemainingTtl,
+    Fixed(HeaderValue),
+    Untouched,
+}
+
+impl ControlForm {
+    pub fn of(control: &crate::policy::ClientCacheControl) -> Self {
+        use crate::policy::ClientCacheControl as C;
+        match control {
+            C::RemainingTtl => ControlForm::RemainingTtl,
+            C::Fixed(value) => ControlForm::Fixed(value.clone()),
+            C::Untouched => ControlForm::Untouched,
+        }
+    }
+
+    /// Whether it is `control`'s form, without cloning anything.
+    pub fn is(&self, control: &crate::policy::ClientCacheControl) -> bool {
+        use crate::policy::ClientCacheControl as C;
+        match (self, control) {
+            (ControlForm::RemainingTtl, C::RemainingTtl) => true,
+            (ControlForm::Fixed(held), C::Fixed(value)) => held == value,
+            (ControlForm::Untouched, C::Untouched) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What a read saw before it went to the store: see [`Hot::before_read`].
@@ -235,24 +287,23 @@ impl Hot {
 
     /// The copy of the request's variant, if one is held and still
     /// current: same key material, same Vary values, nothing changed.
-    pub fn get(&self, key: &HotKey<'_>, request: &HeaderMap, now_ms: u64) -> Option<Arc<Copy>> {
+    pub fn get(&self, key: &HotKey, request: &HeaderMap, now_ms: u64) -> Option<Found> {
         self.flush_if_lost();
         let slot = self.map.get(&key.hash)?;
         let epoch = self.coherence.epoch.load(Ordering::Acquire);
-        slot.iter()
-            .find(|c| {
-                c.epoch == epoch
-                    && now_ms < c.until_ms
-                    && self.coherence.current(&c.seen)
-                    && key.is(&c.entry.material)
-                    && key::vary_matches(&c.entry.vary, request)
-            })
-            .cloned()
+        let at = slot.iter().position(|c| {
+            c.epoch == epoch
+                && now_ms < c.until_ms
+                && self.coherence.current(&c.seen)
+                && *c.material == *key.material()
+                && key::vary_matches(&c.entry.vary, request)
+        })?;
+        Some(Found { slot, at })
     }
 
     /// Keeps a copy of `entry`, read as `seen` says; `control_slot`: the
     /// route sends a `Cache-Control` the entry may not have.
-    pub fn keep(&self, key: u128, entry: &Entry, seen: Seen, now_ms: u64, control_slot: bool) {
+    pub fn keep(&self, key: &HotKey, entry: &Entry, seen: Seen, now_ms: u64, control_slot: bool) {
         self.flush_if_lost();
         // Changed while it was read, or reporting broke: not worth a copy.
         if seen.epoch != self.coherence.epoch.load(Ordering::Acquire)
@@ -266,20 +317,26 @@ impl Hot {
             now_ms.saturating_add(self.l1_ttl_ms)
         };
         let (prepared, upstream_status, control_slot) = prepare(entry, control_slot);
+        let material: Box<[u8]> = key.material().into();
         let copy = Arc::new(Copy {
-            weight: weigh(entry) * 2 - entry.body.len() as u64,
+            weight: weigh(entry) * 2 - entry.body.len() as u64 + material.len() as u64,
+            material,
+            received: entry
+                .response_time
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok(),
             entry: entry.clone(),
             prepared,
             upstream_status,
             control_slot,
-            stamps: Mutex::new(None),
+            stamps: RwLock::new(None),
             seen: seen.keys,
             epoch: seen.epoch,
             until_ms,
         });
         let mut copies: Vec<Arc<Copy>> = Vec::with_capacity(2);
         copies.push(copy);
-        if let Some(slot) = self.map.peek(&key) {
+        if let Some(slot) = self.map.peek(&key.hash) {
             // Other variants of the URI stay beside it, newest first.
             let same = |c: &Arc<Copy>| c.entry.vary == entry.vary;
             copies.extend(
@@ -289,7 +346,7 @@ impl Hot {
                     .cloned(),
             );
         }
-        self.map.insert(key, copies.into());
+        self.map.insert(key.hash, copies.into());
     }
 
     /// Drops the copies of every entry tagged `tag` (after a tag purge,
@@ -316,64 +373,160 @@ impl Hot {
     }
 }
 
-/// A request's hot-tier key: its key material, joined once into a stack
-/// buffer (most fit), hashed with the namespace's generation and compared
-/// with a copy's material in one `memcmp`.
-pub(crate) struct HotKey<'a> {
-    pieces: &'a Pieces<'a>,
-    buf: [u8; 256],
-    /// The material's length in `buf`; `None` when it did not fit.
-    len: Option<usize>,
+/// A request's hot-tier key: the request's own key fields as it sent them
+/// (the `Host` line and URI authority unparsed), joined once into a stack
+/// buffer (most fit), hashed with the namespace's generation, and compared
+/// with a copy's own in one `memcmp`.
+///
+/// Unparsed, because a copy is only made by a request the long way
+/// checked: whether a `Host` is valid and allowed depends on these bytes
+/// (and the scheme) alone, so a request with the same bytes gets the same
+/// answer, and the hot path need not check again. `Example.COM` and
+/// `example.com` are one entry in the store but two copies here.
+pub(crate) struct HotKey {
+    buf: Material,
     pub hash: u128,
 }
 
-impl<'a> HotKey<'a> {
-    pub fn new(pieces: &'a Pieces<'a>, generation: u64) -> Self {
-        let mut buf = [0u8; 256];
-        let mut len = Some(0);
-        pieces.each(|piece| {
-            len = len.and_then(|at: usize| {
-                let end = at + piece.len();
-                let room = end <= buf.len() - 8;
-                room.then(|| buf[at..end].copy_from_slice(piece.as_bytes()))
-                    .map(|()| end)
-            });
-        });
-        // Over the joined material, as the store key's hash is: pieces
-        // that join the same are the same material. One-shot xxh3 costs a
-        // fraction of its streaming state on short input.
-        let hash = match len {
-            Some(at) => {
-                buf[at..at + 8].copy_from_slice(&generation.to_le_bytes());
-                xxh3_128(&buf[..at + 8])
-            }
-            None => {
-                let mut h = Xxh3::new();
-                pieces.each(|piece| h.update(piece.as_bytes()));
-                h.update(&generation.to_le_bytes());
-                h.digest128()
-            }
-        };
-        HotKey {
-            pieces,
-            buf,
-            len,
-            hash,
-        }
-    }
+/// How many bytes of a [`HotKey`] (its material and the generation) are
+/// kept on the stack; a length fits in the `u8` beside them.
+const STACK: usize = 248;
 
-    /// True when `material` is this key's.
-    pub fn is(&self, material: &str) -> bool {
-        match self.len {
-            Some(len) => material.as_bytes() == &self.buf[..len],
-            None => self.pieces.are(material),
+/// Where a [`HotKey`]'s bytes are: on the stack, or (longer) on the heap.
+// Built on the stack per hit and never stored: the size is the point.
+#[allow(clippy::large_enum_variant)]
+enum Material {
+    Stack([u8; STACK], u8),
+    Heap(Vec<u8>),
+}
+
+impl Material {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Material::Stack(buf, len) => &buf[..usize::from(*len)],
+            Material::Heap(v) => v,
         }
     }
 }
 
-/// The hot tier's key hash for a URI's entries (see [`HotKey`]).
-pub(crate) fn hot_key(pieces: &Pieces<'_>, generation: u64) -> u128 {
-    HotKey::new(pieces, generation).hash
+/// What a request's hot-tier key is made of.
+pub(crate) struct HotPieces<'a> {
+    pub namespace: &'a str,
+    pub class: &'a str,
+    pub scheme: &'a str,
+    /// The URI's authority (absolute-form, HTTP/2's `:authority`), or empty.
+    pub authority: &'a str,
+    /// The one `Host` line, if there is one.
+    pub host: Option<&'a [u8]>,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub extra: Option<&'a str>,
+}
+
+impl<'a> HotPieces<'a> {
+    /// The pieces of `parts`, whose one `Host` line (if any) is `host`
+    /// (with more than one, the long way refuses the request: no key).
+    pub fn of(
+        parts: &'a http::request::Parts,
+        host: Option<&'a [u8]>,
+        namespace: &'a str,
+        class: &'a str,
+        extra: Option<&'a str>,
+    ) -> Self {
+        HotPieces {
+            namespace,
+            class,
+            scheme: key::scheme(&parts.uri),
+            authority: parts.uri.authority().map_or("", |a| a.as_str()),
+            host,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            extra,
+        }
+    }
+
+    fn len(&self) -> usize {
+        // Each piece and its separator byte (the Host line's is a flag).
+        self.namespace.len()
+            + self.class.len()
+            + self.scheme.len()
+            + self.authority.len()
+            + self.host.map_or(0, <[u8]>::len)
+            + self.path.len()
+            + self.query.map_or(0, |q| q.len() + 1)
+            + self.extra.map_or(0, |e| e.len() + 1)
+            + 6
+    }
+
+    /// Writes the material into `out`, exactly [`len`](Self::len) bytes.
+    /// No piece but the first and the last can hold a line break (URIs and
+    /// field values cannot), so different pieces never join the same.
+    fn write(&self, out: &mut [u8]) {
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(self.namespace.as_bytes());
+        put(b"\n");
+        put(self.class.as_bytes());
+        put(b"\n");
+        put(self.scheme.as_bytes());
+        put(b"\n");
+        put(self.authority.as_bytes());
+        match self.host {
+            Some(host) => {
+                put(b"\nH");
+                put(host);
+            }
+            None => put(b"\n-"),
+        }
+        put(b"\n");
+        put(self.path.as_bytes());
+        if let Some(q) = self.query {
+            put(b"?");
+            put(q.as_bytes());
+        }
+        if let Some(extra) = self.extra {
+            put(b"\n");
+            put(extra.as_bytes());
+        }
+    }
+}
+
+impl HotKey {
+    pub fn new(pieces: &HotPieces<'_>, generation: u64) -> Self {
+        let len = pieces.len();
+        let generation = generation.to_le_bytes();
+        // The generation follows the material in the hashed bytes: it is
+        // hashed, not compared (a copy of another generation has another
+        // hash). One-shot xxh3 costs a fraction of its streaming state.
+        if len + 8 <= STACK {
+            let mut buf = [0u8; STACK];
+            pieces.write(&mut buf[..len]);
+            buf[len..len + 8].copy_from_slice(&generation);
+            let hash = xxh3_128(&buf[..len + 8]);
+            return HotKey {
+                buf: Material::Stack(buf, len as u8),
+                hash,
+            };
+        }
+        let mut heap = vec![0u8; len];
+        pieces.write(&mut heap);
+        let mut h = Xxh3::new();
+        h.update(&heap);
+        h.update(&generation);
+        HotKey {
+            buf: Material::Heap(heap),
+            hash: h.digest128(),
+        }
+    }
+
+    /// The bytes a copy made under this key keeps, to be told apart from
+    /// a key whose hash collides.
+    pub fn material(&self) -> &[u8] {
+        self.buf.bytes()
+    }
 }
 
 /// The headers a hit sends, with the slots it fills in.
@@ -487,22 +640,21 @@ mod tests {
         }
     }
 
-    fn pieces(path: &str) -> Pieces<'_> {
-        Pieces {
+    fn pieces(path: &str) -> HotPieces<'_> {
+        HotPieces {
             namespace: "default",
             class: "GET",
             scheme: "http",
-            host: "example.com",
+            authority: "",
+            host: Some(b"example.com"),
             path,
             query: None,
             extra: None,
         }
     }
 
-    fn material(p: &Pieces<'_>) -> String {
-        let mut m = String::new();
-        p.each(|piece| m.push_str(piece));
-        m
+    fn material(p: &HotPieces<'_>) -> String {
+        String::from_utf8(HotKey::new(p, 0).material().to_vec()).unwrap()
     }
 
     fn hot() -> Hot {
@@ -515,9 +667,9 @@ mod tests {
     fn a_copy_is_served_until_its_key_changes() {
         let hot = hot();
         let p = pieces("/a");
-        let key = hot_key(&p, 0);
+        let key = HotKey::new(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
         hot.coherence.changed(b"larder:default:0:{a}");
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
@@ -527,11 +679,11 @@ mod tests {
     fn a_change_reported_while_the_read_was_in_flight_retires_its_copy() {
         let hot = hot();
         let p = pieces("/a");
-        let key = hot_key(&p, 0);
+        let key = HotKey::new(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
         // The read returns the old value after another client changed it.
         hot.coherence.changed(b"larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
@@ -539,11 +691,11 @@ mod tests {
     fn a_variant_copy_depends_on_its_index_too() {
         let hot = hot();
         let p = pieces("/a");
-        let key = hot_key(&p, 0);
+        let key = HotKey::new(&p, 0);
         let seen = hot
             .before_read("larder:default:0:{a}")
             .and(&hot, "larder:default:0:{a}:v1");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
         hot.coherence.changed(b"larder:default:0:{a}:v1");
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
@@ -553,14 +705,14 @@ mod tests {
     fn losing_reports_retires_every_copy_and_bounds_new_ones_by_l1_ttl() {
         let hot = hot();
         let p = pieces("/a");
-        let key = hot_key(&p, 0);
+        let key = HotKey::new(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 0, false);
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
         hot.coherence.lost();
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
         // Copied while lost: served for l1_ttl (1 s here), no longer.
         let seen = hot.before_read("larder:default:0:{a}");
-        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000, false);
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 5_000, false);
         assert!(hot
             .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_999)
             .is_some());
@@ -568,7 +720,7 @@ mod tests {
             .get(&HotKey::new(&p, 0), &HeaderMap::new(), 6_000)
             .is_none());
         // And retired when reports come back, since changes were missed.
-        hot.keep(key, &entry(&material(&p), &[]), seen, 5_000, false);
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 5_000, false);
         hot.coherence.restored();
         assert!(hot
             .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_001)
@@ -580,18 +732,21 @@ mod tests {
         let hot = hot();
         let p = pieces("/a");
         let other = pieces("/b");
-        let key = hot_key(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
         // As if another URI's hash collided with this one's.
-        hot.keep(key, &entry(&material(&other), &[]), seen, 0, false);
+        let colliding = HotKey {
+            hash: HotKey::new(&p, 0).hash,
+            ..HotKey::new(&other, 0)
+        };
+        hot.keep(&colliding, &entry(&material(&other), &[]), seen, 0, false);
         assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
     fn the_generation_is_in_the_key() {
         let p = pieces("/a");
-        assert_ne!(hot_key(&p, 0), hot_key(&p, 1));
-        assert_ne!(hot_key(&p, 0), hot_key(&pieces("/b"), 0));
+        assert_ne!(HotKey::new(&p, 0).hash, HotKey::new(&p, 1).hash);
+        assert_ne!(HotKey::new(&p, 0).hash, HotKey::new(&pieces("/b"), 0).hash);
     }
 
     #[test]
@@ -600,14 +755,14 @@ mod tests {
         let (a, b) = (pieces("/a"), pieces("/b"));
         let seen = hot.before_read("k");
         hot.keep(
-            hot_key(&a, 0),
+            &HotKey::new(&a, 0),
             &entry(&material(&a), &["t"]),
             seen,
             0,
             false,
         );
         hot.keep(
-            hot_key(&b, 0),
+            &HotKey::new(&b, 0),
             &entry(&material(&b), &["u"]),
             seen,
             0,
@@ -627,7 +782,13 @@ mod tests {
         for path in &paths {
             let p = pieces(path);
             let seen = hot.before_read(path);
-            hot.keep(hot_key(&p, 0), &entry(&material(&p), &[]), seen, 0, false);
+            hot.keep(
+                &HotKey::new(&p, 0),
+                &entry(&material(&p), &[]),
+                seen,
+                0,
+                false,
+            );
         }
         assert!(hot.bytes() <= 64 << 10, "{} bytes", hot.bytes());
         assert!(hot.len() < 1_000);

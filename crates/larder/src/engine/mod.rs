@@ -39,6 +39,7 @@ pub(crate) use coalesce::Filling;
 pub use failed::Failure;
 pub use fill::Fill;
 pub use lookup::Lookup;
+pub(crate) use namespaces::NamespaceSeen;
 pub use purge::PurgeError;
 pub use stats::Stats;
 pub use tee::DEFAULT_IN_FLIGHT_BYTES;

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::Cache;
@@ -114,6 +114,37 @@ impl Namespaces {
     pub fn now(&self, namespace: &str, now_ms: u64, refresh_ms: u64, watched: bool) -> Option<u64> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         let g = map.get(namespace)?;
+        Self::current(g, now_ms, refresh_ms, watched)
+    }
+
+    /// [`now`](Self::now) through the route's [`NamespaceSeen`]: after the
+    /// route's first request, no lock and no map lookup (the hot path's).
+    pub fn now_seen(
+        self: &Arc<Self>,
+        seen: &NamespaceSeen,
+        namespace: &str,
+        now_ms: u64,
+        refresh_ms: u64,
+        watched: bool,
+    ) -> Option<u64> {
+        match seen.0.get() {
+            // The name too: whatever changes a policy's namespace, a handle
+            // is only ever used for the one it was taken for.
+            Some((owner, name, g)) if Arc::ptr_eq(owner, self) && **name == *namespace => {
+                Self::current(g, now_ms, refresh_ms, watched)
+            }
+            Some(_) => self.now(namespace, now_ms, refresh_ms, watched),
+            None => {
+                // Entries are never removed: the one found now is the one
+                // for good.
+                let g = self.get(namespace);
+                let _ = seen.0.set((self.clone(), namespace.into(), g.clone()));
+                Self::current(&g, now_ms, refresh_ms, watched)
+            }
+        }
+    }
+
+    fn current(g: &Generation, now_ms: u64, refresh_ms: u64, watched: bool) -> Option<u64> {
         let read_at = g.read_at.load(Ordering::Acquire);
         // 1: a read was asked for (see `refresh_all`); until it lands, the
         // long way uses what is known and starts it.
@@ -123,6 +154,30 @@ impl Namespaces {
         current.then(|| g.value.load(Ordering::Acquire))
     }
 }
+
+/// A route's handle on its namespace's generation in the first cache that
+/// served it, kept in its [`Policy`](crate::Policy) (clones share it). It
+/// holds what the engine found, not a rule: policies compare equal
+/// whatever it holds.
+#[derive(Clone, Default)]
+pub(crate) struct NamespaceSeen(Arc<OnceLock<Handle>>);
+
+/// Whose map, which namespace, its generation.
+type Handle = (Arc<Namespaces>, Box<str>, Arc<Generation>);
+
+impl std::fmt::Debug for NamespaceSeen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NamespaceSeen")
+    }
+}
+
+impl PartialEq for NamespaceSeen {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NamespaceSeen {}
 
 impl Cache {
     /// The store key of a namespace's generation counter.
@@ -262,4 +317,40 @@ impl Drop for Reading<'_> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(namespaces: &Namespaces, name: &str, generation: u64) {
+        let g = namespaces.get(name);
+        g.value.store(generation, Ordering::Release);
+        g.read_at.store(2, Ordering::Release);
+    }
+
+    #[test]
+    fn a_routes_handle_is_only_used_for_its_own_map_and_namespace() {
+        let (a, b) = (
+            Arc::new(Namespaces::default()),
+            Arc::new(Namespaces::default()),
+        );
+        known(&a, "x", 5);
+        known(&a, "y", 7);
+        known(&b, "x", 9);
+        let seen = NamespaceSeen::default();
+        let now = |ns: &Arc<Namespaces>, name| ns.now_seen(&seen, name, 10, 1_000, true);
+        assert_eq!(now(&a, "x"), Some(5), "taking the handle");
+        assert_eq!(now(&a, "x"), Some(5), "through the handle");
+        assert_eq!(
+            now(&a, "y"),
+            Some(7),
+            "another namespace, same policy handle"
+        );
+        assert_eq!(now(&b, "x"), Some(9), "another cache's map");
+        // A purge seen through the handle, as through the map.
+        a.get("x").forgets.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(now(&a, "x"), None);
+        assert_eq!(a.now("x", 10, 1_000, true), None);
+    }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use super::hot::{Copy, Stamps};
+use super::hot::{ControlForm, Copy, Stamps};
 use super::stats::Counters;
 use super::Cache;
 use crate::entry::Entry;
@@ -136,10 +136,10 @@ pub(crate) fn from_entry(
     response
 }
 
-/// Sends a hot-tier copy as a hit. A request with preconditions or a
-/// `Range` (`special`) takes [`from_entry`]; every other one gets the
-/// prepared headers with this second's `Age`, `Cache-Status` and
-/// remaining-lifetime `Cache-Control` filled in, computed once a second.
+/// Sends a hot-tier copy as a hit, `age` old. A request with
+/// preconditions or a `Range` (`special`) takes [`from_entry`]; every other
+/// one gets a clone of this second's complete header map (see [`stamped`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn from_copy(
     cache: &Cache,
     policy: &Policy,
@@ -147,28 +147,74 @@ pub(crate) fn from_copy(
     method: &Method,
     request: &HeaderMap,
     special: bool,
+    age: Duration,
     now: SystemTime,
 ) -> Response<Bytes> {
     let entry = &copy.entry;
     if special {
         return from_entry(cache, policy, entry, method, request, Answer::hit(), now);
     }
-    let stamps = stamps(cache, copy, age_of(entry, now));
+    let mut headers = stamped(cache, policy, copy, age);
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        entry.body.clone()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = entry.status;
+    std::mem::swap(response.headers_mut(), &mut headers);
+    // The map `Response::new` made, empty: `HeaderMap::new` documents that
+    // it does not allocate, so there is nothing to free, and its drop glue
+    // is a measurable part of a hit.
+    std::mem::forget(headers);
+    response
+}
+
+/// A hit's header fields at `age`: the map made for this second and this
+/// route's form of `Cache-Control` if there is one (a clone, nothing
+/// computed), else a new one, kept for the hits after it unless another
+/// hit is writing it.
+fn stamped(cache: &Cache, policy: &Policy, copy: &Copy, age: Duration) -> HeaderMap {
+    let age_secs = age.as_secs();
+    // Read-locked: hits on other cores clone it at the same time, and a
+    // hit never waits (one that finds it being written makes its own).
+    if let Ok(held) = copy.stamps.try_read() {
+        if let Some(stamps) = held
+            .as_ref()
+            .filter(|s| s.age_secs == age_secs && s.control.is(&policy.client_cache_control))
+        {
+            return stamps.headers.clone();
+        }
+    }
+    let headers = stamp_copy(cache, policy, copy, age);
+    if let Ok(mut held) = copy.stamps.try_write() {
+        *held = Some(Stamps {
+            age_secs,
+            control: ControlForm::of(&policy.client_cache_control),
+            headers: headers.clone(),
+        });
+    }
+    headers
+}
+
+/// Fills a copy's prepared header fields for a hit at `age`.
+fn stamp_copy(cache: &Cache, policy: &Policy, copy: &Copy, age: Duration) -> HeaderMap {
     let mut headers = copy.prepared.clone();
+    let ttl = freshness::remaining_ttl(copy.entry.lifetime, age);
+    let cache_status = CacheStatus {
+        name: &cache.inner.name,
+        hit: true,
+        ttl: Some(ttl),
+        ..CacheStatus::default()
+    }
+    .append_to(copy.upstream_status.as_ref());
     let remaining = matches!(
         policy.client_cache_control,
         ClientCacheControl::RemainingTtl
     );
-    let Stamps {
-        age,
-        cache_status,
-        control,
-        ..
-    } = stamps;
-    // The slots are filled in place: one pass over a few fields costs
-    // less than hashing each name again.
-    let (mut age, mut cache_status) = (Some(age), Some(cache_status));
-    let mut control = (remaining && copy.control_slot).then_some(control);
+    let mut control = (remaining && copy.control_slot).then(|| max_age(ttl));
+    let (mut age, mut cache_status) = (Some(seconds(age)), Some(cache_status));
+    // The slots are filled in place: the map never grows.
     for (name, value) in headers.iter_mut() {
         let fill = if name == header::AGE {
             age.take()
@@ -194,7 +240,6 @@ pub(crate) fn from_copy(
         ClientCacheControl::RemainingTtl => {
             if !headers.contains_key(header::CACHE_CONTROL) {
                 // Copied for a route that sent none; this one does.
-                let ttl = freshness::remaining_ttl(entry.lifetime, age_of(entry, now));
                 client_cache_control(policy, &mut headers, ttl);
             }
         }
@@ -202,49 +247,12 @@ pub(crate) fn from_copy(
     if let Some(name) = &cache.inner.legacy_header {
         headers.insert(name.clone(), HeaderValue::from_static("HIT"));
     }
-    let body = if method == Method::HEAD {
-        Bytes::new()
-    } else {
-        entry.body.clone()
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = entry.status;
-    *response.headers_mut() = headers;
-    response
+    headers
 }
 
-fn age_of(entry: &Entry, now: SystemTime) -> Duration {
-    freshness::current_age(entry.initial_age, entry.response_time, now)
-}
-
-/// This second's per-hit values of a copy: the ones already made within
-/// it, or new ones (kept for the next hit, unless another is writing them).
-fn stamps(cache: &Cache, copy: &Copy, age: Duration) -> Stamps {
-    let age_secs = age.as_secs();
-    if let Ok(held) = copy.stamps.try_lock() {
-        if let Some(stamps) = held.as_ref().filter(|s| s.age_secs == age_secs) {
-            return stamps.clone();
-        }
-    }
-    let ttl = freshness::remaining_ttl(copy.entry.lifetime, age);
-    let cache_status = CacheStatus {
-        name: &cache.inner.name,
-        hit: true,
-        ttl: Some(ttl),
-        ..CacheStatus::default()
-    };
-    let control = HeaderValue::from_maybe_shared(Bytes::from(format!("max-age={}", ttl.max(0))))
-        .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"));
-    let stamps = Stamps {
-        age_secs,
-        age: seconds(age),
-        cache_status: cache_status.append_to(copy.upstream_status.as_ref()),
-        control,
-    };
-    if let Ok(mut held) = copy.stamps.try_lock() {
-        *held = Some(stamps.clone());
-    }
-    stamps
+fn max_age(ttl: i64) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(format!("max-age={}", ttl.max(0))))
+        .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
 }
 
 /// The answer to a request with `Range` (RFC 9110 §14.2): a 206 of a slice

@@ -122,6 +122,7 @@ pub struct Policy {
     /// A write route ([`Policy::write`]): stores nothing, only invalidates.
     pub(crate) write: bool,
     pub(crate) varies: VarySeen,
+    pub(crate) namespace_seen: crate::engine::NamespaceSeen,
 }
 
 /// Set once a response of the route varied on fields the route did not
@@ -201,6 +202,7 @@ impl Policy {
             invalidates: Vec::new(),
             write: false,
             varies: VarySeen::default(),
+            namespace_seen: Default::default(),
         }
     }
 
@@ -288,6 +290,8 @@ impl Policy {
     /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
+        // A clone's handle is for the namespace it had.
+        self.namespace_seen = Default::default();
         self
     }
 
