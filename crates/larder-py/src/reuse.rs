@@ -24,9 +24,10 @@
 //! decides every hit (freshness, purges, variants), and this only spares
 //! the copies of what it answered. A slot is dropped once the engine no
 //! longer holds its body (its copy was evicted or invalidated), at the
-//! latest at the next sweep; every purge made from this process drops
-//! them all; and the slots are bounded ([`MAX_SLOTS`],
-//! [`MAX_BYTES`]), the oldest going first.
+//! latest at the next sweep (every 4,096 hits, or when full); every purge
+//! made from this process forgets them all (the next hit drops them); and
+//! the slots are bounded ([`MAX_SLOTS`], [`MAX_BYTES`]), the oldest going
+//! first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
