@@ -16,6 +16,7 @@ use crate::fill::Fill;
 use crate::outcome::Outcome;
 use crate::policy::{KeyPart, PyPolicy};
 use crate::request;
+use crate::response::Answer;
 use crate::routes::PyRoutes;
 use crate::runtime::now_or_later;
 use crate::stores::{PyMemoryStore, PyRedisStore};
@@ -29,6 +30,8 @@ pub(crate) struct PyCache {
     inner: larder::Cache,
     max_body: usize,
     store_repr: String,
+    /// The ASGI server stamps `Date` on every response itself.
+    server_date: bool,
 }
 
 #[pymethods]
@@ -47,6 +50,7 @@ impl PyCache {
         lease_ttl = None,
         hit_for_miss = None,
         namespace_refresh = None,
+        server_date = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -61,6 +65,7 @@ impl PyCache {
         lease_ttl: Option<&Bound<'_, PyAny>>,
         hit_for_miss: Option<&Bound<'_, PyAny>>,
         namespace_refresh: Option<&Bound<'_, PyAny>>,
+        server_date: bool,
     ) -> PyResult<Self> {
         let mut builder = larder::Cache::builder()
             .name(name)
@@ -119,6 +124,7 @@ impl PyCache {
             inner: builder.build(),
             max_body: max_body_bytes,
             store_repr,
+            server_date,
         })
     }
 
@@ -132,6 +138,13 @@ impl PyCache {
     #[getter]
     fn max_body_bytes(&self) -> usize {
         self.max_body
+    }
+
+    /// Whether the ASGI server stamps `Date` itself, so that the cache's
+    /// responses leave it to the server (see `larder.init`).
+    #[getter]
+    fn server_date(&self) -> bool {
+        self.server_date
     }
 
     /// What the engine decided for the ASGI `scope` under `policy`: `None`
@@ -157,7 +170,7 @@ impl PyCache {
         let Some(path) = request::route_path(scope)? else {
             return Ok(py.None().into_bound(py));
         };
-        match routes.get().find(py, &path) {
+        match routes.get().find(py, path.as_str()?) {
             Some(policy) => self.decide(&policy, scope),
             None => Ok(py.None().into_bound(py)),
         }
@@ -174,7 +187,9 @@ impl PyCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cache = self.inner.clone();
         now_or_later(py, async move {
-            match cache.purge_url(&namespace, &url).await {
+            let purged = cache.purge_url(&namespace, &url).await;
+            crate::reuse::forget_all();
+            match purged {
                 // Whether anything was stored is the admin API's to say.
                 Ok(_) => Outcome::Done,
                 Err(e) => Outcome::Failed(e.to_string()),
@@ -186,7 +201,9 @@ impl PyCache {
     fn purge_tag<'py>(&self, py: Python<'py>, tag: String) -> PyResult<Bound<'py, PyAny>> {
         let cache = self.inner.clone();
         now_or_later(py, async move {
-            match cache.purge_tag(&tag).await {
+            let purged = cache.purge_tag(&tag).await;
+            crate::reuse::forget_all();
+            match purged {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e.to_string()),
             }
@@ -202,7 +219,9 @@ impl PyCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cache = self.inner.clone();
         now_or_later(py, async move {
-            match cache.purge_namespace(&namespace).await {
+            let purged = cache.purge_namespace(&namespace).await;
+            crate::reuse::forget_all();
+            match purged {
                 Ok(n) => Outcome::Count(n),
                 Err(e) => Outcome::Failed(e.to_string()),
             }
@@ -270,13 +289,25 @@ impl PyCache {
             let fill = self
                 .inner
                 .forward_uncached(&parts, &rules.inner, NotStored::Rule);
-            return Fill::wrap(py, Box::new(fill), parts, None);
+            return Fill::wrap(py, Box::new(fill), parts, self.server_date, None);
+        }
+        let server_date = self.server_date;
+        // A hot hit is answered here, without the lookup's future: that
+        // future is sized for the long way (about 5 KB), and boxing it
+        // per request cost a hit more than the rest of this function.
+        let hot = {
+            let _context = crate::runtime::runtime().enter();
+            larder::__adapter::try_hit(&self.inner, &parts, &rules.inner)
+        };
+        crate::log::flush(py);
+        if let Some(hit) = hot {
+            return Answer::from_cache(hit, server_date).into_python(py);
         }
         let cache = self.inner.clone();
         let policy = rules.inner.clone();
         now_or_later(py, async move {
-            let lookup = cache.lookup(&parts, &policy).await;
-            Outcome::Lookup(Box::new(lookup), Box::new(parts))
+            let lookup = larder::__adapter::lookup_past_hot(&cache, &parts, &policy).await;
+            Outcome::Lookup(Box::new(lookup), Box::new(parts), server_date)
         })
     }
 }
@@ -288,7 +319,10 @@ impl PyPolicy {
         if self.warned.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
-        let path = request::route_path(scope)?.unwrap_or_default();
+        let path = match request::route_path(scope)? {
+            Some(path) => path.as_str()?.to_owned(),
+            None => String::new(),
+        };
         crate::log::warn(
             scope.py(),
             &format!(

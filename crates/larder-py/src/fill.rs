@@ -23,6 +23,8 @@ pub(crate) struct Fill {
     /// The request as the engine saw it, for `prepare`.
     parts: Parts,
     stores: bool,
+    /// The ASGI server stamps `Date` itself (see [`Answer::server_date`]).
+    server_date: bool,
     /// For a background refresh: the (stale or early) response the client
     /// gets now.
     stale: Option<Py<PyAny>>,
@@ -33,6 +35,7 @@ impl Fill {
         py: Python<'py>,
         fill: Box<larder::Fill>,
         parts: Parts,
+        server_date: bool,
         stale: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let stores = fill.stores();
@@ -40,6 +43,7 @@ impl Fill {
             fill: Mutex::new(Some(fill)),
             parts,
             stores,
+            server_date,
             stale: stale.map(Bound::unbind),
         };
         Ok(Bound::new(py, fill)?.into_any())
@@ -109,7 +113,7 @@ impl Fill {
         )?;
         copy.set_item(
             intern!(py, "headers"),
-            crate::request::header_list(py, &parts.headers)?,
+            crate::request::header_list(py, &parts.headers, None)?,
         )?;
         Ok(copy)
     }
@@ -130,8 +134,12 @@ impl Fill {
         let fill = self.take()?;
         let body = body.map(|b| Bytes::copy_from_slice(b.as_bytes()));
         let response = response::from_python(status, headers, body)?;
+        let server_date = self.server_date;
         now_or_later(py, async move {
-            Outcome::Answer(Answer::from_fill(fill.complete(response).await))
+            Outcome::Answer(Answer::from_fill(
+                fill.complete(response).await,
+                server_date,
+            ))
         })
     }
 
@@ -149,7 +157,7 @@ impl Fill {
         let fill = self.take()?;
         let _context = crate::runtime::runtime().enter();
         fill.stale_on_error()
-            .map(|stale| Answer::from_cache(stale).into_python(py))
+            .map(|stale| Answer::from_cache(stale, self.server_date).into_python(py))
             .transpose()
     }
 }

@@ -17,6 +17,7 @@ mod outcome;
 mod policy;
 mod request;
 mod response;
+mod reuse;
 mod routes;
 mod runtime;
 mod stores;
@@ -44,5 +45,14 @@ fn larder_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PurgeError", m.py().get_type::<PurgeError>())?;
     m.add("DEFAULT_MAX_BODY_BYTES", larder::DEFAULT_MAX_BODY_BYTES)?;
     m.add("DEFAULT_MEMORY_BYTES", larder::DEFAULT_MEMORY_BYTES)?;
+    m.add_function(wrap_pyfunction!(reused, m)?)?;
     Ok(())
+}
+
+/// How many cached entries' Python objects hits are reusing, and their
+/// body bytes: `(entries, bytes)` (see `src/reuse.rs`; for tests).
+#[pyfunction]
+#[pyo3(name = "_reused")]
+fn reused() -> (usize, usize) {
+    reuse::kept()
 }

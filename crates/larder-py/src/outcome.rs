@@ -10,8 +10,9 @@ use crate::response::Answer;
 
 /// The result of one piece of engine work.
 pub(crate) enum Outcome {
-    /// What the engine decided for a request, and the request.
-    Lookup(Box<Lookup>, Box<Parts>),
+    /// What the engine decided for a request, the request, and whether
+    /// the ASGI server stamps `Date` itself.
+    Lookup(Box<Lookup>, Box<Parts>, bool),
     /// A response for the client.
     Answer(Answer),
     /// Done, nothing to say (Python gets `None`).
@@ -31,12 +32,14 @@ impl Outcome {
             Outcome::Answer(answer) => answer.into_python(py),
             Outcome::Count(n) => Ok(n.into_pyobject(py)?.into_any()),
             Outcome::Failed(why) => Err(crate::PurgeError::new_err(why)),
-            Outcome::Lookup(lookup, parts) => match *lookup {
-                Lookup::Respond(response) => Answer::from_cache(response).into_python(py),
-                Lookup::Forward(fill) => Fill::wrap(py, fill, *parts, None),
+            Outcome::Lookup(lookup, parts, server_date) => match *lookup {
+                Lookup::Respond(response) => {
+                    Answer::from_cache(response, server_date).into_python(py)
+                }
+                Lookup::Forward(fill) => Fill::wrap(py, fill, *parts, server_date, None),
                 Lookup::Refresh(response, fill) => {
-                    let stale = Answer::from_cache(response).into_python(py)?;
-                    Fill::wrap(py, fill, *parts, Some(stale))
+                    let stale = Answer::from_cache(response, server_date).into_python(py)?;
+                    Fill::wrap(py, fill, *parts, server_date, Some(stale))
                 }
             },
         }

@@ -4,7 +4,7 @@
 //! version and every header field, `Host` included. So a Python app, a
 //! Rust app and the `larder` proxy key the same request the same way.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::request::Parts;
 use http::{HeaderMap, Method, Uri, Version};
@@ -93,91 +93,120 @@ fn add_header(map: &mut HeaderMap, item: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// `Host`, which ASGI servers make of `:authority`) over HTTP/2 and 3.
 fn uri(scope: &Bound<'_, PyDict>, version: Version, headers: &HeaderMap) -> PyResult<Option<Uri>> {
     let py = scope.py();
-    let path = raw_path(scope)?;
+    // Read in place from the scope's bytes: the target is copied once.
+    let raw = scope
+        .get_item(intern!(py, "raw_path"))?
+        .filter(|r| !r.is_none());
+    let encoded;
+    let path: &[u8] = match &raw {
+        Some(raw) => raw.cast::<PyBytes>()?.as_bytes(),
+        None => {
+            encoded = encoded_path(scope)?;
+            &encoded
+        }
+    };
     // Only origin-form targets: an ASGI server hands anything else on in
     // ways that differ between servers.
     if !path.starts_with(b"/") {
         return Ok(None);
     }
-    let query = match scope.get_item(intern!(py, "query_string"))? {
-        Some(q) if !q.is_none() => q.cast::<PyBytes>()?.as_bytes().to_vec(),
-        _ => Vec::new(),
+    let query = scope
+        .get_item(intern!(py, "query_string"))?
+        .filter(|q| !q.is_none());
+    let query: &[u8] = match &query {
+        Some(q) => q.cast::<PyBytes>()?.as_bytes(),
+        None => b"",
     };
     let mut target = BytesMut::with_capacity(path.len() + query.len() + 1);
     if version >= Version::HTTP_2 {
         if let Some(host) = headers.get(HOST) {
-            let scheme = match scope.get_item(intern!(py, "scheme"))? {
-                Some(s) => s.cast::<PyString>()?.to_str()?.to_owned(),
-                None => "http".to_owned(),
-            };
-            target.put_slice(scheme.as_bytes());
+            match scope.get_item(intern!(py, "scheme"))? {
+                Some(s) => target.put_slice(s.cast::<PyString>()?.to_str()?.as_bytes()),
+                None => target.put_slice(b"http"),
+            }
             target.put_slice(b"://");
             target.put_slice(host.as_bytes());
         }
     }
-    target.put_slice(&path);
+    target.put_slice(path);
     if !query.is_empty() {
         target.put_u8(b'?');
-        target.put_slice(&query);
+        target.put_slice(query);
     }
     Ok(Uri::from_maybe_shared(target.freeze()).ok())
 }
 
-/// The path as received: `raw_path`, or (for servers that give none) the
-/// decoded `path` percent-encoded again.
-fn raw_path(scope: &Bound<'_, PyDict>) -> PyResult<Bytes> {
+/// For servers that give no `raw_path`: the decoded `path`
+/// percent-encoded again.
+fn encoded_path(scope: &Bound<'_, PyDict>) -> PyResult<Vec<u8>> {
     let py = scope.py();
-    if let Some(raw) = scope.get_item(intern!(py, "raw_path"))? {
-        if !raw.is_none() {
-            return Ok(Bytes::copy_from_slice(raw.cast::<PyBytes>()?.as_bytes()));
-        }
-    }
     let Some(path) = scope.get_item(intern!(py, "path"))? else {
-        return Ok(Bytes::new());
+        return Ok(Vec::new());
     };
     let path = path.cast::<PyString>()?.to_str()?;
-    let mut out = BytesMut::with_capacity(path.len());
+    let mut out = Vec::with_capacity(path.len());
     for b in path.bytes() {
         if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
-            out.put_u8(b);
+            out.push(b);
         } else {
-            out.put_slice(format!("%{b:02X}").as_bytes());
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
         }
     }
-    Ok(out.freeze())
+    Ok(out)
 }
 
 /// The path a Starlette router matches routes against: `path` without the
 /// app's `root_path` (what `starlette.routing.get_route_path` returns).
-pub(crate) fn route_path(scope: &Bound<'_, PyDict>) -> PyResult<Option<String>> {
+pub(crate) struct RoutePath<'py> {
+    path: Bound<'py, PyString>,
+    /// Where the route path starts in `path` (after the root).
+    start: usize,
+}
+
+impl RoutePath<'_> {
+    pub fn as_str(&self) -> PyResult<&str> {
+        Ok(&self.path.to_str()?[self.start..])
+    }
+}
+
+/// The scope's [`RoutePath`], read in place; `None` without a `path`.
+pub(crate) fn route_path<'py>(scope: &Bound<'py, PyDict>) -> PyResult<Option<RoutePath<'py>>> {
     let py = scope.py();
     let Some(path) = scope.get_item(intern!(py, "path"))? else {
         return Ok(None);
     };
-    let path = path.cast::<PyString>()?.to_str()?;
-    let root = match scope.get_item(intern!(py, "root_path"))? {
-        Some(r) => r.cast::<PyString>()?.to_str()?.to_owned(),
-        None => String::new(),
+    let path = path.cast_into::<PyString>()?;
+    let start = match scope.get_item(intern!(py, "root_path"))? {
+        Some(root) => {
+            let root = root.cast::<PyString>()?.to_str()?;
+            let full = path.to_str()?;
+            // `root` itself routes as "", `root/...` as "/...", anything
+            // else (another prefix, `rootx`) as the whole path.
+            if root.is_empty() || !full.starts_with(root) {
+                0
+            } else if full.len() == root.len() || full.as_bytes()[root.len()] == b'/' {
+                root.len()
+            } else {
+                0
+            }
+        }
+        None => 0,
     };
-    if root.is_empty() || !path.starts_with(root.as_str()) {
-        return Ok(Some(path.to_owned()));
-    }
-    if path.len() == root.len() {
-        return Ok(Some(String::new()));
-    }
-    if path.as_bytes()[root.len()] == b'/' {
-        return Ok(Some(path[root.len()..].to_owned()));
-    }
-    Ok(Some(path.to_owned()))
+    Ok(Some(RoutePath { path, start }))
 }
 
-/// `headers` as an ASGI header list: `[(name, value), ...]` of bytes.
+/// `headers` as an ASGI header list: `[(name, value), ...]` of bytes,
+/// without the fields named `skip`.
 pub(crate) fn header_list<'py>(
     py: Python<'py>,
     headers: &HeaderMap,
+    skip: Option<&HeaderName>,
 ) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for (name, value) in headers {
+        if skip == Some(name) {
+            continue;
+        }
         let pair = PyTuple::new(
             py,
             [

@@ -11,12 +11,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
+use http::header::DATE;
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use larder::CacheBody;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::PyTuple;
 
 /// A response's body as Python hands it to the engine.
 pub(crate) enum PyBody {
@@ -68,36 +69,50 @@ pub(crate) struct Answer {
     pub headers: HeaderMap,
     /// `None`: send Python's own (streamed) body.
     pub body: Option<Bytes>,
+    /// Answered from the cache: the body is an entry's, whose Python
+    /// objects later hits may reuse ([`crate::reuse`]).
+    pub from_cache: bool,
+    /// The ASGI server stamps `Date` itself: the engine's is not handed
+    /// to it, so the client gets one `Date` field, not two.
+    pub server_date: bool,
 }
 
 impl Answer {
     /// A response the engine answered from the cache (or built itself).
-    pub fn from_cache(response: Response<Bytes>) -> Self {
+    pub fn from_cache(response: Response<Bytes>, server_date: bool) -> Self {
         let (parts, body) = response.into_parts();
         Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: Some(body),
+            from_cache: true,
+            server_date,
         }
     }
 
     /// What `Fill::complete` returned. Its body is either bytes the
     /// engine holds or Python's own, untouched: both are ready at once.
-    pub fn from_fill(response: Response<CacheBody<PyBody>>) -> Self {
+    pub fn from_fill(response: Response<CacheBody<PyBody>>, server_date: bool) -> Self {
         let (parts, body) = response.into_parts();
         Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body: collect_ready(body),
+            from_cache: false,
+            server_date,
         }
     }
 
     /// `(status, [(name, value), ...], body or None)`.
     pub fn into_python(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        let headers = crate::request::header_list(py, &self.headers)?;
-        let body = match &self.body {
-            Some(b) => PyBytes::new(py, b).into_any(),
-            None => py.None().into_bound(py),
+        let skip = self.server_date.then_some(&DATE);
+        let (headers, body) = match &self.body {
+            Some(b) if self.from_cache => crate::reuse::hit(py, &self.headers, skip, b)?,
+            Some(b) => crate::reuse::fresh(py, &self.headers, skip, b)?,
+            None => (
+                crate::request::header_list(py, &self.headers, skip)?,
+                py.None().into_bound(py),
+            ),
         };
         Ok(PyTuple::new(
             py,

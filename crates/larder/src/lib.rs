@@ -116,3 +116,64 @@ pub mod __private {
     pub use ::axum::response::Response;
     pub use http::{HeaderName, HeaderValue, StatusCode};
 }
+
+/// The two halves of [`Cache::lookup`], for adapters that answer a hot
+/// hit without making the lookup's future (the Python extension, which
+/// would otherwise move that future, a few kilobytes, into a box per
+/// request). Not a public API: its names follow the engine's.
+#[doc(hidden)]
+pub mod __adapter {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{request, Response};
+
+    use crate::{Cache, Lookup, Policy};
+
+    /// What [`Cache::lookup`] tries first, synchronously: the response of
+    /// a fresh hot-tier copy, if the long way would have served it as a
+    /// hit. Call inside the tokio runtime's context.
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let _context = runtime.enter();
+    /// use std::time::Duration;
+    /// use larder::{Cache, Policy};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let policy = Policy::ttl(Duration::from_secs(60));
+    /// let (parts, ()) = http::Request::get("http://example.com/a").body(()).unwrap().into_parts();
+    /// assert!(larder::__adapter::try_hit(&cache, &parts, &policy).is_none()); // nothing cached yet
+    /// ```
+    pub fn try_hit(
+        cache: &Cache,
+        parts: &request::Parts,
+        policy: &Policy,
+    ) -> Option<Response<Bytes>> {
+        cache.try_hit(parts, policy)
+    }
+
+    /// The rest of [`Cache::lookup`], once [`try_hit`] declined.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use std::{sync::Arc, time::Duration};
+    /// use larder::{Cache, Lookup, Policy};
+    ///
+    /// let cache = Cache::builder().build();
+    /// let policy = Arc::new(Policy::ttl(Duration::from_secs(60)));
+    /// let (parts, ()) = http::Request::get("http://example.com/a").body(()).unwrap().into_parts();
+    /// if larder::__adapter::try_hit(&cache, &parts, &policy).is_none() {
+    ///     let lookup = larder::__adapter::lookup_past_hot(&cache, &parts, &policy).await;
+    ///     assert!(matches!(lookup, Lookup::Forward(_)));
+    /// }
+    /// # });
+    /// ```
+    pub async fn lookup_past_hot(
+        cache: &Cache,
+        parts: &request::Parts,
+        policy: &Arc<Policy>,
+    ) -> Lookup {
+        cache.lookup_past_hot(parts, policy).await
+    }
+}

@@ -28,6 +28,7 @@ def init(
     lease_ttl: Duration | None = None,
     hit_for_miss: Duration | None = None,
     namespace_refresh: Duration | None = None,
+    server_date: bool = True,
 ) -> Cache:
     """Sets up a cache for ``@larder.cache`` views (the counterpart of
     ``FastAPICache.init``), at import or in the app's lifespan.
@@ -41,6 +42,14 @@ def init(
     (give each application sharing a Redis its own, or the same one to share
     entries), ``allowed_hosts`` keeps forged ``Host`` values out of the
     cache, ``legacy_status_header="x-cache"`` adds ``x-cache: HIT|MISS``.
+
+    ``server_date``: the ASGI server stamps ``Date`` on every response
+    itself, as uvicorn and hypercorn do by default, so the cache's
+    responses leave the field to it (one ``Date``, not two; a hit's time in
+    the cache is in its ``Age``). ``False`` hands the server the engine's
+    ``Date`` (a hit's is the stored response's, as from the Rust crates and
+    the proxy), for a server that adds one only when the app sent none or
+    runs without its own (``uvicorn --no-date-header``).
     """
     options = {
         "name": name,
@@ -52,6 +61,7 @@ def init(
         "lease_ttl": lease_ttl,
         "hit_for_miss": hit_for_miss,
         "namespace_refresh": namespace_refresh,
+        "server_date": server_date,
     }
     if max_body_bytes is not None:
         options["max_body_bytes"] = max_body_bytes

@@ -143,7 +143,7 @@ class Uvicorn:
     """An app module (tests/py/apps/<module>.py, attribute ``app``) under a
     real uvicorn, on a free port."""
 
-    def __init__(self, module: str, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, module: str, env: dict[str, str], workers: int = 1, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"larder-py-{module}-", suffix=".log", delete=False)
@@ -151,6 +151,7 @@ class Uvicorn:
                    "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
         if workers > 1:
             command += ["--workers", str(workers)]
+        command += args
         self.proc = subprocess.Popen(
             command,
             env={**os.environ, **env},

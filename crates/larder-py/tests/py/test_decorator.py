@@ -76,6 +76,18 @@ async def test_two_line_setup_caches_a_view(site: Site) -> None:
     assert site.calls("items", t) == 1
 
 
+async def test_one_date_field_through_uvicorn(served) -> None:
+    # uvicorn stamps its own Date on every response: a decorated view's
+    # miss and hit leave the field to it (larder.init's server_date).
+    server, _ = served
+    t = unique()
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        miss = await client.get(f"/items?t={t}")
+        hit = await client.get(f"/items?t={t}")
+    assert status_of(hit).startswith("larder; hit")
+    assert len(miss.headers.get_list("date")) == 1 and len(hit.headers.get_list("date")) == 1
+
+
 async def test_request_no_cache_refetches(site: Site) -> None:
     t = unique()
     await site.get("/items", t)

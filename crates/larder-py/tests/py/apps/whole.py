@@ -2,7 +2,9 @@
 FastAPI views (no decorator), cached by route. Each view appends
 ``<name>:<t>`` to the calls file when it runs.
 
-Environment for uvicorn: LARDER_TEST_CALLS (the calls file).
+Environment for uvicorn: LARDER_TEST_CALLS (the calls file);
+LARDER_TEST_SERVER_DATE=0 makes the cache hand the server its own ``Date``
+(``server_date=False``, for a uvicorn run with ``--no-date-header``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,17 @@ def make_app(calls: str) -> larder.ASGIMiddleware:
 
     runs: dict[str, int] = {}
 
+    @api.get("/counted")
+    async def counted(t: str = ""):
+        called("counted", t)
+        runs[t] = runs.get(t, 0) + 1
+        return {"run": runs[t]}
+
+    @api.get("/sized")
+    async def sized(n: int = 1, t: str = ""):
+        called("sized", t)
+        return PlainTextResponse("s" * n)
+
     @api.get("/swr")
     async def swr(t: str = ""):
         called("swr", t)
@@ -96,7 +109,7 @@ def make_app(calls: str) -> larder.ASGIMiddleware:
             raise RuntimeError("the database is down")
         return {"run": runs[t]}
 
-    cache = larder.Cache(max_body_bytes=1 << 20)
+    cache = larder.Cache(max_body_bytes=1 << 20, server_date=os.environ.get("LARDER_TEST_SERVER_DATE", "1") == "1")
     larder.init()  # for the decorated view, which the middleware's route covers too
     minutes = larder.Policy(ttl="15m")
     return larder.ASGIMiddleware(
@@ -110,6 +123,8 @@ def make_app(calls: str) -> larder.ASGIMiddleware:
             "/cookie": minutes,
             "/decorated": minutes,
             "/fails": minutes,
+            "/counted": larder.Policy(ttl="15m", namespace="counted"),
+            "/sized": minutes,
             "/swr": larder.Policy(ttl=1, stale_while_revalidate="1h"),
             "/flaky": larder.Policy(ttl=1, stale_if_error="1h"),
         },
