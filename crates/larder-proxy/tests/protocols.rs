@@ -334,11 +334,7 @@ async fn the_binary_reloads_its_certificate_on_sighup_for_new_connections_only()
     std::fs::copy(&first_cert, &cert).unwrap();
     std::fs::copy(&first_key, &key).unwrap();
     let up = Upstream::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::binary::free_port();
     let config = pki.path("larder.toml");
     std::fs::write(
         &config,
@@ -349,25 +345,8 @@ async fn the_binary_reloads_its_certificate_on_sighup_for_new_connections_only()
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-    }
+    let mut serving =
+        common::binary::Serving::spawn(common::binary::serve().arg("--config").arg(&config));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut listening = false;
     for _ in 0..1500 {
@@ -393,12 +372,7 @@ async fn the_binary_reloads_its_certificate_on_sighup_for_new_connections_only()
 
     std::fs::copy(&second_cert, &cert).unwrap();
     std::fs::copy(&second_key, &key).unwrap();
-    let pid = child.id().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    serving.hangup();
     // The reload is asynchronous: new connections get the new
     // certificate within the bound.
     let mut renewed = false;
@@ -415,32 +389,13 @@ async fn the_binary_reloads_its_certificate_on_sighup_for_new_connections_only()
     assert_eq!(h1_get(&mut old, "/items").await.status(), StatusCode::OK);
     // A broken file on reload keeps the current certificate.
     std::fs::write(&key, "not a key").unwrap();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let mut refused = false;
-    for _ in 0..1500 {
-        if log
-            .lock()
-            .unwrap()
-            .contains("kept the current TLS certificate")
-        {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        refused,
-        "the failed reload is logged: {}",
-        log.lock().unwrap()
-    );
+    serving.hangup();
+    serving
+        .wait_for("kept the current TLS certificate", 1)
+        .await;
     let tls = tls_connect(&pki, addr, &[b"http/1.1"]).await;
     assert_eq!(presented(&tls), second_der);
-    assert!(child.try_wait().unwrap().is_none(), "still running");
-    child.kill().await.unwrap();
+    assert!(serving.running(), "still running");
 }
 
 // ---- https:// upstreams ----

@@ -80,6 +80,11 @@ impl Serving {
         panic!("no {text:?} in the log within the guard:\n{}", self.log());
     }
 
+    /// Whether the process has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn pid(&self) -> String {
         self.child.id().unwrap().to_string()
     }
