@@ -117,3 +117,39 @@ impl Clock for ManualClock {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// Whole milliseconds of `d`, saturating: what the engine's clock
+/// arithmetic and the stores count in. Seconds and millis apart, because
+/// `Duration::as_millis` divides a `u128` (this runs on every hit).
+pub(crate) fn millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// Whole milliseconds since the epoch (0 before it).
+pub(crate) fn millis_since_epoch(t: SystemTime) -> u64 {
+    millis(t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod millis_tests {
+    use super::*;
+
+    #[test]
+    fn millis_agree_with_as_millis_and_saturate() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999_999),
+            Duration::from_millis(1_234_567),
+            Duration::new(1_796_000_000, 987_654_321),
+        ] {
+            assert_eq!(u128::from(millis(d)), d.as_millis(), "{d:?}");
+        }
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+        assert_eq!(
+            millis_since_epoch(std::time::UNIX_EPOCH - Duration::from_secs(1)),
+            0
+        );
+    }
+}

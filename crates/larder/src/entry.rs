@@ -26,6 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::clock::{millis, millis_since_epoch};
+
 const MAGIC: &[u8; 4] = b"LRDR";
 /// The format version written by this build. Decoding rejects others, so a
 /// format change is a cold cache, never a misread (entries written by
@@ -854,14 +856,6 @@ fn decode_variants(r: &mut Reader) -> Result<VariantIndex, DecodeError> {
         names,
         nonce,
     })
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn millis_since_epoch(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0)
 }
 
 /// The whole seconds of `t` as stored (from its whole milliseconds).

@@ -111,12 +111,13 @@ async fn the_handler_gets_its_own_extractors_and_keeps_its_result_type() {
         assert!(!err.is_hit());
     }
     assert_eq!(w.calls(), 5);
-    // The hot tier has the page: hits are found at extraction.
+    // The hot tier has the page (the attribute's extractor looks there
+    // before the handler's own extractors run).
     let hot = w.cache.stats().hot_hits;
     assert!(send(&app, ask("/shelves/fruit/7?page=2")).await.is_hit());
     assert_eq!(w.cache.stats().hot_hits, hot + 1);
-    // A failing extractor still answers, though the hit was found first:
-    // the cache cannot get a client past an extractor that refuses it.
+    // A failing extractor still answers, though the copy is warm: the
+    // cache cannot get a client past an extractor that refuses it.
     let no_tenant = send(&app, common::get("/shelves/fruit/7?page=2")).await;
     assert_eq!(no_tenant.status, 400);
     assert_eq!(no_tenant.header("cache-status"), None);

@@ -439,6 +439,22 @@ async fn a_host_a_client_shapes_never_reaches_a_warm_copy() {
             );
         }
     }
+    // An absolute-form target naming the warm host, with a Host naming
+    // another: the two disagree, so it is refused every time, and the
+    // target's authority alone never reaches the copy.
+    for _ in 0..2 {
+        let conflicting = http::Request::get("http://victim.example/items")
+            .header("host", "evil.example")
+            .body(Body::empty())
+            .unwrap();
+        let hot = cache.stats().hot_hits;
+        assert!(!send(&app, conflicting).await.is_hit());
+        assert_eq!(
+            cache.stats().hot_hits,
+            hot,
+            "a conflicting Host hit the copy"
+        );
+    }
     // Two Host lines are refused however often they come.
     for _ in 0..2 {
         let mut twice = with_host("victim.example");

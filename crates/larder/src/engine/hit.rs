@@ -7,7 +7,7 @@
 //! (client directives, an early-refresh window, a request this cache is
 //! filling further out) goes the long way, which answers every case.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use http::{request, Response};
@@ -17,6 +17,7 @@ use super::hot::{HotKey, HotPieces, Seen};
 use super::respond;
 use super::stats::Counters;
 use super::{trace, Cache};
+use crate::clock::{millis, millis_since_epoch};
 use crate::entry::Entry;
 use crate::policy::freshness::{self, Reuse};
 use crate::policy::key::{self, Pieces};
@@ -208,12 +209,12 @@ impl Cache {
         if !pieces.are(&entry.material) {
             return;
         }
-        let mut hosts = parts.headers.get_all(http::header::HOST).iter();
-        let host = hosts.next().map(http::HeaderValue::as_bytes);
-        if hosts.next().is_some() {
+        // The same scan `try_hit` makes, so that both key a request alike.
+        let fields = Fields::of(&parts.headers);
+        if fields.has(Fields::HOSTS) {
             return;
         }
-        let hot_pieces = HotPieces::of(parts, host, &policy.namespace, class, extra);
+        let hot_pieces = HotPieces::of(parts, fields.host, &policy.namespace, class, extra);
         let now_ms = millis_since_epoch(self.inner.clock.now());
         let control = matches!(
             policy.client_cache_control,
@@ -358,17 +359,6 @@ impl<'a> Fields<'a> {
     fn has(self, bit: u8) -> bool {
         self.bits & bit != 0
     }
-}
-
-fn millis_since_epoch(t: SystemTime) -> u64 {
-    millis(t.duration_since(UNIX_EPOCH).unwrap_or_default())
-}
-
-fn millis(d: std::time::Duration) -> u64 {
-    // Seconds and millis apart: `as_millis` divides a u128 on every hit.
-    d.as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::{Lease, Store, StoreError, StoreFuture, Watch, Watcher, LEASE_MARK};
+use crate::clock::millis;
 
 const STORE: &str = "redis";
 
@@ -483,10 +484,6 @@ fn parse_counter(value: &[u8]) -> Option<u64> {
 
 fn script(cell: &'static std::sync::OnceLock<redis::Script>, src: &str) -> &'static redis::Script {
     cell.get_or_init(|| redis::Script::new(src))
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn px(ttl: Duration) -> u64 {
