@@ -175,7 +175,15 @@ fn stale_if_error(
         legacy: "STALE",
         ..Answer::default()
     };
-    respond::from_entry(cache, policy, &entry, method, request, answer, now)
+    respond::from_entry(
+        cache,
+        policy,
+        std::borrow::Cow::Owned(entry),
+        method,
+        request,
+        answer,
+        now,
+    )
 }
 
 impl Cache {

@@ -161,7 +161,7 @@ impl Fill {
         respond::from_entry(
             &self.cache,
             &self.policy,
-            &entry,
+            std::borrow::Cow::Owned(entry),
             &self.method,
             &self.headers,
             answer,

@@ -15,7 +15,6 @@ use http::{request, Response};
 use super::coalesce::Filling;
 use super::hot::{HotKey, HotPieces, Seen};
 use super::respond;
-use super::stats::Counters;
 use super::{trace, Cache};
 use crate::clock::{millis, millis_since_epoch};
 use crate::entry::Entry;
@@ -102,8 +101,7 @@ impl Cache {
                 return None;
             }
         }
-        Counters::bump(&self.inner.counters.hits);
-        Counters::bump(&self.inner.counters.hot_hits);
+        self.inner.counters.hot_hit();
         if tracing::enabled!(target: "larder", tracing::Level::DEBUG) {
             self.trace_hot_hit(parts, policy, generation, extra.as_deref());
         }

@@ -268,7 +268,9 @@ impl Cache {
                 stale_fallback: false,
                 offline,
             };
-            return self.coalesce(parts, policy, miss, now).await;
+            // Boxed, as every miss path here: the hit path's future (which
+            // every request allocates and moves) stays small.
+            return Box::pin(self.coalesce(parts, policy, miss, now)).await;
         }
         let started = (!span.is_disabled()).then(Instant::now);
         let found = self.find(&primary, policy, &parts.headers).await;
@@ -312,8 +314,7 @@ impl Cache {
                         return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
                     }
                     let refresh = Refresh::new(primary, index, entry, directives);
-                    return self
-                        .and_refresh(parts, policy, refresh, Answer::hit(), now)
+                    return Box::pin(self.and_refresh(parts, policy, refresh, Answer::hit(), now))
                         .await;
                 }
                 Reuse::Stale => {
@@ -333,9 +334,14 @@ impl Cache {
                     ) {
                         Counters::bump(&self.inner.counters.stale_hits);
                         let refresh = Refresh::new(primary, index, entry, directives);
-                        return self
-                            .and_refresh(parts, policy, refresh, Answer::stale_hit(), now)
-                            .await;
+                        return Box::pin(self.and_refresh(
+                            parts,
+                            policy,
+                            refresh,
+                            Answer::stale_hit(),
+                            now,
+                        ))
+                        .await;
                     }
                     stale_fallback = expired
                         && freshness::stale_if_error_allows(
@@ -364,7 +370,7 @@ impl Cache {
             stale_fallback,
             offline: false,
         };
-        self.coalesce(parts, policy, miss, now).await
+        Box::pin(self.coalesce(parts, policy, miss, now)).await
     }
 
     async fn coalesce(
@@ -724,7 +730,7 @@ impl Cache {
         respond::from_entry(
             self,
             policy,
-            &entry,
+            std::borrow::Cow::Owned(entry),
             &parts.method,
             &parts.headers,
             answer,

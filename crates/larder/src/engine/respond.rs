@@ -1,6 +1,7 @@
 //! Building the responses the cache sends: from an entry, and the few it
 //! makes up itself (304, 412, 504).
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -65,7 +66,7 @@ impl Answer<'_> {
 pub(crate) fn from_entry(
     cache: &Cache,
     policy: &Policy,
-    entry: &Entry,
+    entry: Cow<'_, Entry>,
     method: &Method,
     request: &HeaderMap,
     answer: Answer<'_>,
@@ -91,15 +92,23 @@ pub(crate) fn from_entry(
     let (status, mut headers, body) = match precondition {
         // Likewise Range: only a request that has one pays for it.
         Precondition::Proceed if request.contains_key(header::RANGE) => {
-            ranged(entry, method, request, now)
+            ranged(&entry, method, request, now)
         }
         Precondition::Proceed => {
+            let status = entry.status;
+            // An entry read for this request alone gives up its fields and
+            // body (the decoder left room for what is added below); a
+            // shared one (a hot-tier copy) is cloned.
+            let (headers, body) = match entry {
+                Cow::Owned(entry) => (entry.headers, entry.body),
+                Cow::Borrowed(entry) => (entry.headers.clone(), entry.body.clone()),
+            };
             let body = if method == Method::HEAD {
                 Bytes::new()
             } else {
-                entry.body.clone()
+                body
             };
-            (entry.status, entry.headers.clone(), body)
+            (status, headers, body)
         }
         Precondition::NotModified => {
             Counters::bump(&cache.inner.counters.not_modified);
@@ -152,7 +161,15 @@ pub(crate) fn from_copy(
 ) -> Response<Bytes> {
     let entry = &copy.entry;
     if special {
-        return from_entry(cache, policy, entry, method, request, Answer::hit(), now);
+        return from_entry(
+            cache,
+            policy,
+            Cow::Borrowed(entry),
+            method,
+            request,
+            Answer::hit(),
+            now,
+        );
     }
     let mut headers = stamped(cache, policy, copy, age);
     let body = if method == Method::HEAD {
@@ -250,11 +267,6 @@ fn stamp_copy(cache: &Cache, policy: &Policy, copy: &Copy, age: Duration) -> Hea
     headers
 }
 
-fn max_age(ttl: i64) -> HeaderValue {
-    HeaderValue::from_maybe_shared(Bytes::from(format!("max-age={}", ttl.max(0))))
-        .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
-}
-
 /// The answer to a request with `Range` (RFC 9110 §14.2): a 206 of a slice
 /// of the stored body (no copy), a 416, or the whole entry.
 fn ranged(
@@ -317,11 +329,8 @@ pub(crate) fn client_cache_control(policy: &Policy, headers: &mut HeaderMap, ttl
             headers.insert(header::CACHE_CONTROL, value.clone());
         }
         ClientCacheControl::RemainingTtl => {
-            if !headers.contains_key(header::CACHE_CONTROL) {
-                let value = format!("max-age={}", ttl.max(0));
-                if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
-                    headers.insert(header::CACHE_CONTROL, v);
-                }
+            if let http::header::Entry::Vacant(slot) = headers.entry(header::CACHE_CONTROL) {
+                slot.insert(max_age(ttl));
             }
         }
     }
@@ -356,6 +365,42 @@ pub(crate) fn stamp(
     }
 }
 
+/// `max-age=<ttl>` (0 for an expired entry), written without the
+/// formatting machinery: the long way writes one on every response.
+fn max_age(ttl: i64) -> HeaderValue {
+    const PREFIX: &[u8] = b"max-age=";
+    let mut buf = [0u8; PREFIX.len() + 20];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = u64::try_from(ttl).unwrap_or(0);
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let end = PREFIX.len() + digits.len() - i;
+    buf[PREFIX.len()..end].copy_from_slice(&digits[i..]);
+    HeaderValue::from_bytes(&buf[..end]).expect("max-age and ASCII digits are a valid field value")
+}
+
 fn seconds(d: Duration) -> HeaderValue {
     HeaderValue::from(d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_age;
+
+    #[test]
+    fn max_age_is_the_remaining_ttl_and_never_negative() {
+        assert_eq!(max_age(0), "max-age=0");
+        assert_eq!(max_age(59), "max-age=59");
+        assert_eq!(max_age(3600), "max-age=3600");
+        assert_eq!(max_age(-5), "max-age=0");
+        assert_eq!(max_age(i64::MAX), format!("max-age={}", i64::MAX).as_str());
+    }
 }
