@@ -74,47 +74,50 @@ impl Cache {
             return None;
         }
         let pieces = HotPieces::of(parts, seen.host, &policy.namespace, class, extra.as_deref());
-        let copy = hot.get(&HotKey::new(&pieces, generation), headers, now_ms)?;
-        let entry = &copy.entry;
-        // As a store read requires: the route's declared fields are among
-        // those the entry was selected by.
-        if !policy
-            .vary
-            .iter()
-            .all(|d| entry.vary.iter().any(|(n, _)| n == d))
-        {
-            return None;
-        }
-        // As `freshness::current_age`, from the epoch offsets.
-        let age = match copy.received {
-            Some(received) => entry
-                .initial_age
-                .saturating_add(since_epoch.saturating_sub(received)),
-            None => freshness::current_age(entry.initial_age, entry.response_time, now),
-        };
-        if freshness::reuse(entry.lifetime, age, entry.forbids_stale, None) != Reuse::Fresh {
-            return None;
-        }
-        if let Some(delta) = policy.early_refresh {
-            let remaining = entry.lifetime.saturating_sub(age);
-            if remaining.as_secs_f64() <= delta.as_secs_f64() * EARLY_REFRESH_REACH {
+        let key = HotKey::new(&pieces, generation);
+        hot.with(&key, headers, now_ms, |copy, stamps| {
+            let entry = &copy.entry;
+            // As a store read requires: the route's declared fields are
+            // among those the entry was selected by.
+            if !policy
+                .vary
+                .iter()
+                .all(|d| entry.vary.iter().any(|(n, _)| n == d))
+            {
                 return None;
             }
-        }
-        self.inner.counters.hot_hit();
-        if tracing::enabled!(target: "larder", tracing::Level::DEBUG) {
-            self.trace_hot_hit(parts, policy, generation, extra.as_deref());
-        }
-        Some(respond::from_copy(
-            self,
-            policy,
-            &copy,
-            &parts.method,
-            headers,
-            seen.has(Fields::SPECIAL),
-            age,
-            now,
-        ))
+            // As `freshness::current_age`, from the epoch offsets.
+            let age = match copy.received {
+                Some(received) => entry
+                    .initial_age
+                    .saturating_add(since_epoch.saturating_sub(received)),
+                None => freshness::current_age(entry.initial_age, entry.response_time, now),
+            };
+            if freshness::reuse(entry.lifetime, age, entry.forbids_stale, None) != Reuse::Fresh {
+                return None;
+            }
+            if let Some(delta) = policy.early_refresh {
+                let remaining = entry.lifetime.saturating_sub(age);
+                if remaining.as_secs_f64() <= delta.as_secs_f64() * EARLY_REFRESH_REACH {
+                    return None;
+                }
+            }
+            self.inner.counters.hot_hit();
+            if tracing::enabled!(target: "larder", tracing::Level::DEBUG) {
+                self.trace_hot_hit(parts, policy, generation, extra.as_deref());
+            }
+            Some(respond::from_copy(
+                self,
+                policy,
+                copy,
+                stamps,
+                &parts.method,
+                headers,
+                seen.has(Fields::SPECIAL),
+                age,
+                now,
+            ))
+        })
     }
 
     /// The `larder.lookup` span of a hot hit, as the long way records it

@@ -29,6 +29,7 @@
 //! reporting broke) copies live at most `l1_ttl`, and when reporting
 //! breaks the epoch moves: every copy made before is retired at once.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -62,25 +63,56 @@ pub(crate) struct Hot {
     /// Engine-clock milliseconds a copy made while the store does not
     /// report changes is served for.
     l1_ttl_ms: u64,
+    /// Tells this tier's slots from another's among a thread's [`Near`]
+    /// ones (a process may have several caches).
+    id: u64,
+    /// Moves after every change of the map (an insert and the evictions it
+    /// makes, a retain, a clear): while it has not moved since a thread
+    /// took a slot from the map, the map still holds that slot.
+    changes: AtomicU64,
 }
 
 /// The copies of one URI's variants (usually one).
 pub(crate) type Slot = Arc<[Arc<Copy>]>;
 
-/// The copy [`Hot::get`] found, in the slot the map gave out (no second
-/// reference count to move on a hit).
-pub(crate) struct Found {
+/// How many slots each thread keeps near, of whichever tiers it hit last.
+const NEAR: usize = 4;
+
+/// A slot whose bodies weigh more is not kept near: what threads hold
+/// beside the tier's bound stays within `NEAR` × this per thread. Past
+/// this size the body's write costs far more than the map read saved.
+const NEAR_MAX_BODY: usize = 64 << 10;
+
+/// A slot a thread hit lately, and the header map it last stamped for one
+/// of its copies: a hit from it takes no lock and moves no reference
+/// count of the tier's (each of those is an atomic read-modify-write,
+/// ~8 ns, as much as the rest of the lookup).
+struct Near {
+    hot: u64,
+    /// [`Hot::changes`] as it was before the slot was read from the map.
+    changes: u64,
+    hash: u128,
     slot: Slot,
-    at: usize,
+    /// Which copy of the slot `stamps` is for.
+    stamped: usize,
+    stamps: Option<Stamps>,
 }
 
-impl std::ops::Deref for Found {
-    type Target = Copy;
-
-    fn deref(&self) -> &Copy {
-        &self.slot[self.at]
-    }
+struct Nearby {
+    slots: [Option<Near>; NEAR],
+    next: usize,
 }
+
+thread_local! {
+    static NEARBY: RefCell<Nearby> = const {
+        RefCell::new(Nearby {
+            slots: [const { None }; NEAR],
+            next: 0,
+        })
+    };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A ready-to-send copy of a stored entry.
 pub(crate) struct Copy {
@@ -270,6 +302,8 @@ impl Hot {
             ),
             coherence,
             l1_ttl_ms,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -285,20 +319,83 @@ impl Hot {
         }
     }
 
-    /// The copy of the request's variant, if one is held and still
-    /// current: same key material, same Vary values, nothing changed.
-    pub fn get(&self, key: &HotKey, request: &HeaderMap, now_ms: u64) -> Option<Found> {
+    /// Serves the copy of the request's variant, if one is held and still
+    /// current (same key material, same Vary values, nothing changed):
+    /// `serve` gets it and this thread's stamped header map of it, if it
+    /// keeps one (see [`Near`]).
+    pub fn with<R>(
+        &self,
+        key: &HotKey,
+        request: &HeaderMap,
+        now_ms: u64,
+        serve: impl FnOnce(&Copy, Option<&mut Option<Stamps>>) -> Option<R>,
+    ) -> Option<R> {
         self.flush_if_lost();
+        // Before the map is read: a change made after this moves it, so a
+        // slot kept near from this read is never taken for a later one.
+        let changes = self.changes.load(Ordering::Acquire);
+        let mut serve = Some(serve);
+        // `None`: this thread's slots could not be used (a hit inside a
+        // hit, or the thread going away), and the map is read instead.
+        let near = NEARBY.try_with(|nearby| -> Option<Option<R>> {
+            let mut nearby = nearby.try_borrow_mut().ok()?;
+            let found = nearby.slots.iter().position(|n| {
+                n.as_ref()
+                    .is_some_and(|n| n.hot == self.id && n.hash == key.hash && n.changes == changes)
+            });
+            let i = match found {
+                Some(i) => i,
+                None => {
+                    let Some(slot) = self.map.get(&key.hash) else {
+                        return Some(None);
+                    };
+                    let body: usize = slot.iter().map(|c| c.entry.body.len()).sum();
+                    if body > NEAR_MAX_BODY {
+                        let at = self.pick(&slot, key, request, now_ms);
+                        return Some(at.and_then(|at| serve.take()?(&slot[at], None)));
+                    }
+                    let i = nearby.next;
+                    nearby.next = (i + 1) % NEAR;
+                    nearby.slots[i] = Some(Near {
+                        hot: self.id,
+                        changes,
+                        hash: key.hash,
+                        slot,
+                        stamped: 0,
+                        stamps: None,
+                    });
+                    i
+                }
+            };
+            let near = nearby.slots[i].as_mut()?;
+            let Some(at) = self.pick(&near.slot, key, request, now_ms) else {
+                return Some(None);
+            };
+            if near.stamped != at {
+                near.stamped = at;
+                near.stamps = None;
+            }
+            Some(serve.take()?(&near.slot[at], Some(&mut near.stamps)))
+        });
+        if let Ok(Some(served)) = near {
+            return served;
+        }
+        let serve = serve.take()?;
         let slot = self.map.get(&key.hash)?;
+        let at = self.pick(&slot, key, request, now_ms)?;
+        serve(&slot[at], None)
+    }
+
+    /// Which of a slot's copies the request may have.
+    fn pick(&self, slot: &Slot, key: &HotKey, request: &HeaderMap, now_ms: u64) -> Option<usize> {
         let epoch = self.coherence.epoch.load(Ordering::Acquire);
-        let at = slot.iter().position(|c| {
+        slot.iter().position(|c| {
             c.epoch == epoch
                 && now_ms < c.until_ms
                 && self.coherence.current(&c.seen)
                 && *c.material == *key.material()
                 && key::vary_matches(&c.entry.vary, request)
-        })?;
-        Some(Found { slot, at })
+        })
     }
 
     /// Keeps a copy of `entry`, read as `seen` says; `control_slot`: the
@@ -347,6 +444,7 @@ impl Hot {
             );
         }
         self.map.insert(key.hash, copies.into());
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     /// Drops the copies of every entry tagged `tag` (after a tag purge,
@@ -354,6 +452,7 @@ impl Hot {
     pub fn forget_tag(&self, tag: &str) {
         self.map
             .retain(|_, slot| !slot.iter().any(|c| c.entry.tags.iter().any(|t| t == tag)));
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     pub fn len(&self) -> usize {
@@ -369,6 +468,7 @@ impl Hot {
             && self.coherence.flush.swap(false, Ordering::AcqRel)
         {
             self.map.clear();
+            self.changes.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -622,6 +722,31 @@ mod tests {
 
     use super::*;
 
+    /// The body `hot` serves for `key`, the way a hit looks it up.
+    fn served(hot: &Hot, key: &HotKey, request: &HeaderMap, now_ms: u64) -> Option<bytes::Bytes> {
+        hot.with(key, request, now_ms, |copy, _| {
+            Some(copy.entry.body.clone())
+        })
+    }
+
+    /// Whether this thread keeps `key`'s slot of `hot` near.
+    fn kept_near(hot: &Hot, key: &HotKey) -> bool {
+        NEARBY.with(|n| {
+            n.borrow()
+                .slots
+                .iter()
+                .flatten()
+                .any(|n| n.hot == hot.id && n.hash == key.hash)
+        })
+    }
+
+    fn entry_with_body(material: &str, body: &'static [u8]) -> Entry {
+        Entry {
+            body: bytes::Bytes::from_static(body),
+            ..entry(material, &[])
+        }
+    }
+
     fn entry(material: &str, tags: &[&str]) -> Entry {
         Entry {
             material: material.into(),
@@ -670,9 +795,9 @@ mod tests {
         let key = HotKey::new(&p, 0);
         let seen = hot.before_read("larder:default:0:{a}");
         hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
         hot.coherence.changed(b"larder:default:0:{a}");
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -684,7 +809,7 @@ mod tests {
         // The read returns the old value after another client changed it.
         hot.coherence.changed(b"larder:default:0:{a}");
         hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -696,9 +821,9 @@ mod tests {
             .before_read("larder:default:0:{a}")
             .and(&hot, "larder:default:0:{a}:v1");
         hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_some());
         hot.coherence.changed(b"larder:default:0:{a}:v1");
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -709,22 +834,16 @@ mod tests {
         let seen = hot.before_read("larder:default:0:{a}");
         hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
         hot.coherence.lost();
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
         // Copied while lost: served for l1_ttl (1 s here), no longer.
         let seen = hot.before_read("larder:default:0:{a}");
         hot.keep(&key, &entry(&material(&p), &[]), seen, 5_000, false);
-        assert!(hot
-            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_999)
-            .is_some());
-        assert!(hot
-            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 6_000)
-            .is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 5_999).is_some());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 6_000).is_none());
         // And retired when reports come back, since changes were missed.
         hot.keep(&key, &entry(&material(&p), &[]), seen, 5_000, false);
         hot.coherence.restored();
-        assert!(hot
-            .get(&HotKey::new(&p, 0), &HeaderMap::new(), 5_001)
-            .is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 5_001).is_none());
     }
 
     #[test]
@@ -739,7 +858,7 @@ mod tests {
             ..HotKey::new(&other, 0)
         };
         hot.keep(&colliding, &entry(&material(&other), &[]), seen, 0, false);
-        assert!(hot.get(&HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
+        assert!(served(&hot, &HotKey::new(&p, 0), &HeaderMap::new(), 0).is_none());
     }
 
     #[test]
@@ -768,9 +887,12 @@ mod tests {
             0,
             false,
         );
+        // Served once first, so that this thread keeps it near.
+        assert!(served(&hot, &HotKey::new(&a, 0), &HeaderMap::new(), 0).is_some());
+        assert!(kept_near(&hot, &HotKey::new(&a, 0)));
         hot.forget_tag("t");
-        assert!(hot.get(&HotKey::new(&a, 0), &HeaderMap::new(), 0).is_none());
-        assert!(hot.get(&HotKey::new(&b, 0), &HeaderMap::new(), 0).is_some());
+        assert!(served(&hot, &HotKey::new(&a, 0), &HeaderMap::new(), 0).is_none());
+        assert!(served(&hot, &HotKey::new(&b, 0), &HeaderMap::new(), 0).is_some());
     }
 
     #[test]
@@ -792,5 +914,133 @@ mod tests {
         }
         assert!(hot.bytes() <= 64 << 10, "{} bytes", hot.bytes());
         assert!(hot.len() < 1_000);
+    }
+
+    #[test]
+    fn a_copy_kept_near_gives_way_to_the_one_that_replaced_it() {
+        let hot = hot();
+        let p = pieces("/a");
+        let key = HotKey::new(&p, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(
+            &key,
+            &entry_with_body(&material(&p), b"old"),
+            seen,
+            0,
+            false,
+        );
+        assert_eq!(
+            served(&hot, &key, &HeaderMap::new(), 0).as_deref(),
+            Some(&b"old"[..])
+        );
+        assert!(kept_near(&hot, &key));
+        // Read again (say after the entry expired in the copy's eyes) and
+        // kept anew, without any change the coherence counters see.
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(
+            &key,
+            &entry_with_body(&material(&p), b"new"),
+            seen,
+            0,
+            false,
+        );
+        assert_eq!(
+            served(&hot, &key, &HeaderMap::new(), 0).as_deref(),
+            Some(&b"new"[..])
+        );
+    }
+
+    #[test]
+    fn a_copy_kept_near_is_not_served_once_the_map_evicted_it() {
+        let coherence = Arc::new(Coherence::new("larder", Arc::default()));
+        coherence.restored();
+        let hot = Hot::new(16 << 10, 1_000, coherence);
+        let p = pieces("/a");
+        let key = HotKey::new(&p, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(served(&hot, &key, &HeaderMap::new(), 0).is_some());
+        assert!(kept_near(&hot, &key));
+        // Keys that are hit as well: S3-FIFO lets a flood of keys read
+        // once pass without evicting one that was hit.
+        let paths: Vec<String> = (0..2_000).map(|i| format!("/{i}")).collect();
+        for path in &paths {
+            let p = pieces(path);
+            let other = HotKey::new(&p, 0);
+            let seen = hot.before_read(path);
+            hot.keep(&other, &entry(&material(&p), &[]), seen, 0, false);
+            hot.map.get(&other.hash);
+            hot.map.get(&other.hash);
+            if hot.map.peek(&key.hash).is_none() {
+                break;
+            }
+        }
+        assert!(
+            hot.map.peek(&key.hash).is_none(),
+            "never evicted: the test proves nothing"
+        );
+        assert!(served(&hot, &key, &HeaderMap::new(), 0).is_none());
+    }
+
+    #[test]
+    fn slots_kept_near_are_per_tier() {
+        let (one, two) = (hot(), hot());
+        let p = pieces("/a");
+        let key = HotKey::new(&p, 0);
+        let seen = one.before_read("larder:default:0:{a}");
+        one.keep(&key, &entry(&material(&p), &[]), seen, 0, false);
+        assert!(served(&one, &key, &HeaderMap::new(), 0).is_some());
+        // Same key, same change count (none yet), another tier: nothing.
+        assert_eq!(one.changes.load(Ordering::Acquire), 1);
+        let seen = two.before_read("larder:default:0:{b}");
+        two.keep(
+            &HotKey::new(&pieces("/b"), 0),
+            &entry(&material(&pieces("/b")), &[]),
+            seen,
+            0,
+            false,
+        );
+        assert!(served(&two, &key, &HeaderMap::new(), 0).is_none());
+    }
+
+    #[test]
+    fn large_bodies_are_served_but_not_kept_near() {
+        static LARGE: [u8; NEAR_MAX_BODY + 1] = [b'x'; NEAR_MAX_BODY + 1];
+        let hot = hot();
+        let p = pieces("/large");
+        let key = HotKey::new(&p, 0);
+        let seen = hot.before_read("larder:default:0:{large}");
+        hot.keep(
+            &key,
+            &entry_with_body(&material(&p), &LARGE),
+            seen,
+            0,
+            false,
+        );
+        assert_eq!(
+            served(&hot, &key, &HeaderMap::new(), 0).map(|b| b.len()),
+            Some(LARGE.len())
+        );
+        assert!(!kept_near(&hot, &key));
+    }
+
+    #[test]
+    fn a_hit_inside_a_hit_reads_the_map() {
+        let hot = hot();
+        let (a, b) = (pieces("/a"), pieces("/b"));
+        for p in [&a, &b] {
+            let seen = hot.before_read("k");
+            hot.keep(
+                &HotKey::new(p, 0),
+                &entry(&material(p), &[]),
+                seen,
+                0,
+                false,
+            );
+        }
+        let inner = hot.with(&HotKey::new(&a, 0), &HeaderMap::new(), 0, |_, _| {
+            served(&hot, &HotKey::new(&b, 0), &HeaderMap::new(), 0)
+        });
+        assert!(inner.is_some());
     }
 }

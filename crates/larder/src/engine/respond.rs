@@ -153,6 +153,7 @@ pub(crate) fn from_copy(
     cache: &Cache,
     policy: &Policy,
     copy: &Copy,
+    near: Option<&mut Option<Stamps>>,
     method: &Method,
     request: &HeaderMap,
     special: bool,
@@ -171,7 +172,7 @@ pub(crate) fn from_copy(
             now,
         );
     }
-    let mut headers = stamped(cache, policy, copy, age);
+    let mut headers = stamped(cache, policy, copy, near, age);
     let body = if method == Method::HEAD {
         Bytes::new()
     } else {
@@ -191,7 +192,35 @@ pub(crate) fn from_copy(
 /// route's form of `Cache-Control` if there is one (a clone, nothing
 /// computed), else a new one, kept for the hits after it unless another
 /// hit is writing it.
-fn stamped(cache: &Cache, policy: &Policy, copy: &Copy, age: Duration) -> HeaderMap {
+fn stamped(
+    cache: &Cache,
+    policy: &Policy,
+    copy: &Copy,
+    near: Option<&mut Option<Stamps>>,
+    age: Duration,
+) -> HeaderMap {
+    let Some(near) = near else {
+        return shared_stamps(cache, policy, copy, age);
+    };
+    let age_secs = age.as_secs();
+    // This thread's own, where it keeps the copy near: no lock at all.
+    if let Some(stamps) = near
+        .as_ref()
+        .filter(|s| s.age_secs == age_secs && s.control.is(&policy.client_cache_control))
+    {
+        return stamps.headers.clone();
+    }
+    let headers = shared_stamps(cache, policy, copy, age);
+    *near = Some(Stamps {
+        age_secs,
+        control: ControlForm::of(&policy.client_cache_control),
+        headers: headers.clone(),
+    });
+    headers
+}
+
+/// [`stamped`] from the copy's own map, shared by every thread.
+fn shared_stamps(cache: &Cache, policy: &Policy, copy: &Copy, age: Duration) -> HeaderMap {
     let age_secs = age.as_secs();
     // Read-locked: hits on other cores clone it at the same time, and a
     // hit never waits (one that finds it being written makes its own).
