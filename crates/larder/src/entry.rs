@@ -361,6 +361,16 @@ static STATIC_FIELDS: [(HeaderName, HeaderValue); 34] = {
     ]
 };
 
+/// The static value the codec keeps for the field `name: value`, if it
+/// is one of [`STATIC_FIELDS`]: a clone of it moves no reference count.
+pub(crate) fn static_field(name: &HeaderName, value: &HeaderValue) -> Option<&'static HeaderValue> {
+    let v = value.as_bytes();
+    STATIC_FIELDS
+        .iter()
+        .find(|(n, s)| s.as_bytes() == v && n == name)
+        .map(|(_, s)| s)
+}
+
 /// A field from [`STATIC_FIELDS`]; one byte of index follows.
 const FIELD_STATIC: u8 = 0xF0;
 /// `Content-Length` with the body's length: nothing follows.

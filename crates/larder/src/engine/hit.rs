@@ -416,3 +416,80 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod near_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::Request;
+
+    use crate::{Cache, Lookup, Policy};
+
+    /// A cache whose hot tier holds `/items` with `body`.
+    fn warm(body: &'static [u8]) -> (Cache, Arc<Policy>) {
+        let cache = Cache::builder().build();
+        let policy = Arc::new(Policy::ttl(Duration::from_secs(600)));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for _ in 0..2 {
+                match cache.lookup(&parts(), &policy).await {
+                    Lookup::Forward(fill) => {
+                        let response = http::Response::new(http_body_util::Full::new(
+                            Bytes::from_static(body),
+                        ));
+                        drop(fill.complete(response).await);
+                    }
+                    Lookup::Respond(_) | Lookup::Refresh(..) => {}
+                }
+            }
+        });
+        (cache, policy)
+    }
+
+    fn parts() -> http::request::Parts {
+        let request = Request::get("/items").header("host", "example.com");
+        request.body(()).unwrap().into_parts().0
+    }
+
+    /// The body a hot hit on this thread and one on another thread send.
+    fn two_threads(cache: &Cache, policy: &Arc<Policy>) -> (Bytes, Bytes) {
+        let hit = || {
+            let response = cache.try_hit(&parts(), policy).expect("a hot hit");
+            response.into_body()
+        };
+        let here = hit();
+        let there = std::thread::scope(|s| s.spawn(hit).join().unwrap());
+        (here, there)
+    }
+
+    #[test]
+    fn threads_serve_a_small_body_from_bytes_of_their_own() {
+        static SMALL: [u8; 1024] = [b'x'; 1024];
+        let (cache, policy) = warm(&SMALL);
+        let (here, there) = two_threads(&cache, &policy);
+        assert_eq!((&here[..], &there[..]), (&SMALL[..], &SMALL[..]));
+        assert_ne!(
+            here.as_ptr(),
+            there.as_ptr(),
+            "one buffer shared by both threads"
+        );
+        // And the same bytes again on this thread: the copy is kept.
+        let again = cache.try_hit(&parts(), &policy).unwrap().into_body();
+        assert_eq!(again.as_ptr(), here.as_ptr());
+    }
+
+    #[test]
+    fn threads_share_a_large_body() {
+        static LARGE: [u8; super::super::hot::OWN_MAX_BODY + 1] =
+            [b'x'; super::super::hot::OWN_MAX_BODY + 1];
+        let (cache, policy) = warm(&LARGE);
+        let (here, there) = two_threads(&cache, &policy);
+        assert_eq!(here.len(), LARGE.len());
+        assert_eq!(here.as_ptr(), there.as_ptr());
+    }
+}

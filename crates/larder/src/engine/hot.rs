@@ -83,6 +83,11 @@ const NEAR: usize = 4;
 /// this size the body's write costs far more than the map read saved.
 const NEAR_MAX_BODY: usize = 64 << 10;
 
+/// A body up to this size is copied into the [`Own`] bytes of each thread
+/// that serves it from near (at most `NEAR` × this per thread); a larger
+/// one is shared, as its write costs far more than the count it moves.
+pub(crate) const OWN_MAX_BODY: usize = 16 << 10;
+
 /// A slot a thread hit lately, and the header map it last stamped for one
 /// of its copies: a hit from it takes no lock and moves no reference
 /// count of the tier's (each of those is an atomic read-modify-write,
@@ -93,9 +98,19 @@ struct Near {
     changes: u64,
     hash: u128,
     slot: Slot,
-    /// Which copy of the slot `stamps` is for.
+    /// Which copy of the slot `own` is for.
     stamped: usize,
-    stamps: Option<Stamps>,
+    own: Own,
+}
+
+/// What a thread keeps of its own for the copy it serves from a [`Near`]
+/// slot: the stamped header map and the body, in bytes of its own. A clone
+/// of a value shared with other cores moves a reference count they move
+/// too, and its cache line then travels between the cores on every hit.
+#[derive(Default)]
+pub(crate) struct Own {
+    pub stamps: Option<Stamps>,
+    pub body: Option<bytes::Bytes>,
 }
 
 struct Nearby {
@@ -328,7 +343,7 @@ impl Hot {
         key: &HotKey,
         request: &HeaderMap,
         now_ms: u64,
-        serve: impl FnOnce(&Copy, Option<&mut Option<Stamps>>) -> Option<R>,
+        serve: impl FnOnce(&Copy, Option<&mut Own>) -> Option<R>,
     ) -> Option<R> {
         self.flush_if_lost();
         // Before the map is read: a change made after this moves it, so a
@@ -362,7 +377,7 @@ impl Hot {
                         hash: key.hash,
                         slot,
                         stamped: 0,
-                        stamps: None,
+                        own: Own::default(),
                     });
                     i
                 }
@@ -373,9 +388,9 @@ impl Hot {
             };
             if near.stamped != at {
                 near.stamped = at;
-                near.stamps = None;
+                near.own = Own::default();
             }
-            Some(serve.take()?(&near.slot[at], Some(&mut near.stamps)))
+            Some(serve.take()?(&near.slot[at], Some(&mut near.own)))
         });
         if let Ok(Some(served)) = near {
             return served;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use super::hot::{ControlForm, Copy, Stamps};
+use super::hot::{ControlForm, Copy, Own, Stamps};
 use super::stats::Counters;
 use super::Cache;
 use crate::entry::Entry;
@@ -153,7 +153,7 @@ pub(crate) fn from_copy(
     cache: &Cache,
     policy: &Policy,
     copy: &Copy,
-    near: Option<&mut Option<Stamps>>,
+    near: Option<&mut Own>,
     method: &Method,
     request: &HeaderMap,
     special: bool,
@@ -172,11 +172,30 @@ pub(crate) fn from_copy(
             now,
         );
     }
-    let mut headers = stamped(cache, policy, copy, near, age);
-    let body = if method == Method::HEAD {
-        Bytes::new()
-    } else {
-        entry.body.clone()
+    let head = method == Method::HEAD;
+    let (mut headers, body) = match near {
+        Some(own) => {
+            let headers = stamped(cache, policy, copy, Some(&mut own.stamps), age);
+            let body = if head {
+                Bytes::new()
+            } else if entry.body.len() <= super::hot::OWN_MAX_BODY {
+                own.body
+                    .get_or_insert_with(|| Bytes::copy_from_slice(&entry.body))
+                    .clone()
+            } else {
+                entry.body.clone()
+            };
+            (headers, body)
+        }
+        None => {
+            let headers = stamped(cache, policy, copy, None, age);
+            let body = if head {
+                Bytes::new()
+            } else {
+                entry.body.clone()
+            };
+            (headers, body)
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() = entry.status;
@@ -214,9 +233,29 @@ fn stamped(
     *near = Some(Stamps {
         age_secs,
         control: ControlForm::of(&policy.client_cache_control),
-        headers: headers.clone(),
+        headers: owned(&headers),
     });
     headers
+}
+
+/// `headers` with values of this thread's own: a clone of a shared value
+/// moves a reference count other cores move too, and that cache line
+/// then travels between them on every hit. Static values stay static.
+fn owned(headers: &HeaderMap) -> HeaderMap {
+    let mut own = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value = match crate::entry::static_field(name, value) {
+            Some(fixed) => fixed.clone(),
+            None => {
+                let mut copy = HeaderValue::from_bytes(value.as_bytes())
+                    .expect("the bytes of a header value are a valid header value");
+                copy.set_sensitive(value.is_sensitive());
+                copy
+            }
+        };
+        own.append(name.clone(), value);
+    }
+    own
 }
 
 /// [`stamped`] from the copy's own map, shared by every thread.
@@ -422,7 +461,39 @@ fn seconds(d: Duration) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
-    use super::max_age;
+    use http::header::{CONTENT_TYPE, ETAG};
+    use http::{HeaderMap, HeaderValue};
+
+    use super::{max_age, owned};
+
+    #[test]
+    fn a_threads_own_stamps_copy_shared_values_and_keep_static_ones() {
+        let shared = bytes::Bytes::from_static(b"xx\"abc\"").slice(2..);
+        let mut headers = HeaderMap::new();
+        // As decoded from a store that spelled it out: not static.
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_bytes(b"application/json").unwrap(),
+        );
+        let mut etag = HeaderValue::from_maybe_shared(shared.clone()).unwrap();
+        etag.set_sensitive(true);
+        headers.insert(ETAG, etag);
+        let own = owned(&headers);
+        assert_eq!(own, headers);
+        // Its own bytes, not a second reference to the shared buffer.
+        assert_ne!(own[ETAG].as_bytes().as_ptr(), shared.as_ptr());
+        assert!(own[ETAG].is_sensitive());
+        // The codec's static value: cloning it counts nothing.
+        let fixed = crate::entry::static_field(&CONTENT_TYPE, &headers[CONTENT_TYPE]).unwrap();
+        assert_eq!(
+            own[CONTENT_TYPE].as_bytes().as_ptr(),
+            fixed.as_bytes().as_ptr()
+        );
+        assert_ne!(
+            own[CONTENT_TYPE].as_bytes().as_ptr(),
+            headers[CONTENT_TYPE].as_bytes().as_ptr()
+        );
+    }
 
     #[test]
     fn max_age_is_the_remaining_ttl_and_never_negative() {
