@@ -244,8 +244,11 @@ fn stamped(
 fn owned(headers: &HeaderMap) -> HeaderMap {
     let mut own = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
+        let from_table = DIGITS.as_ptr_range().contains(&value.as_bytes().as_ptr());
         let value = match crate::entry::static_field(name, value) {
             Some(fixed) => fixed.clone(),
+            // An `Age` from the static table is static already.
+            None if from_table => value.clone(),
             None => {
                 let mut copy = HeaderValue::from_bytes(value.as_bytes())
                     .expect("the bytes of a header value are a valid header value");
@@ -455,8 +458,54 @@ fn max_age(ttl: i64) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..end]).expect("max-age and ASCII digits are a valid field value")
 }
 
+/// An `Age` (or any count of seconds) as a field value: a static one
+/// under [`STATIC_SECONDS`], so that the clone every hit makes of it
+/// moves no reference count.
 fn seconds(d: Duration) -> HeaderValue {
-    HeaderValue::from(d.as_secs())
+    let secs = d.as_secs();
+    match static_seconds(secs) {
+        Some(digits) => HeaderValue::from_static(digits),
+        None => HeaderValue::from(secs),
+    }
+}
+
+/// How many counts of seconds have a static value: the first 1,000 s of
+/// an entry's age (every hit of one that lives up to a quarter hour).
+const STATIC_SECONDS: u64 = 1000;
+
+/// The decimal digits of 0 to 999, three bytes each, left-aligned.
+static DIGITS: [u8; 3 * STATIC_SECONDS as usize] = {
+    let mut table = [0u8; 3 * STATIC_SECONDS as usize];
+    let mut n = 0;
+    while n < STATIC_SECONDS as usize {
+        let at = 3 * n;
+        let (h, t, u) = (n / 100, n / 10 % 10, n % 10);
+        if n >= 100 {
+            table[at] = b'0' + h as u8;
+            table[at + 1] = b'0' + t as u8;
+            table[at + 2] = b'0' + u as u8;
+        } else if n >= 10 {
+            table[at] = b'0' + t as u8;
+            table[at + 1] = b'0' + u as u8;
+        } else {
+            table[at] = b'0' + u as u8;
+        }
+        n += 1;
+    }
+    table
+};
+
+fn static_seconds(n: u64) -> Option<&'static str> {
+    if n >= STATIC_SECONDS {
+        return None;
+    }
+    let len = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
+    };
+    let at = 3 * n as usize;
+    std::str::from_utf8(&DIGITS[at..at + len]).ok()
 }
 
 #[cfg(test)]
@@ -464,7 +513,18 @@ mod tests {
     use http::header::{CONTENT_TYPE, ETAG};
     use http::{HeaderMap, HeaderValue};
 
-    use super::{max_age, owned};
+    use super::{max_age, owned, seconds};
+
+    #[test]
+    fn seconds_are_decimal_static_or_not() {
+        for n in [0, 7, 10, 99, 100, 599, 999, 1000, 86_400, u64::MAX] {
+            let value = seconds(std::time::Duration::from_secs(n));
+            assert_eq!(value, n.to_string().as_str(), "{n}");
+            // The table's own bytes (no buffer of its own to count) below 1,000.
+            let table = super::DIGITS.as_ptr_range();
+            assert_eq!(table.contains(&value.as_bytes().as_ptr()), n < 1000, "{n}");
+        }
+    }
 
     #[test]
     fn a_threads_own_stamps_copy_shared_values_and_keep_static_ones() {
@@ -483,6 +543,12 @@ mod tests {
         // Its own bytes, not a second reference to the shared buffer.
         assert_ne!(own[ETAG].as_bytes().as_ptr(), shared.as_ptr());
         assert!(own[ETAG].is_sensitive());
+        let age = seconds(std::time::Duration::from_secs(5));
+        let own_age = owned(&HeaderMap::from_iter([(http::header::AGE, age.clone())]));
+        assert_eq!(
+            own_age[http::header::AGE].as_bytes().as_ptr(),
+            age.as_bytes().as_ptr()
+        );
         // The codec's static value: cloning it counts nothing.
         let fixed = crate::entry::static_field(&CONTENT_TYPE, &headers[CONTENT_TYPE]).unwrap();
         assert_eq!(
