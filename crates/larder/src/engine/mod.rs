@@ -378,6 +378,11 @@ impl CacheBuilder {
     /// for at most [`l1_ttl`](CacheBuilder::l1_ttl). Default
     /// [`DEFAULT_HOT_TIER_BYTES`]; 0 turns it off.
     ///
+    /// Beside this bound, each thread that serves hits keeps the last four
+    /// URIs it hit near (those whose bodies total 64 KiB or less), with
+    /// its own copy of a body up to 16 KiB: at most about 320 KiB a thread,
+    /// let go as it hits other URIs. A hit from there takes no lock.
+    ///
     /// ```
     /// let cache = larder::Cache::builder().hot_tier_bytes(64 << 20).build();
     /// # let _ = cache;
