@@ -552,18 +552,15 @@ fn service<H: Handler>(
     })
 }
 
-fn http1(settings: &Settings) -> hyper::server::conn::http1::Builder {
+fn http1() -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(hyper_header_timeout(settings));
+    // hyper's header timeout is off: the watchdog (`activity.rs`) runs
+    // `client_header_timeout` itself, from the first byte of a head
+    // rather than from the moment the connection went idle. hyper's would
+    // reset a timer on every request head, a cost per request for a bound
+    // (keep-alive plus header timeout) the watchdog already keeps.
+    http.header_read_timeout(None);
     http
-}
-
-/// hyper's own header timeout runs from the moment a connection goes idle
-/// (`activity.rs`): the keep-alive and header timeouts together. It only
-/// backs up the watchdog, which keeps them apart.
-fn hyper_header_timeout(settings: &Settings) -> Duration {
-    settings.keepalive_timeout + settings.header_read_timeout
 }
 
 #[cfg(all(feature = "tls", feature = "http2"))]
@@ -627,7 +624,7 @@ async fn connection<H>(
             return;
         }
         let io = TokioIo::new(Watched::new(stream, activity.clone()).with_interim(interim.clone()));
-        let conn = http1(settings)
+        let conn = http1()
             .serve_connection(io, svc(Some(interim)))
             .with_upgrades();
         drive(conn, &slot, killed, peer, &activity, settings).await;
@@ -638,9 +635,8 @@ async fn connection<H>(
     if settings.h2c {
         let mut auto =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        auto.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(hyper_header_timeout(settings));
+        // As `http1`: the watchdog runs the header timeout.
+        auto.http1().header_read_timeout(None);
         auto.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(128);
@@ -649,7 +645,7 @@ async fn connection<H>(
         drive(conn, &slot, killed, peer, &activity, settings).await;
         return;
     }
-    let conn = http1(settings)
+    let conn = http1()
         .serve_connection(io, svc(Some(interim)))
         .with_upgrades();
     drive(conn, &slot, killed, peer, &activity, settings).await;
