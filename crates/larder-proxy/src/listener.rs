@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 use crate::activity::{Activity, Expired, Interim, InterimSender, Tracked, Watched};
+use crate::woken::OnWake;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -462,10 +463,16 @@ async fn drive<C, E>(
     let mut conn = pin!(conn);
     let keepalive = settings.keepalive_timeout;
     let header = settings.header_read_timeout;
+    // The task wakes for each request the connection reads: the other two
+    // branches are polled only when their own wake-up came (`woken.rs`),
+    // and the connection first, without `select!`'s random draw.
+    let close = OnWake::new(slot.close.notified());
+    let watchdog = OnWake::new(crate::activity::watchdog(activity, keepalive, header));
     let ended = tokio::select! {
+        biased;
         ended = conn.as_mut() => Some(ended),
-        () = slot.close.notified() => None,
-        expired = crate::activity::watchdog(activity, keepalive, header) => {
+        () = close => None,
+        expired = watchdog => {
             if expired == Expired::Header {
                 tracing::debug!(%peer, ?header, "no request head within client_header_timeout; closing");
                 return;
