@@ -466,8 +466,10 @@ async fn drive<C, E>(
     // The task wakes for each request the connection reads: the other two
     // branches are polled only when their own wake-up came (`woken.rs`),
     // and the connection first, without `select!`'s random draw.
-    let close = OnWake::new(slot.close.notified());
-    let watchdog = OnWake::new(crate::activity::watchdog(activity, keepalive, header));
+    let close = pin!(slot.close.notified());
+    let close = OnWake::new(close);
+    let watchdog = pin!(crate::activity::watchdog(activity, keepalive, header));
+    let watchdog = OnWake::new(watchdog);
     let ended = tokio::select! {
         biased;
         ended = conn.as_mut() => Some(ended),

@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-/// Polls `F` only after `F`'s own waker fired (and the first time).
+/// Polls `F` only after `F`'s own waker fired (and the first time). `F`
+/// is `Unpin`: pinned by the caller (`pin!`), so that wrapping allocates
+/// no box per connection.
 pub(crate) struct OnWake<F> {
-    inner: Pin<Box<F>>,
+    inner: F,
     signal: Arc<Signal>,
     /// What `inner` is polled with: it sets the flag and wakes the task.
     waker: Waker,
@@ -40,7 +42,7 @@ impl Wake for Signal {
     }
 }
 
-impl<F: Future> OnWake<F> {
+impl<F: Future + Unpin> OnWake<F> {
     pub(crate) fn new(inner: F) -> OnWake<F> {
         let signal = Arc::new(Signal {
             // Polled the first time, to register its wake-up.
@@ -48,7 +50,7 @@ impl<F: Future> OnWake<F> {
             task: Mutex::new(None),
         });
         OnWake {
-            inner: Box::pin(inner),
+            inner,
             waker: Waker::from(signal.clone()),
             signal,
             task: None,
@@ -56,7 +58,7 @@ impl<F: Future> OnWake<F> {
     }
 }
 
-impl<F: Future> Future for OnWake<F> {
+impl<F: Future + Unpin> Future for OnWake<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -71,9 +73,7 @@ impl<F: Future> Future for OnWake<F> {
         if !this.signal.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        this.inner
-            .as_mut()
-            .poll(&mut Context::from_waker(&this.waker))
+        Pin::new(&mut this.inner).poll(&mut Context::from_waker(&this.waker))
     }
 }
 
@@ -139,6 +139,31 @@ mod tests {
         assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task was woken");
         assert!(f.as_mut().poll(&mut cx).is_ready());
         assert_eq!(polls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_notification_beside_a_busy_branch_arrives() {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let told = notify.clone();
+        let waiting = tokio::spawn(async move {
+            let close = std::pin::pin!(told.notified());
+            let mut close = OnWake::new(close);
+            let mut ticks = 0u32;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = tokio::task::yield_now() => ticks += 1,
+                    () = &mut close => return ticks,
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        notify.notify_one();
+        let ticks = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the notification ends the wait")
+            .unwrap();
+        assert!(ticks >= 1, "the busy branch ran meanwhile");
     }
 
     #[test]
