@@ -31,6 +31,11 @@ use tokio::time::Instant;
 
 /// No byte read since the connection went idle.
 const NONE: u64 = u64::MAX;
+/// Bytes read since the connection went idle, their time not taken yet:
+/// a head that comes whole starts its request before its time is needed,
+/// so only one that stops short is stamped (by the read that finds no
+/// more), and a hit costs no clock read for it.
+const UNSTAMPED: u64 = u64::MAX - 1;
 
 /// One connection's activity, shared by its stream, its service and its
 /// watchdog. Times are milliseconds since the connection opened.
@@ -66,17 +71,45 @@ impl Activity {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NONE - 1)
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(UNSTAMPED - 1)
     }
 
+    /// Bytes came.
     fn read(&self) {
         if self.first_read.load(Ordering::Relaxed) == NONE {
             let _ = self.first_read.compare_exchange(
                 NONE,
-                self.now(),
+                UNSTAMPED,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
+        }
+    }
+
+    /// A read found nothing more: a head begun since the connection went
+    /// idle, and not yet a request, gets the time (hyper reads until
+    /// nothing is left before it waits, so this comes within the same
+    /// poll as the head's first bytes).
+    fn stalled(&self) {
+        // A request in flight (its head whole) needs no time: the reads
+        // hyper makes meanwhile cost none.
+        if self.first_read.load(Ordering::Relaxed) == UNSTAMPED
+            && self.active.load(Ordering::Acquire) == 0
+        {
+            self.stamp();
+        }
+    }
+
+    /// When the first byte since the connection went idle came, taking
+    /// now if it was not taken yet; [`NONE`] if none came.
+    fn stamp(&self) -> u64 {
+        let now = self.now();
+        match self
+            .first_read
+            .compare_exchange(UNSTAMPED, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => now,
+            Err(first) => first,
         }
     }
 
@@ -116,7 +149,12 @@ pub(crate) async fn watchdog(
         let next = if activity.active.load(Ordering::Acquire) > 0 {
             now.saturating_add(step)
         } else {
-            let first = activity.first_read.load(Ordering::Relaxed);
+            let mut first = activity.first_read.load(Ordering::Relaxed);
+            if first == UNSTAMPED {
+                // Not stamped by a read (only if one came from another
+                // path than hyper's): from now, at the latest.
+                first = activity.stamp();
+            }
             let (deadline, what) = if first == NONE {
                 let idle = activity.idle_since.load(Ordering::Relaxed);
                 (idle.saturating_add(ms(keepalive)), Expired::Idle)
@@ -354,8 +392,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<S> {
         this.park(cx);
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.read();
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.activity.read(),
+            Poll::Pending => this.activity.stalled(),
+            _ => {}
         }
         polled
     }
@@ -483,5 +523,32 @@ mod tests {
         assert!(waited.await.is_err());
         drop(answering);
         assert_eq!(watchdog(&a, keepalive, header).await, Expired::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_header_timeout_runs_from_a_heads_first_byte() {
+        let keepalive = Duration::from_secs(75);
+        let header = Duration::from_secs(5);
+        let a = Activity::new();
+        drop(Tracked::new((), a.begin()));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Part of a head, then nothing more to read.
+        a.read();
+        a.stalled();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let looked = Instant::now();
+        assert_eq!(watchdog(&a, keepalive, header).await, Expired::Header);
+        assert_eq!(looked.elapsed(), header - Duration::from_secs(1));
+        // A head read whole starts its request: no header deadline, and
+        // the keep-alive one from the end of its response.
+        let a = Activity::new();
+        drop(Tracked::new((), a.begin()));
+        a.read();
+        let answering = Tracked::new((), a.begin());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(answering);
+        let idle = Instant::now();
+        assert_eq!(watchdog(&a, keepalive, header).await, Expired::Idle);
+        assert_eq!(idle.elapsed(), keepalive);
     }
 }

@@ -39,6 +39,7 @@ mod timeout;
 mod tls;
 mod upgrade;
 pub mod upstream;
+mod woken;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 use crate::activity::{Activity, Expired, Interim, InterimSender, Tracked, Watched};
+use crate::woken::OnWake;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -462,10 +463,18 @@ async fn drive<C, E>(
     let mut conn = pin!(conn);
     let keepalive = settings.keepalive_timeout;
     let header = settings.header_read_timeout;
+    // The task wakes for each request the connection reads: the other two
+    // branches are polled only when their own wake-up came (`woken.rs`),
+    // and the connection first, without `select!`'s random draw.
+    let close = pin!(slot.close.notified());
+    let close = OnWake::new(close);
+    let watchdog = pin!(crate::activity::watchdog(activity, keepalive, header));
+    let watchdog = OnWake::new(watchdog);
     let ended = tokio::select! {
+        biased;
         ended = conn.as_mut() => Some(ended),
-        () = slot.close.notified() => None,
-        expired = crate::activity::watchdog(activity, keepalive, header) => {
+        () = close => None,
+        expired = watchdog => {
             if expired == Expired::Header {
                 tracing::debug!(%peer, ?header, "no request head within client_header_timeout; closing");
                 return;
@@ -552,18 +561,15 @@ fn service<H: Handler>(
     })
 }
 
-fn http1(settings: &Settings) -> hyper::server::conn::http1::Builder {
+fn http1() -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(hyper_header_timeout(settings));
+    // hyper's header timeout is off: the watchdog (`activity.rs`) runs
+    // `client_header_timeout` itself, from the first byte of a head
+    // rather than from the moment the connection went idle. hyper's would
+    // reset a timer on every request head, a cost per request for a bound
+    // (keep-alive plus header timeout) the watchdog already keeps.
+    http.header_read_timeout(None);
     http
-}
-
-/// hyper's own header timeout runs from the moment a connection goes idle
-/// (`activity.rs`): the keep-alive and header timeouts together. It only
-/// backs up the watchdog, which keeps them apart.
-fn hyper_header_timeout(settings: &Settings) -> Duration {
-    settings.keepalive_timeout + settings.header_read_timeout
 }
 
 #[cfg(all(feature = "tls", feature = "http2"))]
@@ -627,7 +633,7 @@ async fn connection<H>(
             return;
         }
         let io = TokioIo::new(Watched::new(stream, activity.clone()).with_interim(interim.clone()));
-        let conn = http1(settings)
+        let conn = http1()
             .serve_connection(io, svc(Some(interim)))
             .with_upgrades();
         drive(conn, &slot, killed, peer, &activity, settings).await;
@@ -638,9 +644,8 @@ async fn connection<H>(
     if settings.h2c {
         let mut auto =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        auto.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(hyper_header_timeout(settings));
+        // As `http1`: the watchdog runs the header timeout.
+        auto.http1().header_read_timeout(None);
         auto.http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(128);
@@ -649,7 +654,7 @@ async fn connection<H>(
         drive(conn, &slot, killed, peer, &activity, settings).await;
         return;
     }
-    let conn = http1(settings)
+    let conn = http1()
         .serve_connection(io, svc(Some(interim)))
         .with_upgrades();
     drive(conn, &slot, killed, peer, &activity, settings).await;

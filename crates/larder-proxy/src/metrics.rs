@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The latency histogram's buckets, in seconds: from a hot hit's tens of
@@ -63,12 +63,10 @@ pub(crate) fn request_done(headers: &HeaderMap, started: Instant) {
             .map(|o| metrics::histogram!("larder_proxy_request_seconds", "outcome" => *o))
             .collect()
     });
-    let outcome = outcome(headers);
-    let at = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
-    handles[at].record(started.elapsed().as_secs_f64());
+    handles[outcome_of(headers) as usize].record(started.elapsed().as_secs_f64());
 }
 
-/// Every label [`outcome`] gives.
+/// Every [`Outcome`]'s label, in its order.
 const OUTCOMES: [&str; 13] = [
     "none",
     "hit",
@@ -89,45 +87,85 @@ const OUTCOMES: [&str; 13] = [
 /// `stale` (a stale hit), `collapsed` (another request's fetch), the `fwd`
 /// reason of a forward (`uri-miss`, `bypass`, `revalidate` for
 /// `fwd=stale`, ...), or `none` (an answer the cache never saw, such
-/// as a 400 for a bad request target).
-pub(crate) fn outcome(headers: &HeaderMap) -> &'static str {
-    let params = larder::policy::cache_status::last_member_params(headers);
-    if params.is_empty() {
-        return "none";
-    }
+/// as a 400 for a bad request target). Its value is its label's place in
+/// [`OUTCOMES`].
+#[derive(Clone, Copy)]
+enum Outcome {
+    None,
+    Hit,
+    Stale,
+    Collapsed,
+    Bypass,
+    Method,
+    UriMiss,
+    VaryMiss,
+    Miss,
+    Request,
+    Revalidate,
+    Partial,
+    Other,
+}
+
+/// The outcome a response's `Cache-Status` gives. Every request pays for
+/// it, so it reads the member's bytes once, from the end, in place: no
+/// `str` searches and no label comparisons (the engine says the outcome
+/// only in the header it writes).
+fn outcome_of(headers: &HeaderMap) -> Outcome {
+    const NAME: HeaderName = HeaderName::from_static("cache-status");
+    // This cache's member is the last one: the last line, after its last
+    // comma (RFC 9211 §2: each cache appends its own).
+    let Some(value) = headers.get_all(NAME).iter().next_back() else {
+        return Outcome::None;
+    };
+    let value = value.as_bytes();
     let (mut hit, mut stale, mut collapsed, mut fwd) = (false, false, false, None);
-    for param in params.split(';').map(str::trim) {
-        match param {
-            "hit" => hit = true,
-            "collapsed" => collapsed = true,
-            p if p.starts_with("ttl=-") => stale = true,
-            p if p.starts_with("fwd=") => fwd = Some(&p[4..]),
+    // Each `;` from the end starts a parameter that runs to the previous
+    // one found; what is left before the first is the cache's name.
+    let mut end = value.len();
+    for at in (0..value.len()).rev() {
+        match value[at] {
+            b';' => {
+                match value[at + 1..end].trim_ascii() {
+                    b"hit" => hit = true,
+                    b"collapsed" => collapsed = true,
+                    p if p.starts_with(b"ttl=-") => stale = true,
+                    // The last `fwd` (the first seen from the end) counts.
+                    p if p.starts_with(b"fwd=") && fwd.is_none() => fwd = Some(&p[4..]),
+                    _ => {}
+                }
+                end = at;
+            }
+            b',' => break,
             _ => {}
         }
     }
     if hit {
-        return if stale { "stale" } else { "hit" };
+        return if stale { Outcome::Stale } else { Outcome::Hit };
     }
     if collapsed {
-        return "collapsed";
+        return Outcome::Collapsed;
     }
     match fwd {
-        Some("bypass") => "bypass",
-        Some("method") => "method",
-        Some("uri-miss") => "uri-miss",
-        Some("vary-miss") => "vary-miss",
-        Some("miss") => "miss",
-        Some("request") => "request",
-        Some("stale") => "revalidate",
-        Some("partial") => "partial",
-        Some(_) => "other",
-        None => "none",
+        Some(b"bypass") => Outcome::Bypass,
+        Some(b"method") => Outcome::Method,
+        Some(b"uri-miss") => Outcome::UriMiss,
+        Some(b"vary-miss") => Outcome::VaryMiss,
+        Some(b"miss") => Outcome::Miss,
+        Some(b"request") => Outcome::Request,
+        Some(b"stale") => Outcome::Revalidate,
+        Some(b"partial") => Outcome::Partial,
+        Some(_) => Outcome::Other,
+        None => Outcome::None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(headers: &HeaderMap) -> &'static str {
+        OUTCOMES[outcome_of(headers) as usize]
+    }
 
     fn status(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -153,6 +191,40 @@ mod tests {
         );
         assert_eq!(outcome(&status("larder; fwd=made-up")), "other");
         assert_eq!(outcome(&HeaderMap::new()), "none");
+    }
+
+    #[test]
+    fn outcome_reads_only_the_last_member_as_written() {
+        // Spacing is the writer's choice (RFC 9211 §2 is a structured list).
+        assert_eq!(outcome(&status("larder;hit;ttl=-2")), "stale");
+        assert_eq!(outcome(&status("larder ;\thit ; ttl=9 ")), "hit");
+        assert_eq!(
+            outcome(&status("a; hit,b; fwd=miss ,larder;fwd=bypass")),
+            "bypass"
+        );
+        // The last line is the last member's, whatever earlier lines say.
+        let mut two = status("larder; hit");
+        two.append("cache-status", "larder; fwd=vary-miss".parse().unwrap());
+        assert_eq!(outcome(&two), "vary-miss");
+        // A member without parameters, or an earlier member's, say nothing.
+        assert_eq!(outcome(&status("larder")), "none");
+        assert_eq!(outcome(&status("larder; hit, larder")), "none");
+        assert_eq!(outcome(&status("larder; hits; ttl=-1")), "none");
+        // Of two `fwd`, the last; another member's bytes are its own.
+        assert_eq!(outcome(&status("larder; fwd=miss; fwd=bypass")), "bypass");
+        let mut odd = HeaderMap::new();
+        odd.insert(
+            "cache-status",
+            http::HeaderValue::from_bytes(b"origin; x=\xff, larder; hit").unwrap(),
+        );
+        assert_eq!(outcome(&odd), "hit");
+    }
+
+    #[test]
+    fn every_label_is_in_its_place() {
+        assert_eq!(OUTCOMES[Outcome::None as usize], "none");
+        assert_eq!(OUTCOMES[Outcome::Other as usize], "other");
+        assert_eq!(OUTCOMES.len(), Outcome::Other as usize + 1);
     }
 
     #[test]

@@ -49,13 +49,16 @@ impl Proxy {
         interim: Option<InterimSender>,
     ) -> Response<ProxyBody> {
         let began = Instant::now();
-        let started = self.access_log.then_some(began);
         let (mut parts, body) = request.into_parts();
-        let method = self.access_log.then(|| parts.method.clone());
         // `interim` (HTTP/1.1 requests): the upstream's 1xx responses to
         // this request go to this client (and only to it: a background
         // refresh's never do).
-        let target = self.access_log.then(|| parts.uri.clone());
+        // One `Option` for the line, tested once when the answer is ready.
+        let logged = self.access_log.then(|| Logged {
+            method: parts.method.clone(),
+            target: parts.uri.clone(),
+            started: began,
+        });
         // RFC 9112 §3.2: a Host the key would read differently from the
         // upstream (two lines, userinfo, a path, non-ASCII, none on
         // HTTP/1.1) is refused; a valid one is forwarded as keyed.
@@ -68,8 +71,11 @@ impl Proxy {
         }
         // Only what the lookup needs happens before it; the rest of the
         // rewriting is for requests that go upstream (`forward`).
-        drop_get_body(&mut parts);
-        if parts.headers.contains_key(header::CONNECTION) {
+        let needs = crate::upstream::needs(&parts, self.underscores_in_headers);
+        if needs.body {
+            drop_get_body(&mut parts);
+        }
+        if needs.connection {
             if crate::upgrade::wanted(&parts) {
                 // A WebSocket (or other) upgrade: passed through, uncached.
                 let body = Timed::new(body, self.client_body_timeout, Side::Client);
@@ -82,8 +88,8 @@ impl Proxy {
                     peer,
                 );
                 let response = Box::pin(upgrade).await;
-                if let (Some(started), Some(method), Some(target)) = (started, method, target) {
-                    access_log(&method, &target, peer, &response, started);
+                if let Some(logged) = logged {
+                    logged.write(peer, &response);
                 }
                 return response;
             }
@@ -102,18 +108,20 @@ impl Proxy {
         let policy = &rule.policy;
         // Before the lookup: a field the upstream never sees must not
         // select a variant either.
-        strip_unkeyed(
-            &mut parts,
-            &rule.forward_headers,
-            self.underscores_in_headers,
-        );
+        if needs.unkeyed {
+            strip_unkeyed(
+                &mut parts,
+                &rule.forward_headers,
+                self.underscores_in_headers,
+            );
+        }
         let safe = parts.method == Method::GET || parts.method == Method::HEAD;
         // Requests with cookies bypass in the engine, as the route's
         // policy says (`Policy::bypass_cookies`).
         let lookup = if safe && rule.bypass {
             uncached(&self.cache, &parts, policy, NotStored::Rule)
         } else {
-            if rule.cookies == Cookies::Strip {
+            if needs.cookie && rule.cookies == Cookies::Strip {
                 parts.headers.remove(header::COOKIE);
             }
             // Unsafe methods go through the lookup even on bypass routes:
@@ -153,8 +161,8 @@ impl Proxy {
             }
         };
         crate::metrics::request_done(response.headers(), began);
-        if let (Some(started), Some(method), Some(target)) = (started, method, target) {
-            access_log(&method, &target, peer, &response, started);
+        if let Some(logged) = logged {
+            logged.write(peer, &response);
         }
         response
     }
@@ -265,25 +273,30 @@ pub(crate) fn error_response(cache: &str, status: StatusCode, detail: &str) -> R
     response
 }
 
-fn access_log(
-    method: &Method,
-    target: &http::Uri,
-    peer: SocketAddr,
-    response: &Response<ProxyBody>,
+/// What an access log line says of the request, taken before the
+/// request is rewritten.
+struct Logged {
+    method: Method,
+    target: http::Uri,
     started: Instant,
-) {
-    let cache = response
-        .headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info!(
-        target: "larder::access",
-        %peer,
-        %method,
-        %target,
-        status = response.status().as_u16(),
-        cache,
-        micros = started.elapsed().as_micros() as u64,
-    );
+}
+
+impl Logged {
+    fn write(self, peer: SocketAddr, response: &Response<ProxyBody>) {
+        let (method, target) = (self.method, self.target);
+        let cache = response
+            .headers()
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info!(
+            target: "larder::access",
+            %peer,
+            %method,
+            %target,
+            status = response.status().as_u16(),
+            cache,
+            micros = self.started.elapsed().as_micros() as u64,
+        );
+    }
 }

@@ -144,8 +144,14 @@ impl Routes {
     /// assert!(routes.rule_for("/%61dmin/users").bypass);
     /// assert!(routes.rule_for("//admin/users").bypass);
     /// assert!(!routes.rule_for("/items").bypass);
+    /// let none = Routes { routes: vec![], default: rule(true) };
+    /// assert!(none.rule_for("/%61dmin/users").bypass);
     /// ```
     pub fn rule_for(&self, path: &str) -> &Rule {
+        if self.routes.is_empty() {
+            // No route to match: the path need not be normalised.
+            return &self.default;
+        }
         let path = larder::policy::path::for_rules(path);
         self.routes
             .iter()

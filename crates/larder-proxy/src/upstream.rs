@@ -119,6 +119,42 @@ pub fn strip_unkeyed(parts: &mut request::Parts, keep: &[HeaderName], underscore
     }
 }
 
+/// What a request's fields call for before its lookup, found in one pass
+/// over their names: most requests need none of the rewriting steps, and
+/// asking the map for each field would cost a hash lookup apiece.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// `Content-Length` or `Transfer-Encoding`: for [`drop_get_body`].
+    pub body: bool,
+    /// `Connection`: an upgrade, or fields it names to strip.
+    pub connection: bool,
+    /// A name [`strip_unkeyed`] removes unless the route keeps it.
+    pub unkeyed: bool,
+    /// `Cookie`.
+    pub cookie: bool,
+}
+
+/// [`Needs`] of a request, with `underscores` as for [`strip_unkeyed`].
+pub(crate) fn needs(parts: &request::Parts, underscores: bool) -> Needs {
+    let cacheable = parts.method == Method::GET || parts.method == Method::HEAD;
+    let mut needs = Needs::default();
+    for name in parts.headers.keys() {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            needs.body = true;
+        } else if name == header::CONNECTION {
+            needs.connection = true;
+        } else if name == header::COOKIE {
+            needs.cookie = true;
+        } else {
+            let text = name.as_str();
+            if (!underscores && text.contains('_')) || (cacheable && is_unkeyed(text)) {
+                needs.unkeyed = true;
+            }
+        }
+    }
+    needs
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -403,6 +439,40 @@ fn append_to_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_names_what_the_rewriting_steps_would_change() {
+        let parts = |method: Method, names: &[&str]| {
+            let mut b = http::Request::builder().method(method).uri("/a");
+            for n in names {
+                b = b.header(*n, "1");
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let plain = parts(Method::GET, &["host", "accept", "x-request-id"]);
+        assert_eq!(needs(&plain, false), Needs::default());
+        let all = parts(
+            Method::GET,
+            &["content-length", "connection", "cookie", "x-forwarded-host"],
+        );
+        let want = Needs {
+            body: true,
+            connection: true,
+            unkeyed: true,
+            cookie: true,
+        };
+        assert_eq!(needs(&all, false), want);
+        let chunked = parts(Method::GET, &["transfer-encoding"]);
+        assert!(needs(&chunked, false).body);
+        // Underscores count unless allowed; unkeyed names only on GET/HEAD
+        // (as strip_unkeyed removes them).
+        let under = parts(Method::POST, &["x_custom"]);
+        assert!(needs(&under, false).unkeyed);
+        assert!(!needs(&under, true).unkeyed);
+        let post = parts(Method::POST, &["x-forwarded-host"]);
+        assert!(!needs(&post, false).unkeyed);
+        assert!(needs(&parts(Method::HEAD, &["x-real-ip"]), true).unkeyed);
+    }
 
     fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> request::Parts {
         let mut b = Request::builder().method(method).uri(uri);
