@@ -231,8 +231,12 @@ fn plain_authority<'a>(raw: &'a [u8], scheme: &str) -> Option<&'a str> {
             "https" => b"443",
             _ => return None,
         };
-        let short = (1..=4).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
-        if !short || port[0] == b'0' || port == default {
+        // Up to 65535, as the full parse reads it (5 digits compare as
+        // numbers do when neither has a leading zero).
+        let number = (1..=5).contains(&port.len())
+            && port.iter().all(u8::is_ascii_digit)
+            && (port.len() < 5 || port <= b"65535".as_slice());
+        if !number || port[0] == b'0' || port == default {
             return None;
         }
     }
@@ -1014,6 +1018,13 @@ mod tests {
             "",
             "example.com:0",
             "exa_mple.com",
+            // Five digits: the ports bench/run and many proxies listen on.
+            "127.0.0.1:43210",
+            "example.com:10000",
+            "example.com:65536",
+            "example.com:70000",
+            "example.com:01234",
+            "example.com:123456",
         ];
         for scheme_uri in ["/items", "https://example.com/items"] {
             let uri: Uri = scheme_uri.parse().unwrap();
@@ -1028,6 +1039,9 @@ mod tests {
         }
         let uri: Uri = "/items".parse().unwrap();
         assert!(plain_host(&uri, &one_host(b"example.com:3000")).is_some());
+        assert!(plain_host(&uri, &one_host(b"127.0.0.1:43210")).is_some());
+        assert!(plain_host(&uri, &one_host(b"127.0.0.1:65535")).is_some());
+        assert!(plain_host(&uri, &one_host(b"127.0.0.1:65536")).is_none());
         // `authority` takes the same shortcut: what it gives must be what
         // the full parse gives.
         for scheme in ["http", "https", "ftp"] {
