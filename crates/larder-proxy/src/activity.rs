@@ -70,6 +70,12 @@ impl Activity {
         })
     }
 
+    /// Whether a request has reached the service and its response has not
+    /// ended.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.active.load(Ordering::Acquire) > 0
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(UNSTAMPED - 1)
     }

@@ -449,6 +449,10 @@ where
 /// been idle past the keep-alive timeout, closes it gracefully and lets it
 /// finish, unless the listener's grace runs out. One that takes too long
 /// to send a request head is dropped.
+/// How long a closing connection with no request in flight may take to
+/// end by itself (flush what it wrote) before it is dropped.
+const NOTHING_OWED_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn drive<C, E>(
     conn: C,
     slot: &Slot,
@@ -486,11 +490,17 @@ async fn drive<C, E>(
         Some(ended) => ended,
         None => {
             conn.as_mut().close();
+            // With no request in flight nothing is owed: a head the client
+            // is still sending (hyper's close waits for it) is dropped once
+            // what was written has had a moment to flush, not after
+            // client_header_timeout.
+            let owed = activity.in_flight();
             tokio::select! {
                 ended = conn.as_mut() => ended,
                 _ = killed.wait_for(|k| *k) => return,
                 // Closing waits for a head being read to end: not forever.
                 _ = crate::activity::watchdog(activity, keepalive, header) => return,
+                () = tokio::time::sleep(NOTHING_OWED_FLUSH), if !owed => return,
             }
         }
     };

@@ -136,9 +136,14 @@ async fn a_connection_is_closed_after_its_last_allowed_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_idle_connections_at_once_and_waits_for_requests_in_flight() {
     let up = Upstream::start().await;
-    // A grace far longer than any wait below: only requests in flight
-    // may hold the shutdown.
-    let p = proxy(&up.url(), "shutdown_timeout = \"10m\"\n", "").await;
+    // A grace and a header timeout far longer than any wait below: only
+    // requests in flight may hold the shutdown, not a head half sent.
+    let p = proxy(
+        &up.url(),
+        "shutdown_timeout = \"10m\"\nclient_header_timeout = \"10m\"\n",
+        "",
+    )
+    .await;
     // Idle keep-alive after a request, silent, and halfway through a head.
     let mut kept = TcpStream::connect(p.addr()).await.unwrap();
     kept.write_all(b"GET /items HTTP/1.1\r\nhost: app.example\r\n\r\n")
@@ -151,10 +156,19 @@ async fn shutdown_closes_idle_connections_at_once_and_waits_for_requests_in_flig
         .write_all(b"GET /items HTTP/1.1\r\nho")
         .await
         .unwrap();
+    // A request on a later connection, answered: by then the half head's
+    // connection task has run and read it, and hyper's graceful close
+    // alone would wait for the rest of that head (client_header_timeout).
+    let mut probe = TcpStream::connect(p.addr()).await.unwrap();
+    probe
+        .write_all(b"GET /items HTTP/1.1\r\nhost: app.example\r\n\r\n")
+        .await
+        .unwrap();
+    read_response(&mut probe).await.unwrap();
     tokio::time::timeout(Duration::from_secs(60), p.shutdown())
         .await
         .expect("nothing in flight: the shutdown does not wait for the grace");
-    for s in [&mut kept, &mut silent, &mut partial] {
+    for s in [&mut kept, &mut silent, &mut partial, &mut probe] {
         assert!(closed_within(s, Duration::from_secs(30)).await);
     }
 
