@@ -354,32 +354,60 @@ impl Hot {
         // hit, or the thread going away), and the map is read instead.
         let near = NEARBY.try_with(|nearby| -> Option<Option<R>> {
             let mut nearby = nearby.try_borrow_mut().ok()?;
-            let found = nearby.slots.iter().position(|n| {
+            let held = nearby.slots.iter().position(|n| {
                 n.as_ref()
-                    .is_some_and(|n| n.hot == self.id && n.hash == key.hash && n.changes == changes)
+                    .is_some_and(|n| n.hot == self.id && n.hash == key.hash)
             });
-            let i = match found {
-                Some(i) => i,
-                None => {
+            let current = held
+                .and_then(|i| nearby.slots[i].as_ref())
+                .is_some_and(|n| n.changes == changes);
+            let i = match held {
+                Some(i) if current => i,
+                _ => {
                     let Some(slot) = self.map.get(&key.hash) else {
                         return Some(None);
                     };
-                    let body: usize = slot.iter().map(|c| c.entry.body.len()).sum();
-                    if body > NEAR_MAX_BODY {
-                        let at = self.pick(&slot, key, request, now_ms);
-                        return Some(at.and_then(|at| serve.take()?(&slot[at], None)));
+                    // The map moved (another key came or went) but still
+                    // holds this very slot: what the thread made of it stays,
+                    // so that a busy map costs a hit a map read, not a new
+                    // stamped map and body copy.
+                    if let Some(near) = held
+                        .and_then(|i| nearby.slots[i].as_mut())
+                        .filter(|n| Arc::ptr_eq(&n.slot, &slot))
+                    {
+                        near.changes = changes;
                     }
-                    let i = nearby.next;
-                    nearby.next = (i + 1) % NEAR;
-                    nearby.slots[i] = Some(Near {
-                        hot: self.id,
-                        changes,
-                        hash: key.hash,
-                        slot,
-                        stamped: 0,
-                        own: Own::default(),
-                    });
-                    i
+                    match held {
+                        Some(i)
+                            if nearby.slots[i]
+                                .as_ref()
+                                .is_some_and(|n| n.changes == changes) =>
+                        {
+                            i
+                        }
+                        _ => {
+                            let body: usize = slot.iter().map(|c| c.entry.body.len()).sum();
+                            if body > NEAR_MAX_BODY {
+                                let at = self.pick(&slot, key, request, now_ms);
+                                return Some(at.and_then(|at| serve.take()?(&slot[at], None)));
+                            }
+                            // A slot replaced in the map replaces its old one here.
+                            let i = held.unwrap_or_else(|| {
+                                let i = nearby.next;
+                                nearby.next = (i + 1) % NEAR;
+                                i
+                            });
+                            nearby.slots[i] = Some(Near {
+                                hot: self.id,
+                                changes,
+                                hash: key.hash,
+                                slot,
+                                stamped: 0,
+                                own: Own::default(),
+                            });
+                            i
+                        }
+                    }
                 }
             };
             let near = nearby.slots[i].as_mut()?;
@@ -1057,5 +1085,44 @@ mod tests {
             served(&hot, &HotKey::new(&b, 0), &HeaderMap::new(), 0)
         });
         assert!(inner.is_some());
+    }
+
+    #[test]
+    fn what_a_thread_made_of_a_slot_survives_changes_to_other_keys() {
+        let hot = hot();
+        let (a, b) = (pieces("/a"), pieces("/b"));
+        let key = HotKey::new(&a, 0);
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(&key, &entry(&material(&a), &[]), seen, 0, false);
+        // Whether the thread had its own body for the copy, making one if not.
+        let had_own_body = |hot: &Hot| {
+            hot.with(&key, &HeaderMap::new(), 0, |_, own| {
+                let own = own?;
+                let had = own.body.is_some();
+                own.body
+                    .get_or_insert_with(|| bytes::Bytes::copy_from_slice(b"body"));
+                Some(had)
+            })
+        };
+        assert_eq!(had_own_body(&hot), Some(false), "served from near");
+        assert_eq!(had_own_body(&hot), Some(true));
+        // Another key kept: the map's change counter moves.
+        let seen = hot.before_read("larder:default:0:{b}");
+        hot.keep(
+            &HotKey::new(&b, 0),
+            &entry(&material(&b), &[]),
+            seen,
+            0,
+            false,
+        );
+        assert_eq!(
+            had_own_body(&hot),
+            Some(true),
+            "the thread's own bytes were dropped"
+        );
+        // The slot itself replaced: made anew.
+        let seen = hot.before_read("larder:default:0:{a}");
+        hot.keep(&key, &entry(&material(&a), &[]), seen, 0, false);
+        assert_eq!(had_own_body(&hot), Some(false));
     }
 }
