@@ -83,6 +83,7 @@ With the tower layer, the rules are a [`Policy`] value:
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod clock;
+mod decimal;
 pub mod duration;
 mod engine;
 pub mod entry;

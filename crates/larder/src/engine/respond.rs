@@ -443,18 +443,9 @@ fn max_age(ttl: i64) -> HeaderValue {
     let mut buf = [0u8; PREFIX.len() + 20];
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = u64::try_from(ttl).unwrap_or(0);
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let end = PREFIX.len() + digits.len() - i;
-    buf[PREFIX.len()..end].copy_from_slice(&digits[i..]);
+    let digits = crate::decimal::digits(u64::try_from(ttl).unwrap_or(0), &mut digits);
+    let end = PREFIX.len() + digits.len();
+    buf[PREFIX.len()..end].copy_from_slice(digits);
     HeaderValue::from_bytes(&buf[..end]).expect("max-age and ASCII digits are a valid field value")
 }
 

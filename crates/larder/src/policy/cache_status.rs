@@ -206,18 +206,8 @@ fn push_int(out: &mut String, n: i64) {
     if n < 0 {
         out.push('-');
     }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
+    let mut buf = [0u8; 20];
+    for &d in crate::decimal::digits(n.unsigned_abs(), &mut buf) {
         out.push(d as char);
     }
 }

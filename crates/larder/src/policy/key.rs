@@ -457,22 +457,10 @@ fn sub_delim(b: u8) -> bool {
 /// `port`: `raw` itself when it is already in that form (the usual case,
 /// and no allocation).
 fn normalized<'a>(raw: &'a [u8], host: &[u8], port: Option<u16>) -> Cow<'a, str> {
-    let mut digits = [0u8; 5];
+    let mut digits = [0u8; 20];
     let port_text: &[u8] = match port {
         None => &[],
-        Some(port) => {
-            let mut n = port;
-            let mut at = digits.len();
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            &digits[at..]
-        }
+        Some(port) => crate::decimal::digits(u64::from(port), &mut digits),
     };
     let canonical_port = match port {
         None => raw.len() == host.len(),
