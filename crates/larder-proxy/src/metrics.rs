@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName};
+use larder::policy::Fwd;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The latency histogram's buckets, in seconds: from a hot hit's tens of
@@ -145,17 +146,20 @@ fn outcome_of(headers: &HeaderMap) -> Outcome {
     if collapsed {
         return Outcome::Collapsed;
     }
-    match fwd {
-        Some(b"bypass") => Outcome::Bypass,
-        Some(b"method") => Outcome::Method,
-        Some(b"uri-miss") => Outcome::UriMiss,
-        Some(b"vary-miss") => Outcome::VaryMiss,
-        Some(b"miss") => Outcome::Miss,
-        Some(b"request") => Outcome::Request,
-        Some(b"stale") => Outcome::Revalidate,
-        Some(b"partial") => Outcome::Partial,
-        Some(_) => Outcome::Other,
-        None => Outcome::None,
+    let Some(token) = fwd else {
+        return Outcome::None;
+    };
+    match Fwd::from_token(token) {
+        Some(Fwd::Bypass) => Outcome::Bypass,
+        Some(Fwd::Method) => Outcome::Method,
+        Some(Fwd::UriMiss) => Outcome::UriMiss,
+        Some(Fwd::VaryMiss) => Outcome::VaryMiss,
+        Some(Fwd::Miss) => Outcome::Miss,
+        Some(Fwd::Request) => Outcome::Request,
+        Some(Fwd::Stale) => Outcome::Revalidate,
+        // RFC 9211's, which caches nearer the origin may write.
+        None if token == b"partial" => Outcome::Partial,
+        None => Outcome::Other,
     }
 }
 

@@ -50,6 +50,28 @@ impl Fwd {
             Fwd::Stale => "stale",
         }
     }
+
+    /// The reason a `fwd` parameter's token names ([`as_str`](Self::as_str)
+    /// read back); `None` for a token this cache does not write.
+    ///
+    /// ```
+    /// use larder::policy::Fwd;
+    ///
+    /// assert_eq!(Fwd::from_token(b"uri-miss"), Some(Fwd::UriMiss));
+    /// assert_eq!(Fwd::from_token(b"partial"), None);
+    /// ```
+    pub fn from_token(token: &[u8]) -> Option<Fwd> {
+        Some(match token {
+            b"bypass" => Fwd::Bypass,
+            b"method" => Fwd::Method,
+            b"uri-miss" => Fwd::UriMiss,
+            b"vary-miss" => Fwd::VaryMiss,
+            b"miss" => Fwd::Miss,
+            b"request" => Fwd::Request,
+            b"stale" => Fwd::Stale,
+            _ => return None,
+        })
+    }
 }
 
 /// One cache's member of the `Cache-Status` list.
@@ -313,6 +335,22 @@ fn is_tchar(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fwd_token_reads_back() {
+        for fwd in [
+            Fwd::Bypass,
+            Fwd::Method,
+            Fwd::UriMiss,
+            Fwd::VaryMiss,
+            Fwd::Miss,
+            Fwd::Request,
+            Fwd::Stale,
+        ] {
+            assert_eq!(Fwd::from_token(fwd.as_str().as_bytes()), Some(fwd));
+        }
+        assert_eq!(Fwd::from_token(b"Miss"), None);
+    }
 
     fn named(name: &str) -> CacheStatus<'_> {
         CacheStatus {
