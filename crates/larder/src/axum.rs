@@ -341,6 +341,22 @@ where
         Taken::Hit(response) => return CacheBody::<Body>::for_response(response).map(Body::new),
         Taken::Parts { parts, installed } => (parts, installed),
     };
+    // Boxed: axum moves a handler's future by value and boxes it on every
+    // request, and a future is as large as its largest state; inline, the
+    // long way's (the store read, the fill) made every hit copy kilobytes.
+    Box::pin(long_way(parts, installed, route, handler)).await
+}
+
+async fn long_way<F>(
+    parts: Parts,
+    installed: Option<Installed>,
+    route: &CachedRoute,
+    handler: F,
+) -> Response
+where
+    F: Future + Send + 'static,
+    F::Output: IntoResponse,
+{
     if route.zero_ttl() {
         return handler.await.into_response();
     }
