@@ -953,3 +953,22 @@ fn key_extra(policy: &Policy, parts: &request::Parts) -> Option<String> {
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::OPTIONS | Method::TRACE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every adapter's future holds this one, and a hit moves it: the long
+    /// way (store reads, coalescing, leases) is boxed behind it.
+    #[test]
+    fn the_lookup_future_does_not_carry_the_long_way() {
+        let cache = Cache::builder().build();
+        let policy = Arc::new(Policy::ttl(std::time::Duration::from_secs(60)));
+        let (parts, ()) = request::Request::new(()).into_parts();
+        let size = std::mem::size_of_val(&cache.lookup(&parts, &policy));
+        assert!(
+            size <= 256,
+            "Cache::lookup's future is {size} bytes: box what only a miss needs"
+        );
+    }
+}
