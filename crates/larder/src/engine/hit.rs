@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{request, Response};
 
 use super::coalesce::Filling;
+use super::fields::Fields;
 use super::hot::{HotKey, HotPieces, Seen};
 use super::respond;
 use super::{trace, Cache};
@@ -297,123 +298,6 @@ impl Cache {
             .hot
             .as_ref()
             .map_or((0, 0), |h| (h.len() as u64, h.bytes()))
-    }
-}
-
-/// Which of the request fields the hot path cares about are present, and
-/// the `Host` line, found in one pass over the request's fields (most
-/// requests carry none of the others, and one pass costs less than a
-/// lookup per name).
-#[derive(Clone, Copy)]
-struct Fields<'a> {
-    bits: u8,
-    /// The first `Host` line.
-    host: Option<&'a [u8]>,
-}
-
-impl<'a> Fields<'a> {
-    /// `Content-Length` or `Transfer-Encoding`: maybe a body.
-    const BODY: u8 = 1;
-    /// `Cache-Control` or `Pragma`.
-    const DIRECTIVES: u8 = 2;
-    const AUTHORIZATION: u8 = 4;
-    const COOKIE: u8 = 8;
-    /// Preconditions or `Range`: the long answer builder handles them.
-    const SPECIAL: u8 = 16;
-    /// More than one `Host` line.
-    const HOSTS: u8 = 32;
-
-    fn of(headers: &'a http::HeaderMap) -> Self {
-        use http::header::*;
-        let mut bits = 0;
-        let mut host = None;
-        for (name, value) in headers {
-            bits |= if name == HOST {
-                if host.replace(value.as_bytes()).is_some() {
-                    Self::HOSTS
-                } else {
-                    0
-                }
-            } else if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
-                Self::BODY
-            } else if name == CACHE_CONTROL || name == PRAGMA {
-                Self::DIRECTIVES
-            } else if name == AUTHORIZATION {
-                Self::AUTHORIZATION
-            } else if name == COOKIE {
-                Self::COOKIE
-            } else if name == RANGE
-                || name == IF_MATCH
-                || name == IF_NONE_MATCH
-                || name == IF_MODIFIED_SINCE
-                || name == IF_UNMODIFIED_SINCE
-                || name == IF_RANGE
-            {
-                Self::SPECIAL
-            } else {
-                0
-            };
-        }
-        Fields { bits, host }
-    }
-
-    fn has(self, bit: u8) -> bool {
-        self.bits & bit != 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use http::header::*;
-
-    #[test]
-    fn the_field_scan_finds_the_host_line_and_a_second_one() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(Fields::of(&headers).host, None);
-        headers.insert(HOST, HeaderValue::from_static("a.example"));
-        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        let seen = Fields::of(&headers);
-        assert_eq!(seen.host, Some(&b"a.example"[..]));
-        assert!(!seen.has(Fields::HOSTS));
-        headers.append(HOST, HeaderValue::from_static("b.example"));
-        assert!(Fields::of(&headers).has(Fields::HOSTS));
-    }
-    use http::{HeaderMap, HeaderValue};
-
-    use super::Fields;
-    use crate::policy::{conditional, storable};
-
-    /// The one pass stands in for the policy functions the long way calls:
-    /// wherever they say "special" or "maybe a body", so must it.
-    #[test]
-    fn the_field_scan_agrees_with_the_rules_it_stands_in_for() {
-        let names = [
-            IF_MATCH,
-            IF_NONE_MATCH,
-            IF_MODIFIED_SINCE,
-            IF_UNMODIFIED_SINCE,
-            IF_RANGE,
-            RANGE,
-            CONTENT_LENGTH,
-            TRANSFER_ENCODING,
-            CACHE_CONTROL,
-            PRAGMA,
-            AUTHORIZATION,
-            COOKIE,
-            ACCEPT,
-            HOST,
-        ];
-        for name in names {
-            let mut headers = HeaderMap::new();
-            headers.insert(name.clone(), HeaderValue::from_static("1"));
-            let seen = Fields::of(&headers);
-            assert!(!seen.has(Fields::HOSTS), "{name}");
-            let special = conditional::has_preconditions(&headers) || headers.contains_key(RANGE);
-            assert_eq!(seen.has(Fields::SPECIAL), special, "{name}");
-            if storable::request_has_body(&headers) {
-                assert!(seen.has(Fields::BODY), "{name}");
-            }
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use http::{request, HeaderMap, HeaderName, Method, Response};
 use tracing::{Instrument, Span};
 
 use super::coalesce::{follow, Filling, Join, Landed, Leader};
+use super::fields::Fields;
 use super::fill::{Fill, Plan};
 use super::hot::Seen;
 use super::lease::{Claim, LeaseGuard, POLL_FIRST, POLL_MAX};
@@ -219,11 +220,17 @@ impl Cache {
         if policy.write {
             return self.bypass(parts, policy, NotStored::Rule, Fwd::Bypass, now);
         }
-        let directives = policy
-            .honor_request_directives
-            .then(|| CacheControl::from_request(&parts.headers));
+        let fields = Fields::of(&parts.headers);
+        // Without `Cache-Control` or `Pragma` the parse is the default.
+        let directives = policy.honor_request_directives.then(|| {
+            if fields.has(Fields::DIRECTIVES) {
+                CacheControl::from_request(&parts.headers)
+            } else {
+                CacheControl::default()
+            }
+        });
 
-        if crate::policy::storable::request_has_body(&parts.headers) {
+        if fields.has(Fields::BODY) && crate::policy::storable::request_has_body(&parts.headers) {
             return self.bypass(parts, policy, NotStored::RequestBody, Fwd::Bypass, now);
         }
         // A Host that is not an RFC 3986 authority, or that the handler
@@ -239,11 +246,11 @@ impl Cache {
         }
         if matches!(policy.mode, Mode::RouteTtl(_))
             && !policy.allow_authorization
-            && parts.headers.contains_key(http::header::AUTHORIZATION)
+            && fields.has(Fields::AUTHORIZATION)
         {
             return self.bypass(parts, policy, NotStored::Authorization, Fwd::Bypass, now);
         }
-        if policy.bypass_cookies && parts.headers.contains_key(http::header::COOKIE) {
+        if policy.bypass_cookies && fields.has(Fields::COOKIE) {
             return self.bypass(parts, policy, NotStored::Cookie, Fwd::Bypass, now);
         }
         if directives.as_ref().is_some_and(|d| d.no_store) {

@@ -8,6 +8,7 @@
 mod body;
 mod coalesce;
 mod failed;
+mod fields;
 mod fill;
 mod hit;
 mod hot;

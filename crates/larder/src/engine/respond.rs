@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
+use super::fields::Fields;
 use super::hot::{ControlForm, Copy, Own, Stamps};
 use super::stats::Counters;
 use super::Cache;
@@ -74,8 +75,10 @@ pub(crate) fn from_entry(
 ) -> Response<Bytes> {
     let age = freshness::current_age(entry.initial_age, entry.response_time, now);
     let ttl = freshness::remaining_ttl(entry.lifetime, age);
-    // Most requests carry no precondition: skip the date parsing for them.
-    let precondition = if conditional::has_preconditions(request) {
+    // Most requests carry no precondition and no Range: one pass over the
+    // fields says so, and they skip the date parsing and the lookups.
+    let special = Fields::of(request).has(Fields::SPECIAL);
+    let precondition = if special && conditional::has_preconditions(request) {
         let last_modified = freshness::http_date(&entry.headers, header::LAST_MODIFIED, now)
             .or_else(|| freshness::http_date(&entry.headers, header::DATE, now))
             .unwrap_or(entry.response_time);
@@ -91,7 +94,7 @@ pub(crate) fn from_entry(
     };
     let (status, mut headers, body) = match precondition {
         // Likewise Range: only a request that has one pays for it.
-        Precondition::Proceed if request.contains_key(header::RANGE) => {
+        Precondition::Proceed if special && request.contains_key(header::RANGE) => {
             ranged(&entry, method, request, now)
         }
         Precondition::Proceed => {
