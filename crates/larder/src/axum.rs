@@ -396,7 +396,8 @@ where
             // the request. The engine answers HEAD and preconditions from
             // the full response either way.
             let response = handler.await.into_response();
-            fill.complete(response).await.map(Body::new)
+            // Boxed apart, as in the layer: the fill's future is kilobytes.
+            Box::pin(fill.complete(response)).await.map(Body::new)
         }
     }
 }

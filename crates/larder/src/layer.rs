@@ -192,62 +192,83 @@ where
         // The service that was polled ready is the one we must call; keep a
         // fresh clone in its place for the next request.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let cache = self.cache.clone();
         let policy = self.policy.clone();
-        CacheFuture::boxed(async move {
-            let (mut parts, body) = request.into_parts();
-            // The layer alone sees the body; the rule is policy's.
-            let unannounced_body =
-                storable::unannounced_body(&parts.method, parts.version, body.is_end_stream());
-            let lookup = if unannounced_body {
-                Lookup::Forward(Box::new(cache.forward_uncached(
-                    &parts,
-                    &policy,
-                    NotStored::RequestBody,
-                )))
-            } else {
-                cache.lookup_past_hot(&parts, &policy).await
+        CacheFuture::boxed(long_way(request, inner, cache, policy))
+    }
+}
+
+/// A request the hot tier did not answer: the lookup, then the handler
+/// and the fill. Its own function so that its size can be tested: it is
+/// made and copied for every such request, store hits included.
+async fn long_way<S, ReqBody, ResBody>(
+    request: Request<ReqBody>,
+    mut inner: S,
+    cache: Cache,
+    policy: Arc<Policy>,
+) -> Result<Response<CacheBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Body + Send + 'static,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Send,
+{
+    let (mut parts, body) = request.into_parts();
+    // The layer alone sees the body; the rule is policy's.
+    let unannounced_body =
+        storable::unannounced_body(&parts.method, parts.version, body.is_end_stream());
+    let lookup = if unannounced_body {
+        Lookup::Forward(Box::new(cache.forward_uncached(
+            &parts,
+            &policy,
+            NotStored::RequestBody,
+        )))
+    } else {
+        cache.lookup_past_hot(&parts, &policy).await
+    };
+    match lookup {
+        Lookup::Respond(response) => Ok(CacheBody::for_response(response)),
+        Lookup::Refresh(response, fill) => {
+            // The client has its answer; the same request, without
+            // a body to replay (a cacheable request has none), now
+            // refreshes the entry in the background.
+            fill.prepare(&mut parts);
+            Installed::add(&mut parts.extensions, &cache);
+            let request = Request::from_parts(parts, body);
+            tokio::spawn(async move {
+                // A service error abandons the refresh: the entry
+                // stays as it is until it expires.
+                let response = inner.call(request).await.ok();
+                if let Some(response) = response {
+                    drop(fill.complete(response).await);
+                }
+            });
+            Ok(CacheBody::for_response(response))
+        }
+        Lookup::Forward(fill) => {
+            fill.prepare(&mut parts);
+            // `#[larder::cache]` handlers behind this layer use this
+            // cache. Only forwarded requests reach them, so a hit
+            // does not pay for the extension.
+            Installed::add(&mut parts.extensions, &cache);
+            let response = match inner.call(Request::from_parts(parts, body)).await {
+                Ok(response) => response,
+                // No answer at all: a stale one may stand in.
+                Err(e) => {
+                    return match fill.stale_on_error() {
+                        Some(stale) => Ok(CacheBody::for_response(stale)),
+                        None => Err(e),
+                    }
+                }
             };
-            match lookup {
-                Lookup::Respond(response) => Ok(CacheBody::for_response(response)),
-                Lookup::Refresh(response, fill) => {
-                    // The client has its answer; the same request, without
-                    // a body to replay (a cacheable request has none), now
-                    // refreshes the entry in the background.
-                    fill.prepare(&mut parts);
-                    Installed::add(&mut parts.extensions, &cache);
-                    let request = Request::from_parts(parts, body);
-                    tokio::spawn(async move {
-                        // A service error abandons the refresh: the entry
-                        // stays as it is until it expires.
-                        let response = inner.call(request).await.ok();
-                        if let Some(response) = response {
-                            drop(fill.complete(response).await);
-                        }
-                    });
-                    Ok(CacheBody::for_response(response))
-                }
-                Lookup::Forward(fill) => {
-                    fill.prepare(&mut parts);
-                    // `#[larder::cache]` handlers behind this layer use this
-                    // cache. Only forwarded requests reach them, so a hit
-                    // does not pay for the extension.
-                    Installed::add(&mut parts.extensions, &cache);
-                    let response = match inner.call(Request::from_parts(parts, body)).await {
-                        Ok(response) => response,
-                        // No answer at all: a stale one may stand in.
-                        Err(e) => {
-                            return match fill.stale_on_error() {
-                                Some(stale) => Ok(CacheBody::for_response(stale)),
-                                None => Err(e),
-                            }
-                        }
-                    };
-                    Ok(fill.complete(response).await)
-                }
-            }
-        })
+            // Boxed apart: the fill's future is several kilobytes, and
+            // inline this future (made and copied for every request
+            // the hot tier does not answer, store hits too) was 7 KB.
+            Ok(Box::pin(fill.complete(response)).await)
+        }
     }
 }
 
@@ -328,5 +349,31 @@ impl<R, E> std::fmt::Debug for CacheFuture<R, E> {
         f.debug_struct("CacheFuture")
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The long way's future is made and copied for every request the hot
+    /// tier does not answer, store hits included: the fill's (kilobytes)
+    /// is boxed apart, not carried in it.
+    #[test]
+    fn the_long_ways_future_does_not_carry_the_fill() {
+        let cache = Cache::builder().build();
+        let policy = Arc::new(Policy::ttl(Duration::from_secs(60)));
+        let inner = tower::service_fn(|_request: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::from("items")))
+        });
+        let request = Request::get("/items").body(String::new()).unwrap();
+        let size = std::mem::size_of_val(&long_way(request, inner, cache, policy));
+        assert!(
+            size <= 3072,
+            "the layer's long way is a {size}-byte future: box what only a miss awaits"
+        );
     }
 }

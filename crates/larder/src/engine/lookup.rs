@@ -1,5 +1,7 @@
 //! Deciding what to do with a request: answer from the cache, or forward.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -44,6 +46,23 @@ impl std::fmt::Debug for Lookup {
             Lookup::Refresh(r, _) => f.debug_tuple("Refresh").field(&r.status()).finish(),
         }
     }
+}
+
+/// What a lookup knows of its request by the time the store answers.
+struct Read {
+    primary: PrimaryKey,
+    directives: Option<CacheControl>,
+    generation: Option<u64>,
+    extra: Option<String>,
+    bucket: usize,
+    landings: u64,
+}
+
+/// What a lookup does once the store has answered: answer now, or await
+/// a boxed next step (a refresh, a coalesced fetch).
+enum Step<'a> {
+    Done(Lookup),
+    Then(Pin<Box<dyn Future<Output = Lookup> + Send + 'a>>),
 }
 
 /// What the store held for a request.
@@ -284,6 +303,41 @@ impl Cache {
         if let Some(started) = started {
             span.record("store_ms", trace::millis(started.elapsed()));
         }
+        let read = Read {
+            primary,
+            directives,
+            generation,
+            extra,
+            bucket,
+            landings,
+        };
+        // What follows the read is decided without awaiting, and what it
+        // awaits is boxed: this future (in every lookup's, copied as it is
+        // made) does not hold the entry and the rest of the miss across it.
+        match self.after_find(parts, policy, read, found, now) {
+            Step::Done(lookup) => lookup,
+            Step::Then(next) => next.await,
+        }
+    }
+
+    /// [`Cache::decide`] once the store has answered: the entry's reuse,
+    /// or the miss it becomes.
+    fn after_find<'a>(
+        &'a self,
+        parts: &'a request::Parts,
+        policy: &'a Arc<Policy>,
+        read: Read,
+        found: Found,
+        now: SystemTime,
+    ) -> Step<'a> {
+        let Read {
+            primary,
+            directives,
+            generation,
+            extra,
+            bucket,
+            landings,
+        } = read;
         let mut fwd = found.fwd;
         let mut index = found.index;
         let seen = found.seen;
@@ -318,16 +372,25 @@ impl Cache {
                             );
                         }
                         let answer = Answer::hit();
-                        return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                        return Step::Done(Lookup::Respond(
+                            self.answer(entry, policy, parts, answer, now),
+                        ));
                     }
                     let refresh = Refresh::new(primary, index, entry, directives);
-                    return Box::pin(self.and_refresh(parts, policy, refresh, Answer::hit(), now))
-                        .await;
+                    return Step::Then(Box::pin(self.and_refresh(
+                        parts,
+                        policy,
+                        refresh,
+                        Answer::hit(),
+                        now,
+                    )));
                 }
                 Reuse::Stale => {
                     Counters::bump(&self.inner.counters.stale_hits);
                     let answer = Answer::stale_hit();
-                    return Lookup::Respond(self.answer(entry, policy, parts, answer, now));
+                    return Step::Done(Lookup::Respond(
+                        self.answer(entry, policy, parts, answer, now),
+                    ));
                 }
                 Reuse::Forward => {
                     let expired = age >= entry.lifetime;
@@ -341,14 +404,13 @@ impl Cache {
                     ) {
                         Counters::bump(&self.inner.counters.stale_hits);
                         let refresh = Refresh::new(primary, index, entry, directives);
-                        return Box::pin(self.and_refresh(
+                        return Step::Then(Box::pin(self.and_refresh(
                             parts,
                             policy,
                             refresh,
                             Answer::stale_hit(),
                             now,
-                        ))
-                        .await;
+                        )));
                     }
                     stale_fallback = expired
                         && freshness::stale_if_error_allows(
@@ -364,7 +426,7 @@ impl Cache {
         }
         if directives.as_ref().is_some_and(|d| d.only_if_cached) {
             Counters::bump(&self.inner.counters.misses);
-            return Lookup::Respond(respond::gateway_timeout(self, fwd));
+            return Step::Done(Lookup::Respond(respond::gateway_timeout(self, fwd)));
         }
         let miss = Miss {
             primary,
@@ -377,7 +439,7 @@ impl Cache {
             stale_fallback,
             offline: false,
         };
-        Box::pin(self.coalesce(parts, policy, miss, now)).await
+        Step::Then(Box::pin(self.coalesce(parts, policy, miss, now)))
     }
 
     async fn coalesce(
@@ -977,6 +1039,22 @@ mod tests {
         assert!(
             size <= 256,
             "Cache::lookup's future is {size} bytes: box what only a miss needs"
+        );
+    }
+
+    /// The long way itself, which the layer's future holds: what follows
+    /// the store read is decided without awaiting (`after_find`), so the
+    /// entry and the miss are not held across the awaits (1,760 bytes when
+    /// they were; 1,032 since, in a release build).
+    #[test]
+    fn the_long_way_holds_nothing_across_the_store_read_it_does_not_need() {
+        let cache = Cache::builder().build();
+        let policy = Arc::new(Policy::ttl(std::time::Duration::from_secs(60)));
+        let (parts, ()) = request::Request::new(()).into_parts();
+        let size = std::mem::size_of_val(&cache.lookup_past_hot(&parts, &policy));
+        assert!(
+            size <= 1280,
+            "Cache::lookup_past_hot's future is {size} bytes"
         );
     }
 
