@@ -188,7 +188,10 @@ impl Cache {
         // of each namespace it deletes in.
         let keyed = key::method_class(&parts.method).is_some();
         let generation = match keyed {
-            true => self.generation(&policy.namespace).await,
+            true => {
+                self.generation_seen(&policy.namespace_seen, &policy.namespace)
+                    .await
+            }
             false => None,
         };
         let offline = generation.is_none();

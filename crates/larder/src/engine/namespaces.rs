@@ -145,6 +145,28 @@ impl Namespaces {
         }
     }
 
+    /// The namespace's entry: the one `seen` holds, if it was taken from
+    /// this map for this name, else from the map (kept in `seen` if it
+    /// holds none yet).
+    fn entry<'s>(
+        self: &Arc<Self>,
+        seen: &'s NamespaceSeen,
+        namespace: &str,
+    ) -> std::borrow::Cow<'s, Arc<Generation>> {
+        use std::borrow::Cow;
+        match seen.0.get() {
+            Some((owner, name, g)) if Arc::ptr_eq(owner, self) && **name == *namespace => {
+                Cow::Borrowed(g)
+            }
+            Some(_) => Cow::Owned(self.get(namespace)),
+            None => {
+                let g = self.get(namespace);
+                let _ = seen.0.set((self.clone(), namespace.into(), g.clone()));
+                Cow::Owned(g)
+            }
+        }
+    }
+
     fn current(g: &Generation, now_ms: u64, refresh_ms: u64, watched: bool) -> Option<u64> {
         let read_at = g.read_at.load(Ordering::Acquire);
         // 1: a read was asked for (see `refresh_all`); until it lands, the
@@ -196,19 +218,35 @@ impl Cache {
     /// generation could reach entries a purge retired.
     pub(crate) async fn generation(&self, namespace: &str) -> Option<u64> {
         let g = self.inner.namespaces.get(namespace);
+        self.generation_of(&g, namespace).await
+    }
+
+    /// [`Cache::generation`] through a policy's handle on its namespace
+    /// (see [`NamespaceSeen`]): no lock, no hashing of the name, as the hot
+    /// path.
+    pub(crate) async fn generation_seen(
+        &self,
+        seen: &NamespaceSeen,
+        namespace: &str,
+    ) -> Option<u64> {
+        let g = self.inner.namespaces.entry(seen, namespace);
+        self.generation_of(&g, namespace).await
+    }
+
+    async fn generation_of(&self, g: &Arc<Generation>, namespace: &str) -> Option<u64> {
         let now = self.clock_millis();
         let read_at = g.read_at.load(Ordering::Acquire);
         if read_at == 0 {
             // Keys depend on it: the first read is waited for.
             return self
-                .read_generation(&g, namespace, now)
+                .read_generation(g, namespace, now)
                 .await
                 .then(|| g.value.load(Ordering::Acquire));
         }
         if g.forgets.load(Ordering::Acquire) != g.read_forgets.load(Ordering::Acquire) {
             // The store said it changed: this request must not use the
             // old one. If the read fails, what is known is all there is.
-            self.read_generation(&g, namespace, now).await;
+            self.read_generation(g, namespace, now).await;
             return Some(g.value.load(Ordering::Acquire));
         }
         // While the store reports every change, there is nothing to poll.
@@ -349,5 +387,25 @@ mod tests {
         a.get("x").forgets.fetch_add(1, Ordering::AcqRel);
         assert_eq!(now(&a, "x"), None);
         assert_eq!(a.now("x", 10, 1_000, true), None);
+    }
+
+    /// The long way reads its generation through the same handle: the
+    /// entry it gives is always the map's own for that name.
+    #[test]
+    fn the_long_ways_entry_is_the_maps_own_whatever_the_handle_holds() {
+        let (a, b) = (
+            Arc::new(Namespaces::default()),
+            Arc::new(Namespaces::default()),
+        );
+        let seen = NamespaceSeen::default();
+        let same = |ns: &Arc<Namespaces>, name| Arc::ptr_eq(&ns.entry(&seen, name), &ns.get(name));
+        assert!(same(&a, "x"), "taking the handle");
+        assert!(
+            matches!(a.entry(&seen, "x"), std::borrow::Cow::Borrowed(_)),
+            "through the handle"
+        );
+        assert!(same(&a, "y"), "another namespace, same policy handle");
+        assert!(same(&b, "x"), "another cache's map");
+        assert!(!Arc::ptr_eq(&a.entry(&seen, "x"), &b.entry(&seen, "x")));
     }
 }

@@ -113,6 +113,11 @@ pub struct CacheStatus<'a> {
     pub detail: Option<&'a str>,
 }
 
+thread_local! {
+    /// Where [`CacheStatus::append_to`] writes a member before copying it.
+    static MEMBER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// The largest magnitude an sf-integer may have: 15 decimal digits
 /// (RFC 8941 §3.3.1). Larger values are clamped so the field stays valid.
 const SF_INTEGER_MAX: i64 = 999_999_999_999_999;
@@ -153,12 +158,20 @@ impl CacheStatus<'_> {
     /// assert_eq!(ours.append_to(None), "larder; hit");
     /// ```
     pub fn append_to(&self, existing: Option<&HeaderValue>) -> HeaderValue {
-        let member = self.member();
         if existing.is_none() {
-            // The common case: hand the bytes over without a copy.
-            return HeaderValue::from_maybe_shared(bytes::Bytes::from(member))
-                .expect("Cache-Status is built from valid field bytes");
+            // The common case, on every response: written into this
+            // thread's buffer and copied once into the value (a `String`
+            // of its own would cost an allocation, and another for the
+            // `Bytes` that shares it).
+            return MEMBER.with(|buffer| {
+                let mut buffer = buffer.borrow_mut();
+                buffer.clear();
+                self.write_member(&mut buffer);
+                HeaderValue::from_str(&buffer)
+                    .expect("Cache-Status is built from valid field bytes")
+            });
         }
+        let member = self.member();
         // Trailing commas and whitespace would leave an empty list member
         // after ours, which no Structured Fields parser accepts.
         let earlier = existing
@@ -517,6 +530,28 @@ mod tests {
             ..named("larder")
         };
         assert_eq!(status.member(), "larder; key=\"abc\"; detail=\"two words\"");
+    }
+
+    #[test]
+    fn each_value_is_its_own_member_though_the_buffer_is_shared() {
+        let long = CacheStatus {
+            name: "larder",
+            fwd: Some(Fwd::UriMiss),
+            stored: true,
+            detail: Some("a long detail"),
+            ..CacheStatus::default()
+        };
+        let short = CacheStatus {
+            name: "larder",
+            hit: true,
+            ..CacheStatus::default()
+        };
+        assert_eq!(
+            long.append_to(None),
+            "larder; fwd=uri-miss; stored; detail=\"a long detail\""
+        );
+        assert_eq!(short.append_to(None), "larder; hit");
+        assert_eq!(long.append_to(None).as_bytes(), long.member().as_bytes());
     }
 
     #[test]
