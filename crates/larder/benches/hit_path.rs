@@ -260,8 +260,8 @@ async fn send(router: &Router) -> (Response<()>, Bytes) {
     (Response::from_parts(parts, ()), bytes)
 }
 
-fn router(c: &mut Criterion) {
-    let rt = runtime();
+/// The plain route and the same route behind the layer (and its cache).
+fn routers() -> (Router, Router, Cache) {
     // `with_state(())` makes each route a service once, as `axum::serve`
     // does; without it axum rebuilds (and re-layers) every route on every
     // request, which no server pays.
@@ -270,6 +270,12 @@ fn router(c: &mut Criterion) {
     let cached: Router = Router::new()
         .route(PATH, get(handler).layer(cache.layer(policy())))
         .with_state(());
+    (plain, cached, cache)
+}
+
+fn router(c: &mut Criterion) {
+    let rt = runtime();
+    let (plain, cached, cache) = routers();
 
     let (response, bytes) = rt.block_on(send(&plain));
     assert_eq!(response.status(), StatusCode::OK);
@@ -320,11 +326,7 @@ fn router(c: &mut Criterion) {
 /// hit is to its floor.
 fn floor(c: &mut Criterion) {
     let rt = runtime();
-    let plain: Router = Router::new().route(PATH, get(handler)).with_state(());
-    let cache = cache();
-    let cached: Router = Router::new()
-        .route(PATH, get(handler).layer(cache.layer(policy())))
-        .with_state(());
+    let (plain, cached, _cache) = routers();
     rt.block_on(send(&cached));
     rt.block_on(send(&cached));
     let hit = rt

@@ -1031,13 +1031,19 @@ fn is_safe(method: &Method) -> bool {
 mod tests {
     use super::*;
 
+    /// A cache, a route's policy and a request, for the futures' sizes.
+    fn a_lookup() -> (Cache, Arc<Policy>, request::Parts) {
+        let cache = Cache::builder().build();
+        let policy = Arc::new(Policy::ttl(std::time::Duration::from_secs(60)));
+        let (parts, ()) = request::Request::new(()).into_parts();
+        (cache, policy, parts)
+    }
+
     /// Every adapter's future holds this one, and a hit moves it: the long
     /// way (store reads, coalescing, leases) is boxed behind it.
     #[test]
     fn the_lookup_future_does_not_carry_the_long_way() {
-        let cache = Cache::builder().build();
-        let policy = Arc::new(Policy::ttl(std::time::Duration::from_secs(60)));
-        let (parts, ()) = request::Request::new(()).into_parts();
+        let (cache, policy, parts) = a_lookup();
         let size = std::mem::size_of_val(&cache.lookup(&parts, &policy));
         assert!(
             size <= 256,
@@ -1051,9 +1057,7 @@ mod tests {
     /// they were; 1,032 since, in a release build).
     #[test]
     fn the_long_way_holds_nothing_across_the_store_read_it_does_not_need() {
-        let cache = Cache::builder().build();
-        let policy = Arc::new(Policy::ttl(std::time::Duration::from_secs(60)));
-        let (parts, ()) = request::Request::new(()).into_parts();
+        let (cache, policy, parts) = a_lookup();
         let size = std::mem::size_of_val(&cache.lookup_past_hot(&parts, &policy));
         assert!(
             size <= 1280,
