@@ -21,6 +21,7 @@
 //! a `response_time` before 1970 is stored as 1970); durations of whole
 //! seconds take fewer bytes.
 
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -731,6 +732,35 @@ fn imf_fixdate(secs: u64) -> [u8; 29] {
     out
 }
 
+thread_local! {
+    /// The last `Date` value this thread decoded, by its second: entries
+    /// stored in one second share it, and a cold read of one of them
+    /// clones it (a reference count) instead of formatting, checking and
+    /// copying 29 bytes again.
+    static LAST_DATE: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// The `Date` field value for `secs` (below [`MAX_DATE_SECS`]).
+fn date_value(secs: u64) -> Result<HeaderValue, DecodeError> {
+    let made = || {
+        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&imf_fixdate(secs)))
+            .map_err(|_| DecodeError::Invalid("date"))
+    };
+    LAST_DATE.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return made();
+        };
+        match &*last {
+            Some((at, value)) if *at == secs => Ok(value.clone()),
+            _ => {
+                let value = made()?;
+                *last = Some((secs, value.clone()));
+                Ok(value)
+            }
+        }
+    })
+}
+
 /// The digest of an `ETag` of the shape the cache makes: `"` then 32
 /// lowercase hex digits then `"`.
 fn hex_etag(value: &[u8]) -> Option<[u8; 16]> {
@@ -811,9 +841,7 @@ fn decode_entry(r: &mut Reader) -> Result<Entry, DecodeError> {
                     .ok()
                     .filter(|s| *s < MAX_DATE_SECS)
                     .ok_or(DecodeError::Invalid("date"))?;
-                let value = HeaderValue::from_bytes(&imf_fixdate(secs))
-                    .map_err(|_| DecodeError::Invalid("date"))?;
-                (http::header::DATE, value)
+                (http::header::DATE, date_value(secs)?)
             }
             FIELD_HEX_ETAG => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -1184,6 +1212,36 @@ mod tests {
             .insert(http::header::CONTENT_TYPE, date("application/x-custom"));
         let bytes = Record::Entry(e.clone()).encode();
         assert_eq!(Record::decode(bytes, usize::MAX), Ok(Record::Entry(e)));
+    }
+
+    #[test]
+    fn dates_of_one_second_are_one_value_and_others_their_own() {
+        let date_of = |e: &Entry| {
+            let bytes = Record::Entry(e.clone()).encode();
+            match Record::decode(bytes, usize::MAX) {
+                Ok(Record::Entry(d)) => d.headers[http::header::DATE].clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (mut a, mut b) = (stored(16), stored(32));
+        b.material = "another key".into();
+        let first = date_of(&a);
+        let second = date_of(&b);
+        assert_eq!(first, second);
+        // One value, shared: not formatted and copied again.
+        assert_eq!(first.as_bytes().as_ptr(), second.as_bytes().as_ptr());
+        // A later second, and back: each decodes to its own date.
+        for e in [&mut a, &mut b] {
+            e.response_time += Duration::from_secs(1);
+            let date = httpdate::fmt_http_date(e.response_time);
+            e.headers.insert(http::header::DATE, date.parse().unwrap());
+        }
+        let later = date_of(&a);
+        assert_eq!(later, a.headers[http::header::DATE]);
+        assert_ne!(later, first);
+        let mut c = stored(16);
+        c.material = "a third".into();
+        assert_eq!(date_of(&c), first);
     }
 
     #[test]

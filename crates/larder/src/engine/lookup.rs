@@ -197,13 +197,15 @@ impl Cache {
         let offline = generation.is_none();
         // Unsafe methods compute it in `fill`, where invalidation needs it.
         let extra = keyed.then(|| key_extra(policy, parts)).flatten();
-        let Some(primary) = key::primary(
+        // One parse of the host, for the key and for the check below.
+        let host = key::request_host(&parts.uri, &parts.headers);
+        let Some(primary) = key::primary_at(
             &self.inner.prefix,
             &policy.namespace,
             generation.unwrap_or(NO_GENERATION),
             &parts.method,
             &parts.uri,
-            &parts.headers,
+            &host,
             extra.as_deref(),
         ) else {
             Counters::bump(&self.inner.counters.bypasses);
@@ -257,12 +259,9 @@ impl Cache {
         }
         // A Host that is not an RFC 3986 authority, or that the handler
         // would read differently from the key, is never keyed as another.
-        let host_ok = match &self.inner.allowed_hosts {
-            None => key::check_request_host(&parts.uri, &parts.headers).is_ok(),
-            // The one allowlist rule, shared with the hot path.
-            Some(_) => key::request_host(&parts.uri, &parts.headers)
-                .is_ok_and(|host| self.host_allowed(&host)),
-        };
+        // (`host_allowed` is the one allowlist rule, shared with the hot
+        // path; it allows every host when there is no list.)
+        let host_ok = host.is_ok_and(|host| self.host_allowed(&host));
         if !host_ok {
             return self.bypass(parts, policy, NotStored::Host, Fwd::Bypass, now);
         }

@@ -554,14 +554,37 @@ pub fn primary(
     headers: &HeaderMap,
     extra: Option<&str>,
 ) -> Option<PrimaryKey> {
+    primary_at(
+        prefix,
+        namespace,
+        generation,
+        method,
+        uri,
+        &request_host(uri, headers),
+        extra,
+    )
+}
+
+/// [`primary`] for a request whose [`request_host`] the caller already
+/// read: the long way checks the host and keys by it from one parse.
+pub(crate) fn primary_at(
+    prefix: &str,
+    namespace: &str,
+    generation: u64,
+    method: &Method,
+    uri: &Uri,
+    host: &Result<Cow<'_, str>, InvalidHost>,
+    extra: Option<&str>,
+) -> Option<PrimaryKey> {
     let class = method_class(method)?;
+    let host = host.as_deref().unwrap_or(INVALID_HOST);
     Some(primary_for(
         prefix,
         namespace,
         generation,
         class,
         scheme(uri),
-        &key_host(uri, headers),
+        host,
         uri,
         extra,
     ))
