@@ -442,6 +442,29 @@ pub(crate) fn stamp(
 /// `max-age=<ttl>` (0 for an expired entry), written without the
 /// formatting machinery: the long way writes one on every response.
 fn max_age(ttl: i64) -> HeaderValue {
+    thread_local! {
+        /// The last value this thread made: responses of one remaining
+        /// ttl (entries stored in one second, a second's hits) clone it
+        /// instead of writing and copying it again.
+        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|cell| {
+        let Ok(mut last) = cell.try_borrow_mut() else {
+            return max_age_value(ttl);
+        };
+        match &*last {
+            Some((at, value)) if *at == ttl => value.clone(),
+            _ => {
+                let value = max_age_value(ttl);
+                *last = Some((ttl, value.clone()));
+                value
+            }
+        }
+    })
+}
+
+fn max_age_value(ttl: i64) -> HeaderValue {
     const PREFIX: &[u8] = b"max-age=";
     let mut buf = [0u8; PREFIX.len() + 20];
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
@@ -562,5 +585,13 @@ mod tests {
         assert_eq!(max_age(3600), "max-age=3600");
         assert_eq!(max_age(-5), "max-age=0");
         assert_eq!(max_age(i64::MAX), format!("max-age={}", i64::MAX).as_str());
+    }
+
+    #[test]
+    fn max_age_of_the_same_ttl_again_is_the_last_value_and_another_its_own() {
+        let (first, again) = (max_age(120), max_age(120));
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        assert_eq!(max_age(119), "max-age=119");
+        assert_eq!(max_age(120), "max-age=120");
     }
 }

@@ -114,8 +114,12 @@ pub struct CacheStatus<'a> {
 }
 
 thread_local! {
-    /// Where [`CacheStatus::append_to`] writes a member before copying it.
-    static MEMBER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    /// Where [`CacheStatus::append_to`] writes a member before copying it,
+    /// and the value it made last: the next response with the same member
+    /// (a hit on an entry of the same remaining ttl, in the same second)
+    /// clones that (a reference count) instead of allocating a copy.
+    static MEMBER: std::cell::RefCell<(String, Option<HeaderValue>)> =
+        const { std::cell::RefCell::new((String::new(), None)) };
 }
 
 /// The largest magnitude an sf-integer may have: 15 decimal digits
@@ -163,12 +167,21 @@ impl CacheStatus<'_> {
             // thread's buffer and copied once into the value (a `String`
             // of its own would cost an allocation, and another for the
             // `Bytes` that shares it).
-            return MEMBER.with(|buffer| {
-                let mut buffer = buffer.borrow_mut();
+            return MEMBER.with(|cell| {
+                let Ok(mut held) = cell.try_borrow_mut() else {
+                    return HeaderValue::from_str(&self.member())
+                        .expect("Cache-Status is built from valid field bytes");
+                };
+                let (buffer, last) = &mut *held;
                 buffer.clear();
-                self.write_member(&mut buffer);
-                HeaderValue::from_str(&buffer)
-                    .expect("Cache-Status is built from valid field bytes")
+                self.write_member(buffer);
+                if let Some(last) = last.as_ref().filter(|l| l.as_bytes() == buffer.as_bytes()) {
+                    return last.clone();
+                }
+                let value = HeaderValue::from_str(buffer)
+                    .expect("Cache-Status is built from valid field bytes");
+                *last = Some(value.clone());
+                value
             });
         }
         let member = self.member();
@@ -552,6 +565,22 @@ mod tests {
         );
         assert_eq!(short.append_to(None), "larder; hit");
         assert_eq!(long.append_to(None).as_bytes(), long.member().as_bytes());
+    }
+
+    #[test]
+    fn the_same_member_again_is_the_last_value_and_another_its_own() {
+        let hit = |ttl| CacheStatus {
+            name: "larder",
+            hit: true,
+            ttl: Some(ttl),
+            ..CacheStatus::default()
+        };
+        let (first, again) = (hit(60).append_to(None), hit(60).append_to(None));
+        assert_eq!(first, "larder; hit; ttl=60");
+        // One value, shared: not copied again.
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        assert_eq!(hit(59).append_to(None), "larder; hit; ttl=59");
+        assert_eq!(hit(60).append_to(None), "larder; hit; ttl=60");
     }
 
     #[test]
