@@ -486,6 +486,16 @@ fn script(cell: &'static std::sync::OnceLock<redis::Script>, src: &str) -> &'sta
     cell.get_or_init(|| redis::Script::new(src))
 }
 
+/// A command with room for its arguments (`args` of them, `data` bytes
+/// in all besides the name): one allocation each for its two buffers,
+/// where `redis::cmd` grows them as arguments arrive (a store key is 60
+/// bytes or more, a value kilobytes).
+fn command(name: &str, args: usize, data: usize) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(args + 1, name.len() + data);
+    cmd.arg(name);
+    cmd
+}
+
 fn px(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -495,7 +505,12 @@ impl Store for RedisStore {
         Box::pin(async move {
             let value: Option<Vec<u8>> = self
                 .shared
-                .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+                .run(|mut c| async move {
+                    command("GET", 1, key.len())
+                        .arg(key)
+                        .query_async(&mut c)
+                        .await
+                })
                 .await?;
             Ok(value.map(Bytes::from))
         })
@@ -507,7 +522,15 @@ impl Store for RedisStore {
         Box::pin(async move {
             let values: Vec<Option<Vec<u8>>> = self
                 .shared
-                .run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+                .run(|mut c| async move {
+                    {
+                        let data = keys.iter().map(String::len).sum();
+                        command("MGET", keys.len(), data)
+                            .arg(keys)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
                 .await?;
             Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
         })
@@ -520,7 +543,8 @@ impl Store for RedisStore {
             }
             self.shared
                 .run(|mut c| async move {
-                    redis::cmd("SET")
+                    // "PX" and at most 20 digits.
+                    command("SET", 4, key.len() + value.len() + 22)
                         .arg(key)
                         .arg(value.as_ref())
                         .arg("PX")
@@ -617,7 +641,12 @@ impl Store for RedisStore {
         Box::pin(async move {
             let value: Option<Vec<u8>> = self
                 .shared
-                .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+                .run(|mut c| async move {
+                    command("GET", 1, key.len())
+                        .arg(key)
+                        .query_async(&mut c)
+                        .await
+                })
                 .await?;
             match value {
                 None => Ok(0),
