@@ -189,7 +189,7 @@ impl Cache {
         let keyed = key::method_class(&parts.method).is_some();
         let generation = match keyed {
             true => {
-                self.generation_seen(&policy.namespace_seen, &policy.namespace)
+                self.generation_seen(&policy.namespace_seen, &policy.namespace, now)
                     .await
             }
             false => None,

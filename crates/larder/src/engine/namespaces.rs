@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Cache;
 use crate::clock::millis;
@@ -218,23 +218,24 @@ impl Cache {
     /// generation could reach entries a purge retired.
     pub(crate) async fn generation(&self, namespace: &str) -> Option<u64> {
         let g = self.inner.namespaces.get(namespace);
-        self.generation_of(&g, namespace).await
+        self.generation_of(&g, namespace, self.clock_millis()).await
     }
 
     /// [`Cache::generation`] through a policy's handle on its namespace
     /// (see [`NamespaceSeen`]): no lock, no hashing of the name, as the hot
-    /// path.
+    /// path; `now` is the request's clock reading, not read again.
     pub(crate) async fn generation_seen(
         &self,
         seen: &NamespaceSeen,
         namespace: &str,
+        now: SystemTime,
     ) -> Option<u64> {
         let g = self.inner.namespaces.entry(seen, namespace);
-        self.generation_of(&g, namespace).await
+        let now = now.duration_since(UNIX_EPOCH).map(millis).unwrap_or(0);
+        self.generation_of(&g, namespace, now).await
     }
 
-    async fn generation_of(&self, g: &Arc<Generation>, namespace: &str) -> Option<u64> {
-        let now = self.clock_millis();
+    async fn generation_of(&self, g: &Arc<Generation>, namespace: &str, now: u64) -> Option<u64> {
         let read_at = g.read_at.load(Ordering::Acquire);
         if read_at == 0 {
             // Keys depend on it: the first read is waited for.

@@ -213,6 +213,20 @@ fn plain_host<'a>(uri: &Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     plain_authority(raw, scheme(uri))
 }
 
+/// The bytes of a host [`plain_authority`] takes as they are: lowercase
+/// letters, digits, `-` and `.`. A table, as every long-way request reads
+/// its host byte by byte.
+const PLAIN_HOST: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.';
+        b += 1;
+    }
+    table
+};
+
 /// [`authority`]'s shortcut: lowercase letters, digits, `-` and `.`, and
 /// at most a short port that is not `scheme`'s default, are valid and
 /// already in the key's form.
@@ -221,8 +235,7 @@ fn plain_authority<'a>(raw: &'a [u8], scheme: &str) -> Option<&'a str> {
         Some(colon) => (&raw[..colon], Some(&raw[colon + 1..])),
         None => (raw, None),
     };
-    let plain = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.';
-    if host.is_empty() || !host.iter().all(plain) {
+    if host.is_empty() || !host.iter().all(|&b| PLAIN_HOST[usize::from(b)]) {
         return None;
     }
     if let Some(port) = port {
@@ -976,11 +989,20 @@ fn hex16(hash: &[u8; 32]) -> String {
 }
 
 fn push_hex16(out: &mut String, hash: &[u8; 32]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Both digits of a byte at once: every store key writes sixteen.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut table = [[0u8; 2]; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = [HEX[b >> 4], HEX[b & 15]];
+            b += 1;
+        }
+        table
+    };
     let mut digits = [0u8; 32];
-    for (i, b) in hash[..16].iter().enumerate() {
-        digits[2 * i] = HEX[(b >> 4) as usize];
-        digits[2 * i + 1] = HEX[(b & 15) as usize];
+    for (pair, b) in digits.chunks_exact_mut(2).zip(&hash[..16]) {
+        pair.copy_from_slice(&PAIRS[usize::from(*b)]);
     }
     // Hex digits are ASCII: one copy instead of 32 pushes.
     out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
@@ -1006,6 +1028,18 @@ mod tests {
             &headers,
             None,
         )
+    }
+
+    #[test]
+    fn store_keys_carry_the_first_half_of_the_hash_as_lowercase_hex() {
+        let mut hash = [0u8; 32];
+        for (i, b) in hash.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(0xa5);
+        }
+        let expected: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex16(&hash), expected);
+        assert_eq!(hex16(&[0xff; 32]), "f".repeat(32));
+        assert_eq!(hex16(&[0; 32]), "0".repeat(32));
     }
 
     #[test]
@@ -1045,6 +1079,22 @@ mod tests {
                     .map(|n| n.map(|n| normalized(n.raw, n.host, n.port).into_owned()));
                 if let Some(plain) = plain_host(&uri, &headers) {
                     assert_eq!(full, Ok(Some(plain.to_owned())), "{host:?}");
+                }
+            }
+        }
+        // Every byte, inside a host and alone: the shortcut takes exactly
+        // the ones it names, and what it takes the full parse gives too.
+        for b in 0..=255u8 {
+            for raw in [vec![b'a', b, b'z'], vec![b]] {
+                let taken = plain_authority(&raw, "http").is_some();
+                let named = b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+                assert_eq!(taken, named, "byte {b:#04x} in {raw:?}");
+                if taken {
+                    let full = split_authority(&raw, "http").map(|(h, p)| normalized(&raw, h, p));
+                    assert_eq!(
+                        full.as_deref().ok().map(str::as_bytes),
+                        Some(raw.as_slice())
+                    );
                 }
             }
         }
