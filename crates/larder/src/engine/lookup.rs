@@ -141,18 +141,24 @@ impl Cache {
         parts: &request::Parts,
         policy: &Arc<Policy>,
     ) -> Lookup {
-        // Built only when a subscriber wants it: off, this is a level check.
-        let span = tracing::debug_span!(
-            target: "larder",
-            "larder.lookup",
-            cache = %self.inner.name,
-            method = %parts.method,
-            uri = %parts.uri,
-            namespace = %policy.namespace,
-            key = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-            store_ms = tracing::field::Empty,
-        );
+        // Built only when a subscriber wants it, as on the hot path: the
+        // macro alone, when nothing listens, still records its fields for
+        // `log` (tracing's `log` feature, which axum's defaults turn on).
+        let span = if tracing::enabled!(target: "larder", tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                target: "larder",
+                "larder.lookup",
+                cache = %self.inner.name,
+                method = %parts.method,
+                uri = %parts.uri,
+                namespace = %policy.namespace,
+                key = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                store_ms = tracing::field::Empty,
+            )
+        } else {
+            Span::none()
+        };
         if span.is_disabled() {
             return self.decide(parts, policy, &span).await;
         }
