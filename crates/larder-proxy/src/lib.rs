@@ -505,6 +505,9 @@ fn proxy_for(
         tls: config.tls.is_some(),
         tunnels: tunnels.clone(),
         client_body_timeout: config.client_body_timeout,
+        // Another recorder (a program embedding the proxy installed its
+        // own first) is read its own way: it gets everything.
+        record_metrics: config.admin.is_some() || metrics::handle().is_none(),
     })
 }
 

@@ -38,6 +38,10 @@ pub struct Proxy {
     pub(crate) tunnels: Arc<crate::upgrade::Tunnels>,
     /// The longest wait for more of a client's request body.
     pub(crate) client_body_timeout: std::time::Duration,
+    /// Whether each request's latency is recorded: not when only this
+    /// proxy's own recorder would hold it and no admin listener can serve
+    /// it (a `Cache-Status` parse and a sample a request, for nobody).
+    pub(crate) record_metrics: bool,
 }
 
 impl Proxy {
@@ -160,7 +164,9 @@ impl Proxy {
                 CacheBody::for_response(response)
             }
         };
-        crate::metrics::request_done(response.headers(), began);
+        if self.record_metrics {
+            crate::metrics::request_done(response.headers(), began);
+        }
         if let Some(logged) = logged {
             logged.write(peer, &response);
         }
