@@ -144,17 +144,7 @@ impl Cache {
         let key = primary
             .as_ref()
             .map_or("", |p| trace::short_key(&p.store_key));
-        let _span = tracing::debug_span!(
-            target: "larder",
-            "larder.lookup",
-            cache = %self.inner.name,
-            method = %parts.method,
-            uri = %parts.uri,
-            namespace = %policy.namespace,
-            key,
-            outcome = "hit",
-            hot = true,
-        );
+        let _span = trace::lookup_span!(self, parts, policy, key, outcome = "hit", hot = true);
     }
 
     /// Whether the cache serves `host` (lowercased, default port removed).

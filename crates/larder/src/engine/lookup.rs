@@ -145,13 +145,10 @@ impl Cache {
         // macro alone, when nothing listens, still records its fields for
         // `log` (tracing's `log` feature, which axum's defaults turn on).
         let span = if tracing::enabled!(target: "larder", tracing::Level::DEBUG) {
-            tracing::debug_span!(
-                target: "larder",
-                "larder.lookup",
-                cache = %self.inner.name,
-                method = %parts.method,
-                uri = %parts.uri,
-                namespace = %policy.namespace,
+            trace::lookup_span!(
+                self,
+                parts,
+                policy,
                 key = tracing::field::Empty,
                 outcome = tracing::field::Empty,
                 store_ms = tracing::field::Empty,

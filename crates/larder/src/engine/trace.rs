@@ -12,6 +12,25 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+/// The `larder.lookup` span of `$cache` for a request's `$parts` under
+/// `$policy`, with the fields every lookup has, then `$fields` (the hot
+/// path's known outcome, or the long way's to be recorded): the one
+/// spelling of the span's name and its common fields.
+macro_rules! lookup_span {
+    ($cache:expr, $parts:expr, $policy:expr, $($fields:tt)*) => {
+        tracing::debug_span!(
+            target: "larder",
+            "larder.lookup",
+            cache = %$cache.inner.name,
+            method = %$parts.method,
+            uri = %$parts.uri,
+            namespace = %$policy.namespace,
+            $($fields)*
+        )
+    };
+}
+pub(crate) use lookup_span;
+
 /// The parameters of this cache's `Cache-Status` member (the last one).
 pub(crate) fn outcome(headers: &HeaderMap) -> &str {
     crate::policy::cache_status::last_member_params(headers)
