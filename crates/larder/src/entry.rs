@@ -21,13 +21,13 @@
 //! a `response_time` before 1970 is stored as 1970); durations of whole
 //! seconds take fewer bytes.
 
-use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::clock::{millis, millis_since_epoch};
+use crate::last_value::LastValue;
 
 const MAGIC: &[u8; 4] = b"LRDR";
 /// The format version written by this build. Decoding rejects others, so a
@@ -734,30 +734,17 @@ fn imf_fixdate(secs: u64) -> [u8; 29] {
 
 thread_local! {
     /// The last `Date` value this thread decoded, by its second: entries
-    /// stored in one second share it, and a cold read of one of them
-    /// clones it (a reference count) instead of formatting, checking and
-    /// copying 29 bytes again.
-    static LAST_DATE: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    /// stored in one second share it.
+    static LAST_DATE: LastValue<u64> = const { LastValue::new() };
 }
 
 /// The `Date` field value for `secs` (below [`MAX_DATE_SECS`]).
 fn date_value(secs: u64) -> Result<HeaderValue, DecodeError> {
-    let made = || {
-        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&imf_fixdate(secs)))
-            .map_err(|_| DecodeError::Invalid("date"))
-    };
     LAST_DATE.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return made();
-        };
-        match &*last {
-            Some((at, value)) if *at == secs => Ok(value.clone()),
-            _ => {
-                let value = made()?;
-                *last = Some((secs, value.clone()));
-                Ok(value)
-            }
-        }
+        last.get(secs, || {
+            HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&imf_fixdate(secs)))
+                .map_err(|_| DecodeError::Invalid("date"))
+        })
     })
 }
 

@@ -87,6 +87,7 @@ mod decimal;
 pub mod duration;
 mod engine;
 pub mod entry;
+mod last_value;
 mod layer;
 #[cfg(feature = "macros")]
 pub mod memo;

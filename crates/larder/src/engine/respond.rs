@@ -2,6 +2,7 @@
 //! makes up itself (304, 412, 504).
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use super::hot::{ControlForm, Copy, Own, Stamps};
 use super::stats::Counters;
 use super::Cache;
 use crate::entry::Entry;
+use crate::last_value::LastValue;
 use crate::policy::conditional::{self, Precondition};
 use crate::policy::freshness;
 use crate::policy::range::{self, Ranged};
@@ -444,24 +446,14 @@ pub(crate) fn stamp(
 fn max_age(ttl: i64) -> HeaderValue {
     thread_local! {
         /// The last value this thread made: responses of one remaining
-        /// ttl (entries stored in one second, a second's hits) clone it
-        /// instead of writing and copying it again.
-        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> =
-            const { std::cell::RefCell::new(None) };
+        /// ttl (entries stored in one second, a second's hits) share it.
+        static LAST: LastValue<i64> = const { LastValue::new() };
     }
-    LAST.with(|cell| {
-        let Ok(mut last) = cell.try_borrow_mut() else {
-            return max_age_value(ttl);
-        };
-        match &*last {
-            Some((at, value)) if *at == ttl => value.clone(),
-            _ => {
-                let value = max_age_value(ttl);
-                *last = Some((ttl, value.clone()));
-                value
-            }
-        }
-    })
+    let made = LAST.with(|last| last.get(ttl, || Ok::<_, Infallible>(max_age_value(ttl))));
+    match made {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
 }
 
 fn max_age_value(ttl: i64) -> HeaderValue {
